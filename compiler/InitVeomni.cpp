@@ -1,0 +1,21 @@
+//===- InitVeomni.cpp -----------------------------------------------------===//
+
+#include "compiler/InitVeomni.h"
+
+#include "dialects/vo/VoDialect.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+void veomni::registerAllDialects(mlir::DialectRegistry &registry) {
+  registry.insert<vo::VoDialect, mlir::func::FuncDialect>();
+}
+
+void veomni::registerAllPasses() {
+  registerVeomniPasses();
+  mlir::registerCanonicalizerPass();
+  mlir::registerCSEPass();
+  mlir::registerSymbolDCEPass();
+}

@@ -1,0 +1,727 @@
+//===- VoOps.cpp - vo operations: shape rules, folders, syntax ------------===//
+//
+// Each op's shape rule is its inferReturnTypes. The generic verifier checks
+// the declared result type against it, so a rule's diagnostic is what the
+// user sees; it is worded like emitOpError ("'vo.x' op ...").
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/vo/VoOps.h"
+
+#include "mlir/Dialect/Traits.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+
+using namespace mlir;
+using namespace veomni::vo;
+
+namespace {
+
+std::string formatShape(ArrayRef<int64_t> shape) {
+  std::string text = "[";
+  llvm::raw_string_ostream os(text);
+  llvm::interleaveComma(shape, os);
+  os << "]";
+  return text;
+}
+
+template <typename... Args>
+LogicalResult opError(std::optional<Location> loc, StringRef opName,
+                      Args &&...args) {
+  return emitOptionalError(loc, "'", opName, "' op ",
+                           std::forward<Args>(args)...);
+}
+
+RankedTensorType tensorType(Value value) {
+  return cast<RankedTensorType>(value.getType());
+}
+
+LogicalResult expectSameElementType(std::optional<Location> loc,
+                                    StringRef opName, StringRef what,
+                                    Type lhs, Type rhs) {
+  if (lhs == rhs)
+    return success();
+  return opError(loc, opName, "expects ", what, " of one element type, got ",
+                 lhs, " and ", rhs);
+}
+
+FailureOr<SmallVector<int64_t>> broadcastShapes(std::optional<Location> loc,
+                                                StringRef opName,
+                                                ArrayRef<int64_t> lhs,
+                                                ArrayRef<int64_t> rhs) {
+  SmallVector<int64_t> result;
+  if (!OpTrait::util::getBroadcastedShape(lhs, rhs, result)) {
+    (void)opError(loc, opName, "cannot broadcast shapes ", formatShape(lhs),
+                  " and ", formatShape(rhs));
+    return failure();
+  }
+  return result;
+}
+
+LogicalResult checkAxis(std::optional<Location> loc, StringRef opName,
+                        int64_t axis, int64_t rank) {
+  if (axis >= 0 && axis < rank)
+    return success();
+  return opError(loc, opName, "expects axis in [0, ", rank, "), got ", axis);
+}
+
+// Rule shared by every numpy-broadcasting binary op.
+LogicalResult inferBroadcastBinary(std::optional<Location> loc,
+                                   StringRef opName, Value lhs, Value rhs,
+                                   Type resultElement,
+                                   SmallVectorImpl<Type> &types) {
+  RankedTensorType lhsType = tensorType(lhs), rhsType = tensorType(rhs);
+  if (failed(expectSameElementType(loc, opName, "operands",
+                                   lhsType.getElementType(),
+                                   rhsType.getElementType())))
+    return failure();
+  auto shape =
+      broadcastShapes(loc, opName, lhsType.getShape(), rhsType.getShape());
+  if (failed(shape))
+    return failure();
+  types.push_back(RankedTensorType::get(
+      *shape, resultElement ? resultElement : lhsType.getElementType()));
+  return success();
+}
+
+LogicalResult inferSameType(Value input, SmallVectorImpl<Type> &types) {
+  types.push_back(input.getType());
+  return success();
+}
+
+LogicalResult inferReduction(std::optional<Location> loc, StringRef opName,
+                             Value input, ArrayRef<int64_t> axes,
+                             bool keepDims, SmallVectorImpl<Type> &types) {
+  RankedTensorType type = tensorType(input);
+  int64_t rank = type.getRank();
+  SmallVector<bool> reduced(rank, false);
+  for (int64_t axis : axes) {
+    if (failed(checkAxis(loc, opName, axis, rank)))
+      return failure();
+    if (reduced[axis])
+      return opError(loc, opName, "reduces axis ", axis, " twice");
+    reduced[axis] = true;
+  }
+  SmallVector<int64_t> shape;
+  for (int64_t dim = 0; dim < rank; ++dim) {
+    if (!reduced[dim])
+      shape.push_back(type.getDimSize(dim));
+    else if (keepDims)
+      shape.push_back(1);
+  }
+  types.push_back(RankedTensorType::get(shape, type.getElementType()));
+  return success();
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// ParameterOp
+//===----------------------------------------------------------------------===//
+
+void ParameterOp::print(OpAsmPrinter &p) {
+  p << ' ';
+  p.printSymbolName(getSymName());
+  p << " : " << getType();
+  if (auto value = getInitialValueAttr()) {
+    p << " = ";
+    p.printAttributeWithoutType(value);
+  }
+  if (auto init = getInitAttr())
+    p << " init " << init;
+  p.printOptionalAttrDict((*this)->getAttrs(),
+                          {getSymNameAttrName(), getTypeAttrName(),
+                           getInitialValueAttrName(), getInitAttrName()});
+}
+
+ParseResult ParameterOp::parse(OpAsmParser &parser, OperationState &result) {
+  StringAttr name;
+  Type type;
+  if (parser.parseSymbolName(name) || parser.parseColonType(type))
+    return failure();
+  result.getOrAddProperties<Properties>().sym_name = name;
+  result.getOrAddProperties<Properties>().type = TypeAttr::get(type);
+  if (succeeded(parser.parseOptionalEqual())) {
+    Attribute value;
+    if (parser.parseAttribute(value, type))
+      return failure();
+    auto elements = dyn_cast<ElementsAttr>(value);
+    if (!elements)
+      return parser.emitError(parser.getCurrentLocation(),
+                              "expected elements attribute as initial value");
+    result.getOrAddProperties<Properties>().initial_value = elements;
+  }
+  if (succeeded(parser.parseOptionalKeyword("init"))) {
+    InitRuleAttr init;
+    if (parser.parseCustomAttributeWithFallback(init))
+      return failure();
+    result.getOrAddProperties<Properties>().init = init;
+  }
+  return parser.parseOptionalAttrDict(result.attributes);
+}
+
+LogicalResult ParameterOp::verify() {
+  bool hasValue = static_cast<bool>(getInitialValueAttr());
+  bool hasRule = static_cast<bool>(getInitAttr());
+  if (hasValue == hasRule)
+    return emitOpError("expects exactly one of an initial value or an init "
+                       "rule, got ")
+           << (hasValue ? "both" : "neither");
+  if (hasValue && getInitialValueAttr().getType() != getType())
+    return emitOpError("initial value has type ")
+           << getInitialValueAttr().getType() << ", but the parameter is "
+           << getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ParamOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ParamOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  auto parameter =
+      symbols.lookupNearestSymbolFrom<ParameterOp>(*this, getNameAttr());
+  if (!parameter)
+    return emitOpError("refers to unknown parameter ") << getNameAttr();
+  if (parameter.getType() != getType())
+    return emitOpError("has type ")
+           << getType() << ", but parameter " << getNameAttr() << " is "
+           << parameter.getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ConstantOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ConstantOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location> loc,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &types) {
+  auto type = dyn_cast<RankedTensorType>(adaptor.getValue().getType());
+  if (!type)
+    return opError(loc, getOperationName(), "expects a ranked tensor value, got ",
+                   adaptor.getValue().getType());
+  types.push_back(type);
+  return success();
+}
+
+OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValueAttr(); }
+
+//===----------------------------------------------------------------------===//
+// Elementwise
+//===----------------------------------------------------------------------===//
+
+#define VO_BROADCAST_BINARY_RULE(OP)                                           \
+  LogicalResult OP::inferReturnTypes(MLIRContext *,                            \
+                                     std::optional<Location> loc,              \
+                                     Adaptor adaptor,                          \
+                                     SmallVectorImpl<Type> &types) {           \
+    return inferBroadcastBinary(loc, getOperationName(), adaptor.getLhs(),     \
+                                adaptor.getRhs(), Type(), types);              \
+  }
+VO_BROADCAST_BINARY_RULE(AddOp)
+VO_BROADCAST_BINARY_RULE(SubOp)
+VO_BROADCAST_BINARY_RULE(MulOp)
+VO_BROADCAST_BINARY_RULE(DivOp)
+VO_BROADCAST_BINARY_RULE(PowOp)
+VO_BROADCAST_BINARY_RULE(MaximumOp)
+VO_BROADCAST_BINARY_RULE(MinimumOp)
+#undef VO_BROADCAST_BINARY_RULE
+
+LogicalResult CmpOp::inferReturnTypes(MLIRContext *context,
+                                      std::optional<Location> loc,
+                                      Adaptor adaptor,
+                                      SmallVectorImpl<Type> &types) {
+  return inferBroadcastBinary(loc, getOperationName(), adaptor.getLhs(),
+                              adaptor.getRhs(), IntegerType::get(context, 1),
+                              types);
+}
+
+LogicalResult SelectOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType onTrue = tensorType(adaptor.getOnTrue());
+  RankedTensorType onFalse = tensorType(adaptor.getOnFalse());
+  if (failed(expectSameElementType(loc, name, "both branches",
+                                   onTrue.getElementType(),
+                                   onFalse.getElementType())))
+    return failure();
+  auto shape =
+      broadcastShapes(loc, name, onTrue.getShape(), onFalse.getShape());
+  if (failed(shape))
+    return failure();
+  shape = broadcastShapes(loc, name, tensorType(adaptor.getCond()).getShape(),
+                          *shape);
+  if (failed(shape))
+    return failure();
+  types.push_back(RankedTensorType::get(*shape, onTrue.getElementType()));
+  return success();
+}
+
+#define VO_SAME_TYPE_RULE(OP)                                                  \
+  LogicalResult OP::inferReturnTypes(MLIRContext *, std::optional<Location>,   \
+                                     Adaptor adaptor,                          \
+                                     SmallVectorImpl<Type> &types) {           \
+    return inferSameType(adaptor.getInput(), types);                           \
+  }
+VO_SAME_TYPE_RULE(NegOp)
+VO_SAME_TYPE_RULE(ExpOp)
+VO_SAME_TYPE_RULE(LogOp)
+VO_SAME_TYPE_RULE(SqrtOp)
+VO_SAME_TYPE_RULE(RsqrtOp)
+VO_SAME_TYPE_RULE(ReciprocalOp)
+VO_SAME_TYPE_RULE(TanhOp)
+VO_SAME_TYPE_RULE(ErfOp)
+VO_SAME_TYPE_RULE(CosOp)
+VO_SAME_TYPE_RULE(SinOp)
+VO_SAME_TYPE_RULE(SigmoidOp)
+VO_SAME_TYPE_RULE(SiluOp)
+VO_SAME_TYPE_RULE(GeluOp)
+#undef VO_SAME_TYPE_RULE
+
+LogicalResult IsNanOp::inferReturnTypes(MLIRContext *context,
+                                        std::optional<Location>,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &types) {
+  types.push_back(tensorType(adaptor.getInput())
+                      .clone(IntegerType::get(context, 1)));
+  return success();
+}
+
+LogicalResult CastOp::inferReturnTypes(MLIRContext *,
+                                       std::optional<Location> loc,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &types) {
+  Type element = adaptor.getElementType();
+  bool supported = element.isF32() || element.isBF16() || element.isF16() ||
+                   element.isInteger(64) || element.isInteger(32) ||
+                   element.isInteger(1);
+  if (!supported)
+    return opError(loc, getOperationName(),
+                   "expects element type f32, bf16, f16, i64, i32 or i1, got ",
+                   element);
+  types.push_back(tensorType(adaptor.getInput()).clone(element));
+  return success();
+}
+
+OpFoldResult CastOp::fold(FoldAdaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  return {};
+}
+
+//===----------------------------------------------------------------------===//
+// Contractions and reductions
+//===----------------------------------------------------------------------===//
+
+LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType lhs = tensorType(adaptor.getLhs());
+  RankedTensorType rhs = tensorType(adaptor.getRhs());
+  if (lhs.getRank() < 2 || rhs.getRank() < 2)
+    return opError(loc, name, "expects operands of rank >= 2, got ",
+                   lhs.getRank(), " and ", rhs.getRank());
+  if (failed(expectSameElementType(loc, name, "operands",
+                                   lhs.getElementType(),
+                                   rhs.getElementType())))
+    return failure();
+  ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
+  int64_t lr = l.size(), rr = r.size();
+  int64_t m = adaptor.getTransposeLhs() ? l[lr - 1] : l[lr - 2];
+  int64_t lhsK = adaptor.getTransposeLhs() ? l[lr - 2] : l[lr - 1];
+  int64_t rhsK = adaptor.getTransposeRhs() ? r[rr - 1] : r[rr - 2];
+  int64_t n = adaptor.getTransposeRhs() ? r[rr - 2] : r[rr - 1];
+  if (lhsK != rhsK)
+    return opError(loc, name, "expects contracting dims to match, got ", lhsK,
+                   " (lhs ", formatShape(l), ") and ", rhsK, " (rhs ",
+                   formatShape(r), ")");
+  auto batch =
+      broadcastShapes(loc, name, l.drop_back(2), r.drop_back(2));
+  if (failed(batch))
+    return failure();
+  batch->append({m, n});
+  types.push_back(RankedTensorType::get(*batch, lhs.getElementType()));
+  return success();
+}
+
+#define VO_REDUCE_RULE(OP)                                                     \
+  LogicalResult OP::inferReturnTypes(MLIRContext *,                            \
+                                     std::optional<Location> loc,              \
+                                     Adaptor adaptor,                          \
+                                     SmallVectorImpl<Type> &types) {           \
+    return inferReduction(loc, getOperationName(), adaptor.getInput(),         \
+                          adaptor.getAxes(), adaptor.getKeepDims(), types);    \
+  }
+VO_REDUCE_RULE(ReduceSumOp)
+VO_REDUCE_RULE(ReduceMeanOp)
+VO_REDUCE_RULE(ReduceMaxOp)
+#undef VO_REDUCE_RULE
+
+#define VO_AXIS_SAME_TYPE_RULE(OP)                                             \
+  LogicalResult OP::inferReturnTypes(MLIRContext *,                            \
+                                     std::optional<Location> loc,              \
+                                     Adaptor adaptor,                          \
+                                     SmallVectorImpl<Type> &types) {           \
+    if (failed(checkAxis(loc, getOperationName(), adaptor.getAxis(),           \
+                         tensorType(adaptor.getInput()).getRank())))           \
+      return failure();                                                        \
+    return inferSameType(adaptor.getInput(), types);                           \
+  }
+VO_AXIS_SAME_TYPE_RULE(SoftmaxOp)
+VO_AXIS_SAME_TYPE_RULE(LogSoftmaxOp)
+#undef VO_AXIS_SAME_TYPE_RULE
+
+//===----------------------------------------------------------------------===//
+// Shape manipulation
+//===----------------------------------------------------------------------===//
+
+LogicalResult ReshapeOp::inferReturnTypes(MLIRContext *,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  RankedTensorType input = tensorType(adaptor.getInput());
+  ArrayRef<int64_t> shape = adaptor.getShape();
+  if (llvm::any_of(shape, [](int64_t d) { return d < 0; }))
+    return opError(loc, getOperationName(),
+                   "expects non-negative target dims, got ",
+                   formatShape(shape));
+  int64_t count = 1;
+  for (int64_t d : shape)
+    count *= d;
+  if (count != input.getNumElements())
+    return opError(loc, getOperationName(), "cannot reshape ",
+                   formatShape(input.getShape()), " (",
+                   input.getNumElements(), " elements) to ",
+                   formatShape(shape), " (", count, " elements)");
+  types.push_back(input.clone(shape));
+  return success();
+}
+
+OpFoldResult ReshapeOp::fold(FoldAdaptor adaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  if (auto producer = getInput().getDefiningOp<ReshapeOp>()) {
+    getInputMutable().assign(producer.getInput());
+    return getResult();
+  }
+  if (auto splat = dyn_cast_or_null<SplatElementsAttr>(adaptor.getInput()))
+    return splat.reshape(getType());
+  return {};
+}
+
+LogicalResult TransposeOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  RankedTensorType input = tensorType(adaptor.getInput());
+  ArrayRef<int64_t> perm = adaptor.getPermutation();
+  int64_t rank = input.getRank();
+  SmallVector<bool> seen(rank, false);
+  bool valid = static_cast<int64_t>(perm.size()) == rank;
+  for (int64_t p : perm) {
+    if (!valid || p < 0 || p >= rank || seen[p]) {
+      valid = false;
+      break;
+    }
+    seen[p] = true;
+  }
+  if (!valid)
+    return opError(loc, getOperationName(), "expects a permutation of [0, ",
+                   rank, "), got ", formatShape(perm));
+  SmallVector<int64_t> shape;
+  for (int64_t p : perm)
+    shape.push_back(input.getDimSize(p));
+  types.push_back(input.clone(shape));
+  return success();
+}
+
+OpFoldResult TransposeOp::fold(FoldAdaptor) {
+  ArrayRef<int64_t> perm = getPermutation();
+  if (llvm::equal(perm, llvm::seq<int64_t>(0, perm.size())))
+    return getInput();
+  if (auto producer = getInput().getDefiningOp<TransposeOp>()) {
+    // result[i] = producer.input[inner[perm[i]]].
+    ArrayRef<int64_t> inner = producer.getPermutation();
+    SmallVector<int64_t> composed;
+    for (int64_t p : perm)
+      composed.push_back(inner[p]);
+    getInputMutable().assign(producer.getInput());
+    setPermutation(composed);
+    return getResult();
+  }
+  return {};
+}
+
+LogicalResult SliceOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType input = tensorType(adaptor.getInput());
+  ArrayRef<int64_t> start = adaptor.getStart(), limit = adaptor.getLimit(),
+                    stride = adaptor.getStride();
+  int64_t rank = input.getRank();
+  if (static_cast<int64_t>(start.size()) != rank ||
+      static_cast<int64_t>(limit.size()) != rank ||
+      static_cast<int64_t>(stride.size()) != rank)
+    return opError(loc, name, "expects start, limit and stride of length ",
+                   rank, " (the input rank), got ", start.size(), ", ",
+                   limit.size(), " and ", stride.size());
+  SmallVector<int64_t> shape;
+  for (int64_t d = 0; d < rank; ++d) {
+    int64_t size = input.getDimSize(d);
+    if (start[d] < 0 || start[d] > limit[d] || limit[d] > size)
+      return opError(loc, name, "expects 0 <= start <= limit <= ", size,
+                     " in dim ", d, ", got start ", start[d], " and limit ",
+                     limit[d]);
+    if (stride[d] < 1)
+      return opError(loc, name, "expects stride >= 1 in dim ", d, ", got ",
+                     stride[d]);
+    shape.push_back((limit[d] - start[d] + stride[d] - 1) / stride[d]);
+  }
+  types.push_back(input.clone(shape));
+  return success();
+}
+
+OpFoldResult SliceOp::fold(FoldAdaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  return {};
+}
+
+LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  ValueRange inputs = adaptor.getInputs();
+  if (inputs.empty())
+    return opError(loc, name, "expects at least one input");
+  RankedTensorType first = tensorType(inputs.front());
+  int64_t axis = adaptor.getAxis();
+  if (failed(checkAxis(loc, name, axis, first.getRank())))
+    return failure();
+  SmallVector<int64_t> shape(first.getShape());
+  for (auto [index, input] : llvm::enumerate(inputs.drop_front())) {
+    RankedTensorType type = tensorType(input);
+    if (failed(expectSameElementType(loc, name, "inputs",
+                                     first.getElementType(),
+                                     type.getElementType())))
+      return failure();
+    if (type.getRank() != first.getRank())
+      return opError(loc, name, "expects inputs of one rank, got ",
+                     first.getRank(), " and ", type.getRank(), " (input ",
+                     index + 1, ")");
+    for (int64_t d = 0; d < first.getRank(); ++d) {
+      if (d != axis && type.getDimSize(d) != first.getDimSize(d))
+        return opError(loc, name, "expects input ", index + 1, " to match ",
+                       formatShape(first.getShape()),
+                       " outside the concat axis, got ",
+                       formatShape(type.getShape()));
+    }
+    shape[axis] += type.getDimSize(axis);
+  }
+  types.push_back(first.clone(shape));
+  return success();
+}
+
+OpFoldResult ConcatOp::fold(FoldAdaptor) {
+  if (getInputs().size() == 1)
+    return getInputs().front();
+  return {};
+}
+
+LogicalResult BroadcastToOp::inferReturnTypes(MLIRContext *,
+                                              std::optional<Location> loc,
+                                              Adaptor adaptor,
+                                              SmallVectorImpl<Type> &types) {
+  RankedTensorType input = tensorType(adaptor.getInput());
+  ArrayRef<int64_t> shape = adaptor.getShape();
+  SmallVector<int64_t> broadcast;
+  if (!OpTrait::util::getBroadcastedShape(input.getShape(), shape,
+                                          broadcast) ||
+      !llvm::equal(broadcast, shape))
+    return opError(loc, getOperationName(), "cannot broadcast ",
+                   formatShape(input.getShape()), " to ", formatShape(shape));
+  types.push_back(input.clone(shape));
+  return success();
+}
+
+OpFoldResult BroadcastToOp::fold(FoldAdaptor adaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  if (auto splat = dyn_cast_or_null<SplatElementsAttr>(adaptor.getInput()))
+    return SplatElementsAttr::get(getType(), splat.getSplatValue<Attribute>());
+  return {};
+}
+
+//===----------------------------------------------------------------------===//
+// Model ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  RankedTensorType table = tensorType(adaptor.getTable());
+  if (table.getRank() != 2)
+    return opError(loc, getOperationName(),
+                   "expects a [vocab, hidden] table, got ",
+                   formatShape(table.getShape()));
+  SmallVector<int64_t> shape(tensorType(adaptor.getIds()).getShape());
+  shape.push_back(table.getDimSize(1));
+  types.push_back(table.clone(shape));
+  return success();
+}
+
+LogicalResult RmsNormOp::inferReturnTypes(MLIRContext *,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType input = tensorType(adaptor.getInput());
+  RankedTensorType weight = tensorType(adaptor.getWeight());
+  if (failed(expectSameElementType(loc, name, "input and weight",
+                                   input.getElementType(),
+                                   weight.getElementType())))
+    return failure();
+  if (input.getRank() < 1 || weight.getRank() != 1 ||
+      weight.getDimSize(0) != input.getDimSize(input.getRank() - 1))
+    return opError(loc, name,
+                   "expects weight of shape [last dim of input], got input ",
+                   formatShape(input.getShape()), " and weight ",
+                   formatShape(weight.getShape()));
+  if (adaptor.getEpsilon().convertToDouble() < 0)
+    return opError(loc, name, "expects epsilon >= 0, got ",
+                   adaptor.getEpsilon().convertToDouble());
+  types.push_back(input);
+  return success();
+}
+
+LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
+                                       std::optional<Location> loc,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType input = tensorType(adaptor.getInput());
+  RankedTensorType cos = tensorType(adaptor.getCos());
+  RankedTensorType sin = tensorType(adaptor.getSin());
+  if (input.getRank() < 1 || input.getDimSize(input.getRank() - 1) % 2 != 0)
+    return opError(loc, name, "expects an even last dim, got input ",
+                   formatShape(input.getShape()));
+  if (cos != sin)
+    return opError(loc, name, "expects cos and sin of one type, got ", cos,
+                   " and ", sin);
+  if (failed(expectSameElementType(loc, name, "input and cos/sin",
+                                   input.getElementType(),
+                                   cos.getElementType())))
+    return failure();
+  SmallVector<int64_t> broadcast;
+  if (!OpTrait::util::getBroadcastedShape(input.getShape(), cos.getShape(),
+                                          broadcast) ||
+      !llvm::equal(broadcast, input.getShape()))
+    return opError(loc, name, "expects cos/sin ", formatShape(cos.getShape()),
+                   " to broadcast to the input ",
+                   formatShape(input.getShape()));
+  types.push_back(input);
+  return success();
+}
+
+LogicalResult SwigluOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  Type gate = adaptor.getGate().getType(), up = adaptor.getUp().getType();
+  if (gate != up)
+    return opError(loc, getOperationName(),
+                   "expects gate and up of one type, got ", gate, " and ", up);
+  types.push_back(gate);
+  return success();
+}
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType q = tensorType(adaptor.getQuery());
+  RankedTensorType k = tensorType(adaptor.getKey());
+  RankedTensorType v = tensorType(adaptor.getValue());
+  if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4)
+    return opError(loc, name,
+                   "expects query, key and value of rank 4 [batch, heads, "
+                   "seq, head_dim], got ranks ",
+                   q.getRank(), ", ", k.getRank(), " and ", v.getRank());
+  if (q.getElementType() != k.getElementType() ||
+      q.getElementType() != v.getElementType())
+    return opError(loc, name,
+                   "expects query, key and value of one element type, got ",
+                   q.getElementType(), ", ", k.getElementType(), " and ",
+                   v.getElementType());
+  ArrayRef<int64_t> qs = q.getShape(), ks = k.getShape(), vs = v.getShape();
+  if (qs[0] != ks[0] || qs[0] != vs[0])
+    return opError(loc, name, "expects one batch size, got query ",
+                   formatShape(qs), ", key ", formatShape(ks), ", value ",
+                   formatShape(vs));
+  if (ks[1] != vs[1] || ks[2] != vs[2])
+    return opError(loc, name,
+                   "expects key and value with the same heads and sequence, "
+                   "got key ",
+                   formatShape(ks), " and value ", formatShape(vs));
+  if (ks[1] == 0 || qs[1] % ks[1] != 0)
+    return opError(loc, name, "expects query heads (", qs[1],
+                   ") to be a multiple of key/value heads (", ks[1], ")");
+  if (qs[3] != ks[3])
+    return opError(loc, name, "expects query and key head_dim to match, got ",
+                   qs[3], " and ", ks[3]);
+  if (adaptor.getCausal() && qs[2] != ks[2])
+    return opError(loc, name,
+                   "expects equal query and key sequence lengths when causal, "
+                   "got ",
+                   qs[2], " and ", ks[2]);
+  if (Value cuSeqlens = adaptor.getCuSeqlens()) {
+    RankedTensorType cu = tensorType(cuSeqlens);
+    if (cu.getRank() != 1 || cu.getDimSize(0) < 2)
+      return opError(loc, name,
+                     "expects cu_seqlens of shape [documents + 1] with at "
+                     "least 2 entries, got ",
+                     formatShape(cu.getShape()));
+    if (qs[2] != ks[2])
+      return opError(loc, name,
+                     "expects equal query and key sequence lengths with "
+                     "cu_seqlens, got ",
+                     qs[2], " and ", ks[2]);
+  }
+  types.push_back(q.clone({qs[0], qs[1], qs[2], vs[3]}));
+  return success();
+}
+
+LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *,
+                                               std::optional<Location> loc,
+                                               Adaptor adaptor,
+                                               SmallVectorImpl<Type> &types) {
+  RankedTensorType logits = tensorType(adaptor.getLogits());
+  RankedTensorType labels = tensorType(adaptor.getLabels());
+  if (logits.getRank() < 1 ||
+      !llvm::equal(logits.getShape().drop_back(), labels.getShape()))
+    return opError(loc, getOperationName(),
+                   "expects labels shaped like logits without the class "
+                   "axis, got logits ",
+                   formatShape(logits.getShape()), " and labels ",
+                   formatShape(labels.getShape()));
+  if (adaptor.getReduction() == Reduction::none)
+    types.push_back(labels.clone(logits.getElementType()));
+  else
+    types.push_back(RankedTensorType::get({}, logits.getElementType()));
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "dialects/vo/VoOps.cpp.inc"

@@ -1,0 +1,20 @@
+# Lit configuration: tests under test/ mirror dialects/, passes/, frontends/.
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "veomni"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.veomni_obj_root, "test")
+config.excludes = ["unit", "Inputs", "CMakeLists.txt", "lit.cfg.py",
+                   "lit.site.cfg.py"]
+
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(("%veomni_src", config.veomni_src_root))
+llvm_config.add_tool_substitutions(["veomni-opt", "veomni-import"],
+                                   [config.veomni_tools_dir])
