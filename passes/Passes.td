@@ -16,8 +16,6 @@ def VoRaise : Pass<"vo-raise", "mlir::ModuleOp"> {
     - RoPE: x * cos + concat(-x2, x1) * sin -> vo.rope
     - attention: softmax(q k^T * scale + causal mask) v, with grouped-query
       kv expansion -> vo.attention
-    - cross-entropy: -gather(log_softmax(logits), labels) averaged over the
-      labels that are not ignored -> vo.cross_entropy
     A pattern applies only when every constant it absorbs (the mask, the
     scale, the exponent) has exactly the value the fused op assumes.
   }];

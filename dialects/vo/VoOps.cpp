@@ -11,6 +11,7 @@
 #include "mlir/Dialect/Traits.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/STLExtras.h"
 
 using namespace mlir;
@@ -349,6 +350,49 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
   batch->append({m, n});
   types.push_back(RankedTensorType::get(*batch, lhs.getElementType()));
   return success();
+}
+
+namespace {
+/// matmul(transpose(x) swapping the last two dims, ...) -> matmul with the
+/// operand's transpose flag toggled.
+struct FoldTransposeIntoMatmul : OpRewritePattern<MatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  static bool swapsLastTwoDims(TransposeOp transpose) {
+    ArrayRef<int64_t> perm = transpose.getPermutation();
+    int64_t rank = perm.size();
+    for (int64_t i = 0; i < rank - 2; ++i)
+      if (perm[i] != i)
+        return false;
+    return perm[rank - 2] == rank - 1 && perm[rank - 1] == rank - 2;
+  }
+
+  LogicalResult matchAndRewrite(MatmulOp op,
+                                PatternRewriter &rewriter) const override {
+    auto lhs = op.getLhs().getDefiningOp<TransposeOp>();
+    auto rhs = op.getRhs().getDefiningOp<TransposeOp>();
+    bool foldLhs = lhs && swapsLastTwoDims(lhs);
+    bool foldRhs = rhs && swapsLastTwoDims(rhs);
+    if (!foldLhs && !foldRhs)
+      return rewriter.notifyMatchFailure(op, "no transpose of the last dims");
+    rewriter.modifyOpInPlace(op, [&] {
+      if (foldLhs) {
+        op.getLhsMutable().assign(lhs.getInput());
+        op.setTransposeLhs(!op.getTransposeLhs());
+      }
+      if (foldRhs) {
+        op.getRhsMutable().assign(rhs.getInput());
+        op.setTransposeRhs(!op.getTransposeRhs());
+      }
+    });
+    return success();
+  }
+};
+} // namespace
+
+void MatmulOp::getCanonicalizationPatterns(RewritePatternSet &results,
+                                           MLIRContext *context) {
+  results.add<FoldTransposeIntoMatmul>(context);
 }
 
 #define VO_REDUCE_RULE(OP)                                                     \

@@ -188,8 +188,9 @@ def Vo_MatmulOp : Vo_Op<"matmul", [Pure, InferTypeOpAdaptor]> {
   let description = [{
     `lhs` is [..., M, K] (or [..., K, M] with `transpose_lhs`), `rhs` is
     [..., K, N] (or [..., N, K] with `transpose_rhs`); leading batch dims
-    broadcast. A linear layer `x @ W^T` is `vo.matmul %x, %w {transpose_rhs}`.
+    broadcast. A linear layer `x @ W^T` is `vo.matmul %x, %w transpose_rhs`.
   }];
+  let hasCanonicalizer = 1;
   let arguments = (ins Vo_FloatTensor:$lhs, Vo_FloatTensor:$rhs,
                        UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs);
   let results = (outs Vo_FloatTensor:$result);

@@ -3,12 +3,13 @@
 
 Outputs (in --out DIR, default: this script's directory):
   model.onnx              static-shape ONNX graph  loss = f(input_ids[2,32], labels[2,32])
-                          (torch.onnx.export(dynamo=True), exporter's default optimization,
+                          (torch.onnx.export(dynamo=True), optimized like the exporter's
+                          default but with every parameter kept as its own initializer,
                           initializers inline, no external data)
   reference.safetensors   fp32 PyTorch reference (see KEYS below)
   reference.json          config, optimizer hyper-parameters, versions, HF->ONNX name mapping
 
-Also writes /tmp/model_dynamic.onnx (dynamic batch/seq variant; informational only).
+--dynamic-out PATH also writes a dynamic batch/seq variant (informational only).
 
 IMPORTANT (found while writing this script): the exporter's default optimization
 (onnxscript optimize_ir) changes how parameters appear in the graph:
@@ -22,9 +23,11 @@ IMPORTANT (found while writing this script): the exporter's default optimization
 So the graph has 17 parameter-holding initializers for the 24 HF parameters (1 embedding,
 14 transposed projections, 2 merged norm groups). A training compiler that trains every
 parameter-holding initializer computes the gradient of the graph *as exported*: merged norm
-weights become one shared parameter. `--preserve-params` instead runs the same onnxscript
+weights become one shared parameter. Preserving parameters instead runs the same onnxscript
 optimizer with the 24 parameters temporarily marked as graph inputs, which keeps them as
 separate, untransposed, HF-named initializers (same graph otherwise, plus 14 Transpose nodes).
+That is the default here, since a training compiler must train the model's own parameters;
+`--exporter-default-optimize` reproduces the lossy file (veomni-import rejects it).
 
 KEYS in reference.safetensors
   input_ids, labels                 [2,32] int64 fixed batch
@@ -302,12 +305,16 @@ def train(model, steps_ids, steps_labels):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=HERE)
-    ap.add_argument("--dynamic-out", default="/tmp/model_dynamic.onnx")
+    ap.add_argument("--dynamic-out", default=None,
+                    help="also export a dynamic batch/seq variant here (informational)")
     ap.add_argument("--keep-stack-traces", action="store_true")
-    ap.add_argument("--preserve-params", action="store_true",
-                    help="optimize like the exporter but keep all 24 parameters as separate, "
-                         "untransposed, HF-named initializers (default: exporter's default)")
+    ap.add_argument("--exporter-default-optimize", action="store_true",
+                    help="use the exporter's default optimization, which folds transposed "
+                         "weights into unnamed constants and merges identical initializers "
+                         "(veomni-import rejects such a file); default: optimize like the "
+                         "exporter but keep every parameter as its own HF-named initializer")
     args = ap.parse_args()
+    args.preserve_params = not args.exporter_default_optimize
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
     setup_determinism()
@@ -336,7 +343,8 @@ def main():
     for hf, e in mapping.items():
         print(f"  {hf:55s} {str(e['hf_shape']):10s} -> {e['onnx']:45s} {str(e['onnx_shape']):10s}"
               f"{' T' if e['transposed'] else ''}{' shared' if e['shared_with'] else ''}")
-    dyn_info = export_dynamic(model, ids, labels, args.dynamic_out)
+    dyn_info = (export_dynamic(model, ids, labels, args.dynamic_out)
+                if args.dynamic_out else {"ok": False, "error": "not requested"})
     print("dynamic export:", "ok" if dyn_info["ok"] else dyn_info["error"][:300])
 
     # ---- reference: HF semantics ----------------------------------------------------------

@@ -171,10 +171,225 @@ struct RaiseSwiglu : OpRewritePattern<MulOp> {
   }
 };
 
+/// True when `slice` keeps every dim whole except the last, which it cuts to
+/// [begin, end) with stride 1.
+bool slicesLastDim(SliceOp slice, int64_t begin, int64_t end) {
+  ArrayRef<int64_t> shape =
+      cast<RankedTensorType>(slice.getInput().getType()).getShape();
+  int64_t last = shape.size() - 1;
+  for (int64_t d = 0; d <= last; ++d) {
+    int64_t start = d == last ? begin : 0, limit = d == last ? end : shape[d];
+    if (slice.getStart()[d] != start || slice.getLimit()[d] != limit ||
+        slice.getStride()[d] != 1)
+      return false;
+  }
+  return true;
+}
+
+/// concat(-x[..., D/2:], x[..., :D/2]) on the last axis -> x.
+Value matchRotateHalf(Value value) {
+  auto concat = value.getDefiningOp<ConcatOp>();
+  if (!concat || concat.getInputs().size() != 2 ||
+      concat.getAxis() != lastAxis(value))
+    return {};
+  auto neg = concat.getInputs()[0].getDefiningOp<NegOp>();
+  auto low = concat.getInputs()[1].getDefiningOp<SliceOp>();
+  auto high = neg ? neg.getInput().getDefiningOp<SliceOp>() : SliceOp();
+  if (!low || !high || low.getInput() != high.getInput())
+    return {};
+  Value x = low.getInput();
+  int64_t dim = cast<RankedTensorType>(x.getType()).getShape().back();
+  if (dim % 2 != 0 || !slicesLastDim(low, 0, dim / 2) ||
+      !slicesLastDim(high, dim / 2, dim))
+    return {};
+  return x;
+}
+
+/// x * cos + rotate_half(x) * sin -> vo.rope(x, cos, sin).
+struct RaiseRope : OpRewritePattern<AddOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(AddOp root,
+                                PatternRewriter &rewriter) const override {
+    for (auto [plain, rotated] : {std::pair(root.getLhs(), root.getRhs()),
+                                  std::pair(root.getRhs(), root.getLhs())}) {
+      auto cosMul = plain.getDefiningOp<MulOp>();
+      auto sinMul = rotated.getDefiningOp<MulOp>();
+      if (!cosMul || !sinMul)
+        continue;
+      for (auto [rot, sin] : {std::pair(sinMul.getLhs(), sinMul.getRhs()),
+                              std::pair(sinMul.getRhs(), sinMul.getLhs())}) {
+        Value x = matchRotateHalf(rot);
+        if (!x)
+          continue;
+        Value cos = cosMul.getLhs() == x   ? cosMul.getRhs()
+                    : cosMul.getRhs() == x ? cosMul.getLhs()
+                                           : Value();
+        if (!cos || cos.getType() != sin.getType() ||
+            x.getType() != root.getType())
+          continue;
+        rewriter.replaceOpWithNewOp<RopeOp>(root, x, cos, sin);
+        return success();
+      }
+    }
+    return rewriter.notifyMatchFailure(root, "not x*cos + rotate_half(x)*sin");
+  }
+};
+
+/// Peels multiplications and divisions by splat constants that leave the
+/// shape unchanged, folding them into `scale`.
+Value peelScale(Value value, double &scale) {
+  while (true) {
+    if (auto mul = value.getDefiningOp<MulOp>()) {
+      if (auto c = getSplatFloat(mul.getRhs());
+          c && mul.getLhs().getType() == mul.getType()) {
+        scale *= *c;
+        value = mul.getLhs();
+        continue;
+      }
+      if (auto c = getSplatFloat(mul.getLhs());
+          c && mul.getRhs().getType() == mul.getType()) {
+        scale *= *c;
+        value = mul.getRhs();
+        continue;
+      }
+    }
+    if (auto div = value.getDefiningOp<DivOp>()) {
+      if (auto c = getSplatFloat(div.getRhs());
+          c && *c != 0 && div.getLhs().getType() == div.getType()) {
+        scale /= *c;
+        value = div.getLhs();
+        continue;
+      }
+    }
+    return value;
+  }
+}
+
+/// Grouped-query expansion of kv heads [B, H, S, D] -> [B, H*r, S, D] as
+/// exporters write repeat_kv: reshape to [B, H, 1, S, D], broadcast to
+/// [B, H, r, S, D], reshape. Returns the unexpanded tensor, or `value`.
+Value stripKvExpansion(Value value) {
+  auto merge = value.getDefiningOp<ReshapeOp>();
+  auto broadcast = merge ? merge.getInput().getDefiningOp<BroadcastToOp>()
+                         : BroadcastToOp();
+  auto split = broadcast ? broadcast.getInput().getDefiningOp<ReshapeOp>()
+                         : ReshapeOp();
+  if (!split)
+    return value;
+  Value base = split.getInput();
+  ArrayRef<int64_t> b = cast<RankedTensorType>(base.getType()).getShape();
+  if (b.size() != 4)
+    return value;
+  ArrayRef<int64_t> unsqueezed = split.getType().getShape();
+  ArrayRef<int64_t> expanded = broadcast.getType().getShape();
+  ArrayRef<int64_t> merged = merge.getType().getShape();
+  SmallVector<int64_t> expectUnsqueezed = {b[0], b[1], 1, b[2], b[3]};
+  if (!llvm::equal(unsqueezed, expectUnsqueezed) || expanded.size() != 5)
+    return value;
+  int64_t repeats = expanded[2];
+  SmallVector<int64_t> expectExpanded = {b[0], b[1], repeats, b[2], b[3]};
+  SmallVector<int64_t> expectMerged = {b[0], b[1] * repeats, b[2], b[3]};
+  if (!llvm::equal(expanded, expectExpanded) ||
+      !llvm::equal(merged, expectMerged))
+    return value;
+  return base;
+}
+
+/// A constant additive mask whose last two dims are [S, S] with 0 on and
+/// below the diagonal and a value that zeroes the softmax above it.
+bool isCausalMask(Value mask, int64_t seq) {
+  auto constant = mask.getDefiningOp<ConstantOp>();
+  auto values = constant ? dyn_cast<DenseElementsAttr>(constant.getValue())
+                         : DenseElementsAttr();
+  if (!values || !isa<FloatType>(values.getElementType()))
+    return false;
+  ArrayRef<int64_t> shape = values.getType().getShape();
+  if (shape.size() < 2 || shape[shape.size() - 1] != seq ||
+      shape[shape.size() - 2] != seq)
+    return false;
+  int64_t flat = 0;
+  for (const APFloat &v : values.getValues<APFloat>()) {
+    int64_t col = flat % seq, row = (flat / seq) % seq;
+    ++flat;
+    double x = v.convertToDouble();
+    if (col <= row ? x != 0.0 : x > -1e30)
+      return false;
+  }
+  return true;
+}
+
+/// softmax(q k^T * scale [+ causal mask]) v, with kv heads optionally
+/// expanded for grouped-query attention -> vo.attention.
+struct RaiseAttention : OpRewritePattern<MatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MatmulOp root,
+                                PatternRewriter &rewriter) const override {
+    if (root.getTransposeLhs() || root.getTransposeRhs())
+      return rewriter.notifyMatchFailure(root, "transposed operands");
+    Value probs = root.getLhs();
+    // where(isnan(p), 0, p): exporters guard fully masked rows this way.
+    if (auto select = probs.getDefiningOp<SelectOp>()) {
+      auto isNan = select.getCond().getDefiningOp<IsNanOp>();
+      if (isNan && isNan.getInput() == select.getOnFalse() &&
+          isSplatFloat(select.getOnTrue(), 0.0))
+        probs = select.getOnFalse();
+    }
+    auto softmax = probs.getDefiningOp<SoftmaxOp>();
+    if (!softmax || softmax.getAxis() != lastAxis(probs))
+      return rewriter.notifyMatchFailure(root, "lhs is not a softmax");
+
+    Value scores = softmax.getInput();
+    int64_t seq = cast<RankedTensorType>(scores.getType()).getShape().back();
+    bool causal = false;
+    if (auto add = scores.getDefiningOp<AddOp>()) {
+      for (auto [rest, mask] : {std::pair(add.getLhs(), add.getRhs()),
+                                std::pair(add.getRhs(), add.getLhs())}) {
+        if (rest.getType() == add.getType() && isCausalMask(mask, seq)) {
+          causal = true;
+          scores = rest;
+          break;
+        }
+      }
+      if (!causal)
+        return rewriter.notifyMatchFailure(root, "mask is not causal");
+    }
+    double scale = 1.0;
+    scores = peelScale(scores, scale);
+    auto product = scores.getDefiningOp<MatmulOp>();
+    if (!product || product.getTransposeLhs() || !product.getTransposeRhs())
+      return rewriter.notifyMatchFailure(root, "scores are not q @ k^T");
+
+    Value query = peelScale(product.getLhs(), scale);
+    Value key = peelScale(stripKvExpansion(peelScale(product.getRhs(), scale)),
+                          scale);
+    Value value = stripKvExpansion(root.getRhs());
+    auto q = cast<RankedTensorType>(query.getType());
+    auto k = cast<RankedTensorType>(key.getType());
+    auto v = cast<RankedTensorType>(value.getType());
+    if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4 ||
+        k.getDimSize(1) != v.getDimSize(1) || k.getDimSize(1) == 0 ||
+        q.getDimSize(1) % k.getDimSize(1) != 0)
+      return rewriter.notifyMatchFailure(root, "not [B, H, S, D] heads");
+    auto attention = AttentionOp::create(
+        rewriter, root.getLoc(), query, key, value, /*cu_seqlens=*/Value(),
+        rewriter.getF64FloatAttr(scale),
+        causal ? rewriter.getUnitAttr() : UnitAttr());
+    if (attention.getType() != root.getType()) {
+      rewriter.eraseOp(attention);
+      return rewriter.notifyMatchFailure(root, "result type differs");
+    }
+    rewriter.replaceOp(root, attention);
+    return success();
+  }
+};
+
 struct VoRaisePass : veomni::impl::VoRaiseBase<VoRaisePass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<RaiseRmsNorm, RaiseSilu, RaiseSwiglu>(&getContext());
+    patterns.add<RaiseRmsNorm, RaiseSilu, RaiseSwiglu, RaiseRope,
+                 RaiseAttention>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

@@ -1,0 +1,126 @@
+//===- veomni-import.cpp - exported model graphs into the vo dialect ------===//
+//
+//   veomni-import model.onnx -o model.mlir [--dim seq=4096] [--no-raise]
+//
+// Imports the graph, then fuses exporter patterns (vo-raise) so the output is
+// what veomni-compile plans for. Every failure is one line on stderr and a
+// non-zero exit.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/InitVeomni.h"
+#include "frontends/onnx/OnnxImporter.h"
+#include "passes/Passes.h"
+
+#include "mlir/Bytecode/BytecodeWriter.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/WithColor.h"
+
+using namespace llvm;
+
+namespace {
+cl::OptionCategory importCategory("veomni-import options");
+
+cl::opt<std::string> inputPath(cl::Positional, cl::Required,
+                               cl::desc("<model.onnx>"),
+                               cl::cat(importCategory));
+cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdout)"),
+                                cl::value_desc("file"), cl::init("-"),
+                                cl::cat(importCategory));
+cl::list<std::string>
+    dimBindings("dim",
+                cl::desc("Bind a symbolic input dim, e.g. --dim seq=4096 "
+                         "(repeatable)"),
+                cl::value_desc("name=N"), cl::cat(importCategory));
+cl::opt<std::string> trainableRegex(
+    "trainable",
+    cl::desc("Train exactly the float initializers whose names match this "
+             "regex, instead of the exporter's parameter metadata"),
+    cl::value_desc("regex"), cl::cat(importCategory));
+cl::opt<bool> noRaise("no-raise",
+                      cl::desc("Keep the exporter's primitive ops (skip "
+                               "vo-raise and canonicalization)"),
+                      cl::cat(importCategory));
+cl::opt<bool> emitBytecode("emit-bytecode",
+                           cl::desc("Write MLIR bytecode instead of text"),
+                           cl::cat(importCategory));
+
+int fail(const Twine &message) {
+  WithColor::error(errs(), "veomni-import") << message << "\n";
+  return 1;
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(importCategory);
+  cl::ParseCommandLineOptions(
+      argc, argv, "veomni-import: exported model graphs into the vo dialect\n");
+
+  veomni::OnnxImportOptions options;
+  options.trainableRegex = trainableRegex;
+  for (const std::string &binding : dimBindings) {
+    auto [name, value] = StringRef(binding).split('=');
+    int64_t size;
+    if (name.empty() || value.getAsInteger(10, size) || size <= 0)
+      return fail("--dim expects name=N with N > 0, got '" + binding + "'");
+    options.dims[name.str()] = size;
+  }
+
+  StringRef extension = sys::path::extension(inputPath);
+  if (extension == ".pt" || extension == ".pt2")
+    return fail("'" + inputPath + "': the TorchScript (.pt) and torch.export "
+                "(.pt2) frontends are not part of this build; export to ONNX");
+  if (extension != ".onnx")
+    return fail("'" + inputPath + "': unknown model format '" + extension +
+                "' (expected .onnx)");
+
+  mlir::DialectRegistry registry;
+  veomni::registerAllDialects(registry);
+  mlir::MLIRContext context(registry);
+  // MLIR diagnostics (verifier, passes) print as one line each.
+  mlir::ScopedDiagnosticHandler diagnostics(
+      &context, [](mlir::Diagnostic &diag) {
+        if (diag.getSeverity() == mlir::DiagnosticSeverity::Error)
+          WithColor::error(errs(), "veomni-import")
+              << diag.getLocation() << ": " << diag.str() << "\n";
+        return mlir::success();
+      });
+
+  auto module = veomni::importOnnxFile(context, inputPath, options);
+  if (!module)
+    return fail(toString(module.takeError()));
+
+  if (!noRaise) {
+    mlir::PassManager pm(&context);
+    pm.addPass(mlir::createCanonicalizerPass());
+    pm.addPass(veomni::createVoRaise());
+    pm.addPass(mlir::createCanonicalizerPass());
+    pm.addPass(mlir::createCSEPass());
+    if (mlir::failed(pm.run(**module)))
+      return fail("raising the imported graph failed");
+  }
+
+  std::string errorMessage;
+  auto output = mlir::openOutputFile(outputPath, &errorMessage);
+  if (!output)
+    return fail(errorMessage);
+  if (emitBytecode) {
+    if (mlir::failed(mlir::writeBytecodeToFile(**module, output->os())))
+      return fail("cannot write bytecode");
+  } else {
+    (*module)->print(output->os());
+  }
+  output->keep();
+  return 0;
+}
