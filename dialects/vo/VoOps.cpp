@@ -760,7 +760,9 @@ LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *,
                    "axis, got logits ",
                    formatShape(logits.getShape()), " and labels ",
                    formatShape(labels.getShape()));
-  if (adaptor.getReduction() == Reduction::none)
+  // During parsing an omitted default-valued attribute is still null.
+  ReductionAttr reduction = adaptor.getReductionAttr();
+  if (reduction && reduction.getValue() == Reduction::none)
     types.push_back(labels.clone(logits.getElementType()));
   else
     types.push_back(RankedTensorType::get({}, logits.getElementType()));
