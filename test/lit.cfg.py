@@ -14,7 +14,7 @@ config.excludes = ["unit", "Inputs", "CMakeLists.txt", "lit.cfg.py",
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
-config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(("%veomni_python", config.python_executable))
 config.substitutions.append(("%veomni_src", config.veomni_src_root))
 llvm_config.add_tool_substitutions(["veomni-opt", "veomni-import"],
                                    [config.veomni_tools_dir])
