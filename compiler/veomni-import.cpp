@@ -120,6 +120,7 @@ int main(int argc, char **argv) {
       return fail("cannot write bytecode");
   } else {
     (*module)->print(output->os());
+    output->os() << "\n";
   }
   output->keep();
   return 0;
