@@ -22,4 +22,62 @@ def VoRaise : Pass<"vo-raise", "mlir::ModuleOp"> {
   let dependentDialects = ["::veomni::vo::VoDialect"];
 }
 
+def VoTokenMeanLoss : Pass<"vo-token-mean-loss", "mlir::ModuleOp"> {
+  let summary = "Make the loss a global token mean: sum times a loss scale";
+  let description = [{
+    The loss of a step is the mean over every valid token of the global
+    batch, across micro-batches and ranks, exactly as one GPU over the whole
+    batch computes it. The forward's mean `vo.cross_entropy` becomes a sum
+    multiplied by a new scalar argument `loss_scale` (the runtime passes one
+    over the global count of valid labels), and a new function
+    `@count_tokens` computes a micro-batch's valid-label count from the same
+    inputs. The forward must return a mean cross-entropy.
+  }];
+  let options = [
+    Option<"functionName", "function", "std::string", [{"forward"}],
+           "The loss function to rewrite">
+  ];
+}
+
+def VoAutodiff : Pass<"vo-autodiff", "mlir::ModuleOp"> {
+  let summary = "Reverse-mode autodiff: the loss function's parameter gradients";
+  let description = [{
+    Builds `@<function>_backward` returning the loss and the gradient of every
+    parameter the function reads (in declaration order; result attribute
+    `vo.name = "grad.<parameter>"`). Gradients flow through the values that
+    both depend on a parameter and reach the loss; each op's rule comes from
+    its DifferentiableOpInterface. An op on that path without a rule is an
+    error.
+  }];
+  let options = [
+    Option<"functionName", "function", "std::string", [{"forward"}],
+           "The scalar loss function to differentiate">
+  ];
+}
+
+def VoOptimizer : Pass<"vo-optimizer", "mlir::ModuleOp"> {
+  let summary = "Build the micro-step (gradient accumulation) and AdamW step";
+  let description = [{
+    From `@forward_backward`, builds `@micro_step`, which adds a micro-batch's
+    gradients into the gradient accumulators, and `@optimizer_step`, which
+    clips by global norm (when `max-grad-norm` > 0), applies AdamW to every
+    parameter and clears the accumulators. Persistent state (parameters,
+    accumulators, moments) is named by `vo.state` argument and result
+    attributes: `param:<name>`, `grad:<name>`, `exp_avg:<name>`,
+    `exp_avg_sq:<name>`; a result tagged with a state name overwrites it.
+    The learning rate and bias corrections of each step come in through the
+    `hyper` argument ([lr, 1 - beta1^t, 1 - beta2^t]), computed by the runtime
+    from the schedule.
+  }];
+  let options = [
+    Option<"beta1", "beta1", "double", "0.9", "AdamW beta1">,
+    Option<"beta2", "beta2", "double", "0.999", "AdamW beta2">,
+    Option<"eps", "eps", "double", "1e-8", "AdamW epsilon">,
+    Option<"weightDecay", "weight-decay", "double", "0.01",
+           "AdamW decoupled weight decay">,
+    Option<"maxGradNorm", "max-grad-norm", "double", "0.0",
+           "Clip gradients to this global L2 norm (0: no clipping)">
+  ];
+}
+
 #endif // VEOMNI_PASSES_PASSES_TD

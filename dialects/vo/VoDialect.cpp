@@ -10,6 +10,7 @@ using namespace veomni::vo;
 
 #include "dialects/vo/VoDialect.cpp.inc"
 #include "dialects/vo/VoEnums.cpp.inc"
+#include "dialects/vo/VoInterfaces.cpp.inc"
 
 #define GET_ATTRDEF_CLASSES
 #include "dialects/vo/VoAttrs.cpp.inc"

@@ -10,6 +10,14 @@
 
 #include "dialects/vo/VoDialect.h.inc"
 
+namespace veomni::vo {
+/// Function argument/result attribute: the name of an input or output.
+inline constexpr llvm::StringLiteral kNameAttr = "vo.name";
+/// Function argument/result attribute binding it to persistent state:
+/// "param:<name>", "grad:<name>", "exp_avg:<name>", "exp_avg_sq:<name>".
+inline constexpr llvm::StringLiteral kStateAttr = "vo.state";
+} // namespace veomni::vo
+
 #define GET_ATTRDEF_CLASSES
 #include "dialects/vo/VoAttrs.h.inc"
 

@@ -54,9 +54,7 @@ def Vo_Reduction : I32EnumAttr<"Reduction", "loss reduction", [
     I32EnumAttrCase<"none", 2>
   ]> {
   let cppNamespace = "::veomni::vo";
-  let genSpecializedAttr = 0;
 }
-def Vo_ReductionAttr : EnumAttr<Vo_Dialect, Vo_Reduction, "reduction">;
 
 def Vo_CmpPredicate : I32EnumAttr<"CmpPredicate", "elementwise comparison", [
     I32EnumAttrCase<"eq", 0>,
@@ -67,9 +65,7 @@ def Vo_CmpPredicate : I32EnumAttr<"CmpPredicate", "elementwise comparison", [
     I32EnumAttrCase<"ge", 5>
   ]> {
   let cppNamespace = "::veomni::vo";
-  let genSpecializedAttr = 0;
 }
-def Vo_CmpPredicateAttr : EnumAttr<Vo_Dialect, Vo_CmpPredicate, "cmp">;
 
 def Vo_GeluApproximation : I32EnumAttr<"GeluApproximation",
     "gelu approximation", [
@@ -77,10 +73,7 @@ def Vo_GeluApproximation : I32EnumAttr<"GeluApproximation",
     I32EnumAttrCase<"tanh", 1>
   ]> {
   let cppNamespace = "::veomni::vo";
-  let genSpecializedAttr = 0;
 }
-def Vo_GeluApproximationAttr
-    : EnumAttr<Vo_Dialect, Vo_GeluApproximation, "gelu_approx">;
 
 //===----------------------------------------------------------------------===//
 // Attributes

@@ -231,6 +231,36 @@ VO_BROADCAST_BINARY_RULE(MaximumOp)
 VO_BROADCAST_BINARY_RULE(MinimumOp)
 #undef VO_BROADCAST_BINARY_RULE
 
+/// `operand` when the other operand is a splat of `identity` that does not
+/// broadcast it.
+static OpFoldResult foldIdentityOperand(Operation *op, Attribute lhsValue,
+                                        Attribute rhsValue, double identity) {
+  Value lhs = op->getOperand(0), rhs = op->getOperand(1);
+  Type result = op->getResult(0).getType();
+  auto isIdentity = [&](Attribute value) {
+    auto splat = dyn_cast_or_null<SplatElementsAttr>(value);
+    if (!splat)
+      return false;
+    if (isa<FloatType>(splat.getElementType()))
+      return splat.getSplatValue<APFloat>().convertToDouble() == identity;
+    return splat.getSplatValue<APInt>().getSExtValue() ==
+           static_cast<int64_t>(identity);
+  };
+  if (isIdentity(rhsValue) && lhs.getType() == result)
+    return lhs;
+  if (isIdentity(lhsValue) && rhs.getType() == result)
+    return rhs;
+  return {};
+}
+
+OpFoldResult AddOp::fold(FoldAdaptor adaptor) {
+  return foldIdentityOperand(*this, adaptor.getLhs(), adaptor.getRhs(), 0.0);
+}
+
+OpFoldResult MulOp::fold(FoldAdaptor adaptor) {
+  return foldIdentityOperand(*this, adaptor.getLhs(), adaptor.getRhs(), 1.0);
+}
+
 LogicalResult CmpOp::inferReturnTypes(MLIRContext *context,
                                       std::optional<Location> loc,
                                       Adaptor adaptor,
@@ -766,6 +796,91 @@ LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *,
     types.push_back(labels.clone(logits.getElementType()));
   else
     types.push_back(RankedTensorType::get({}, logits.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Gradient ops and the optimizer
+//===----------------------------------------------------------------------===//
+
+LogicalResult RmsNormGradOp::inferReturnTypes(MLIRContext *,
+                                              std::optional<Location> loc,
+                                              Adaptor adaptor,
+                                              SmallVectorImpl<Type> &types) {
+  Type input = adaptor.getInput().getType();
+  if (adaptor.getResultGrad().getType() != input)
+    return opError(loc, getOperationName(),
+                   "expects the result gradient to have the input type ",
+                   input, ", got ", adaptor.getResultGrad().getType());
+  types.append({input, adaptor.getWeight().getType()});
+  return success();
+}
+
+LogicalResult RopeGradOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location>,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &types) {
+  return inferSameType(adaptor.getResultGrad(), types);
+}
+
+LogicalResult SwigluGradOp::inferReturnTypes(MLIRContext *,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &types) {
+  Type gate = adaptor.getGate().getType();
+  if (adaptor.getUp().getType() != gate ||
+      adaptor.getResultGrad().getType() != gate)
+    return opError(loc, getOperationName(),
+                   "expects gate, up and the result gradient of one type");
+  types.append({gate, gate});
+  return success();
+}
+
+LogicalResult AttentionGradOp::inferReturnTypes(MLIRContext *,
+                                                std::optional<Location>,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  types.append({adaptor.getQuery().getType(), adaptor.getKey().getType(),
+                adaptor.getValue().getType()});
+  return success();
+}
+
+LogicalResult CrossEntropyGradOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location>, Adaptor adaptor,
+    SmallVectorImpl<Type> &types) {
+  return inferSameType(adaptor.getLogits(), types);
+}
+
+LogicalResult EmbeddingGradOp::inferReturnTypes(MLIRContext *,
+                                                std::optional<Location> loc,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  RankedTensorType grad = tensorType(adaptor.getResultGrad());
+  if (grad.getRank() < 1 || adaptor.getVocab() <= 0)
+    return opError(loc, getOperationName(),
+                   "expects a result gradient [..., hidden] and vocab > 0");
+  types.push_back(grad.clone({adaptor.getVocab(), grad.getShape().back()}));
+  return success();
+}
+
+LogicalResult AdamwOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &types) {
+  Type param = adaptor.getParam().getType();
+  if (adaptor.getGrad().getType() != param ||
+      adaptor.getExpAvg().getType() != param ||
+      adaptor.getExpAvgSq().getType() != param)
+    return opError(loc, getOperationName(),
+                   "expects grad and moments of the parameter's type ", param);
+  auto hyper = tensorType(adaptor.getHyper());
+  if (hyper.getRank() != 1 || hyper.getDimSize(0) != 3)
+    return opError(loc, getOperationName(),
+                   "expects hyper of shape [3] (lr, bias corrections), got ",
+                   formatShape(hyper.getShape()));
+  if (tensorType(adaptor.getGradScale()).getRank() != 0)
+    return opError(loc, getOperationName(), "expects a scalar grad_scale");
+  types.append({param, param, param});
   return success();
 }
 

@@ -10,6 +10,8 @@
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include "dialects/vo/VoInterfaces.h.inc"
+
 #define GET_OP_CLASSES
 #include "dialects/vo/VoOps.h.inc"
 

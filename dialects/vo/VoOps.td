@@ -9,6 +9,7 @@
 #define VEOMNI_DIALECTS_VO_VOOPS_TD
 
 include "dialects/vo/VoDialect.td"
+include "dialects/vo/VoInterfaces.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/IR/BuiltinAttributeInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
@@ -79,7 +80,7 @@ def Vo_ConstantOp : Vo_Op<"constant",
 // Numpy broadcasting of both operands; one element type.
 class Vo_BroadcastBinaryOp<string mnemonic, Type operandType,
                            list<Trait> traits = []>
-    : Vo_Op<mnemonic, traits # [Pure, InferTypeOpAdaptor]> {
+    : Vo_Op<mnemonic, traits # [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let arguments = (ins operandType:$lhs, operandType:$rhs);
   let results = (outs Vo_Tensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs)";
@@ -87,12 +88,14 @@ class Vo_BroadcastBinaryOp<string mnemonic, Type operandType,
 
 def Vo_AddOp : Vo_BroadcastBinaryOp<"add", Vo_NumericTensor, [Commutative]> {
   let summary = "Elementwise sum with broadcasting";
+  let hasFolder = 1;
 }
 def Vo_SubOp : Vo_BroadcastBinaryOp<"sub", Vo_NumericTensor> {
   let summary = "Elementwise difference with broadcasting";
 }
 def Vo_MulOp : Vo_BroadcastBinaryOp<"mul", Vo_NumericTensor, [Commutative]> {
   let summary = "Elementwise product with broadcasting";
+  let hasFolder = 1;
 }
 def Vo_DivOp : Vo_BroadcastBinaryOp<"div", Vo_NumericTensor> {
   let summary = "Elementwise quotient with broadcasting";
@@ -111,14 +114,15 @@ def Vo_MinimumOp : Vo_BroadcastBinaryOp<"minimum", Vo_NumericTensor,
 
 def Vo_CmpOp : Vo_Op<"cmp", [Pure, InferTypeOpAdaptor]> {
   let summary = "Elementwise comparison with broadcasting, giving i1";
-  let arguments = (ins Vo_CmpPredicateAttr:$predicate, Vo_NumericTensor:$lhs,
+  let arguments = (ins Vo_CmpPredicate:$predicate, Vo_NumericTensor:$lhs,
                        Vo_NumericTensor:$rhs);
   let results = (outs Vo_BoolTensor:$result);
   let assemblyFormat =
       "$predicate `,` $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs)";
 }
 
-def Vo_SelectOp : Vo_Op<"select", [Pure, InferTypeOpAdaptor]> {
+def Vo_SelectOp : Vo_Op<"select", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Elementwise choice: cond ? on_true : on_false, broadcasting";
   let arguments = (ins Vo_BoolTensor:$cond, Vo_Tensor:$on_true,
                        Vo_Tensor:$on_false);
@@ -128,7 +132,7 @@ def Vo_SelectOp : Vo_Op<"select", [Pure, InferTypeOpAdaptor]> {
 }
 
 class Vo_UnaryOp<string mnemonic, Type operandType, list<Trait> traits = []>
-    : Vo_Op<mnemonic, traits # [Pure, InferTypeOpAdaptor]> {
+    : Vo_Op<mnemonic, traits # [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let arguments = (ins operandType:$input);
   let results = (outs Vo_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input)";
@@ -154,10 +158,11 @@ def Vo_SigmoidOp : Vo_UnaryOp<"sigmoid", Vo_FloatTensor> {
 def Vo_SiluOp : Vo_UnaryOp<"silu", Vo_FloatTensor> {
   let summary = "x * sigmoid(x)";
 }
-def Vo_GeluOp : Vo_Op<"gelu", [Pure, InferTypeOpAdaptor]> {
+def Vo_GeluOp : Vo_Op<"gelu", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Gaussian error linear unit, exact or tanh-approximated";
   let arguments = (ins Vo_FloatTensor:$input,
-      DefaultValuedAttr<Vo_GeluApproximationAttr,
+      DefaultValuedAttr<Vo_GeluApproximation,
                         "GeluApproximation::none">:$approximate);
   let results = (outs Vo_FloatTensor:$result);
   let assemblyFormat =
@@ -171,7 +176,8 @@ def Vo_IsNanOp : Vo_Op<"is_nan", [Pure, InferTypeOpAdaptor]> {
   let assemblyFormat = "$input attr-dict `:` type($input)";
 }
 
-def Vo_CastOp : Vo_Op<"cast", [Pure, InferTypeOpAdaptor]> {
+def Vo_CastOp : Vo_Op<"cast", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Converts the element type";
   let arguments = (ins Vo_Tensor:$input, TypeAttr:$element_type);
   let results = (outs Vo_Tensor:$result);
@@ -183,7 +189,8 @@ def Vo_CastOp : Vo_Op<"cast", [Pure, InferTypeOpAdaptor]> {
 // Contractions and reductions
 //===----------------------------------------------------------------------===//
 
-def Vo_MatmulOp : Vo_Op<"matmul", [Pure, InferTypeOpAdaptor]> {
+def Vo_MatmulOp : Vo_Op<"matmul", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Batched matrix product with optional transposes";
   let description = [{
     `lhs` is [..., M, K] (or [..., K, M] with `transpose_lhs`), `rhs` is
@@ -200,7 +207,7 @@ def Vo_MatmulOp : Vo_Op<"matmul", [Pure, InferTypeOpAdaptor]> {
 }
 
 class Vo_ReduceOp<string mnemonic, Type operandType>
-    : Vo_Op<mnemonic, [Pure, InferTypeOpAdaptor]> {
+    : Vo_Op<mnemonic, [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let arguments = (ins operandType:$input, DenseI64ArrayAttr:$axes,
                        UnitAttr:$keep_dims);
   let results = (outs Vo_NumericTensor:$result);
@@ -218,14 +225,16 @@ def Vo_ReduceMaxOp : Vo_ReduceOp<"reduce_max", Vo_NumericTensor> {
   let summary = "Maximum over axes";
 }
 
-def Vo_SoftmaxOp : Vo_Op<"softmax", [Pure, InferTypeOpAdaptor]> {
+def Vo_SoftmaxOp : Vo_Op<"softmax", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "exp(x) / sum(exp(x)) along one axis";
   let arguments = (ins Vo_FloatTensor:$input, I64Attr:$axis);
   let results = (outs Vo_FloatTensor:$result);
   let assemblyFormat = "$input `axis` `=` $axis attr-dict `:` type($input)";
 }
 
-def Vo_LogSoftmaxOp : Vo_Op<"log_softmax", [Pure, InferTypeOpAdaptor]> {
+def Vo_LogSoftmaxOp : Vo_Op<"log_softmax", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "x - log(sum(exp(x))) along one axis";
   let arguments = (ins Vo_FloatTensor:$input, I64Attr:$axis);
   let results = (outs Vo_FloatTensor:$result);
@@ -236,7 +245,8 @@ def Vo_LogSoftmaxOp : Vo_Op<"log_softmax", [Pure, InferTypeOpAdaptor]> {
 // Shape manipulation
 //===----------------------------------------------------------------------===//
 
-def Vo_ReshapeOp : Vo_Op<"reshape", [Pure, InferTypeOpAdaptor]> {
+def Vo_ReshapeOp : Vo_Op<"reshape", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Same elements in row-major order, another shape";
   let arguments = (ins Vo_Tensor:$input, DenseI64ArrayAttr:$shape);
   let results = (outs Vo_Tensor:$result);
@@ -244,7 +254,8 @@ def Vo_ReshapeOp : Vo_Op<"reshape", [Pure, InferTypeOpAdaptor]> {
   let hasFolder = 1;
 }
 
-def Vo_TransposeOp : Vo_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
+def Vo_TransposeOp : Vo_Op<"transpose", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Permutes dimensions: result dim i is input dim perm[i]";
   let arguments = (ins Vo_Tensor:$input, DenseI64ArrayAttr:$permutation);
   let results = (outs Vo_Tensor:$result);
@@ -253,7 +264,8 @@ def Vo_TransposeOp : Vo_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
   let hasFolder = 1;
 }
 
-def Vo_SliceOp : Vo_Op<"slice", [Pure, InferTypeOpAdaptor]> {
+def Vo_SliceOp : Vo_Op<"slice", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Strided window [start, limit) per dimension";
   let arguments = (ins Vo_Tensor:$input, DenseI64ArrayAttr:$start,
                        DenseI64ArrayAttr:$limit, DenseI64ArrayAttr:$stride);
@@ -263,7 +275,8 @@ def Vo_SliceOp : Vo_Op<"slice", [Pure, InferTypeOpAdaptor]> {
   let hasFolder = 1;
 }
 
-def Vo_ConcatOp : Vo_Op<"concat", [Pure, InferTypeOpAdaptor]> {
+def Vo_ConcatOp : Vo_Op<"concat", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Joins tensors along one axis";
   let arguments = (ins Variadic<Vo_Tensor>:$inputs, I64Attr:$axis);
   let results = (outs Vo_Tensor:$result);
@@ -271,7 +284,8 @@ def Vo_ConcatOp : Vo_Op<"concat", [Pure, InferTypeOpAdaptor]> {
   let hasFolder = 1;
 }
 
-def Vo_BroadcastToOp : Vo_Op<"broadcast_to", [Pure, InferTypeOpAdaptor]> {
+def Vo_BroadcastToOp : Vo_Op<"broadcast_to", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Numpy broadcast to a shape";
   let arguments = (ins Vo_Tensor:$input, DenseI64ArrayAttr:$shape);
   let results = (outs Vo_Tensor:$result);
@@ -283,14 +297,16 @@ def Vo_BroadcastToOp : Vo_Op<"broadcast_to", [Pure, InferTypeOpAdaptor]> {
 // Model ops
 //===----------------------------------------------------------------------===//
 
-def Vo_EmbeddingOp : Vo_Op<"embedding", [Pure, InferTypeOpAdaptor]> {
+def Vo_EmbeddingOp : Vo_Op<"embedding", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Rows of a [vocab, hidden] table picked by token ids";
   let arguments = (ins Vo_FloatTensor:$table, Vo_IntTensor:$ids);
   let results = (outs Vo_FloatTensor:$result);
   let assemblyFormat = "$table `,` $ids attr-dict `:` type($table) `,` type($ids)";
 }
 
-def Vo_RmsNormOp : Vo_Op<"rms_norm", [Pure, InferTypeOpAdaptor]> {
+def Vo_RmsNormOp : Vo_Op<"rms_norm", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "x / sqrt(mean(x^2, last axis) + epsilon) * weight";
   let arguments = (ins Vo_FloatTensor:$input, Vo_FloatTensor:$weight,
                        F64Attr:$epsilon);
@@ -299,7 +315,8 @@ def Vo_RmsNormOp : Vo_Op<"rms_norm", [Pure, InferTypeOpAdaptor]> {
                        "`:` type($input) `,` type($weight)";
 }
 
-def Vo_RopeOp : Vo_Op<"rope", [Pure, InferTypeOpAdaptor]> {
+def Vo_RopeOp : Vo_Op<"rope", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Rotary embedding: x * cos + rotate_half(x) * sin";
   let description = [{
     rotate_half([x1, x2]) = [-x2, x1] over the halves of the last axis.
@@ -312,14 +329,16 @@ def Vo_RopeOp : Vo_Op<"rope", [Pure, InferTypeOpAdaptor]> {
                        "`,` type($cos) `,` type($sin)";
 }
 
-def Vo_SwigluOp : Vo_Op<"swiglu", [Pure, InferTypeOpAdaptor]> {
+def Vo_SwigluOp : Vo_Op<"swiglu", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "silu(gate) * up";
   let arguments = (ins Vo_FloatTensor:$gate, Vo_FloatTensor:$up);
   let results = (outs Vo_FloatTensor:$result);
   let assemblyFormat = "$gate `,` $up attr-dict `:` type($gate) `,` type($up)";
 }
 
-def Vo_AttentionOp : Vo_Op<"attention", [Pure, InferTypeOpAdaptor]> {
+def Vo_AttentionOp : Vo_Op<"attention", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Scaled dot-product attention with grouped-query heads";
   let description = [{
     q [B, Hq, S, D], k [B, Hkv, Sk, D], v [B, Hkv, Sk, Dv] -> [B, Hq, S, Dv];
@@ -338,7 +357,8 @@ def Vo_AttentionOp : Vo_Op<"attention", [Pure, InferTypeOpAdaptor]> {
                        "(`,` type($cu_seqlens)^)?";
 }
 
-def Vo_CrossEntropyOp : Vo_Op<"cross_entropy", [Pure, InferTypeOpAdaptor]> {
+def Vo_CrossEntropyOp : Vo_Op<"cross_entropy", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Softmax cross-entropy of logits [..., V] against labels [...]";
   let description = [{
     Labels equal to `ignore_index` contribute nothing; `mean` divides by the
@@ -346,13 +366,124 @@ def Vo_CrossEntropyOp : Vo_Op<"cross_entropy", [Pure, InferTypeOpAdaptor]> {
   }];
   let arguments = (ins Vo_FloatTensor:$logits, Vo_IntTensor:$labels,
                        DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
-                       DefaultValuedAttr<Vo_ReductionAttr,
+                       DefaultValuedAttr<Vo_Reduction,
                                          "Reduction::mean">:$reduction);
   let results = (outs Vo_FloatTensor:$result);
   let assemblyFormat = "$logits `,` $labels "
                        "(`ignore_index` `=` $ignore_index^)? "
                        "(`reduction` `=` $reduction^)? attr-dict `:` "
                        "type($logits) `,` type($labels)";
+}
+
+//===----------------------------------------------------------------------===//
+// Gradient ops: emitted by the gradient rules of the fused ops, where an
+// expansion into primitives would be slower or less exact.
+//===----------------------------------------------------------------------===//
+
+def Vo_RmsNormGradOp : Vo_Op<"rms_norm_grad", [Pure, InferTypeOpAdaptor,
+    AllTypesMatch<["input", "result_grad"]>]> {
+  let summary = "Gradients of vo.rms_norm w.r.t. its input and weight";
+  let arguments = (ins Vo_FloatTensor:$input, Vo_FloatTensor:$weight,
+                       Vo_FloatTensor:$result_grad, F64Attr:$epsilon);
+  let results = (outs Vo_FloatTensor:$input_grad,
+                      Vo_FloatTensor:$weight_grad);
+  let assemblyFormat = "$input `,` $weight `,` $result_grad `epsilon` `=` "
+                       "$epsilon attr-dict `:` type($input) `,` type($weight)";
+}
+
+def Vo_RopeGradOp : Vo_Op<"rope_grad", [Pure, InferTypeOpAdaptor,
+    AllTypesMatch<["cos", "sin"]>]> {
+  let summary = "Gradient of vo.rope w.r.t. its input";
+  let description = [{
+    The exact transpose of vo.rope for any cos/sin tables:
+    dy * cos + rotate_half^T(dy * sin), rotate_half^T([g1, g2]) = [g2, -g1].
+  }];
+  let arguments = (ins Vo_FloatTensor:$result_grad, Vo_FloatTensor:$cos,
+                       Vo_FloatTensor:$sin);
+  let results = (outs Vo_FloatTensor:$input_grad);
+  let assemblyFormat = "$result_grad `,` $cos `,` $sin attr-dict `:` "
+                       "type($result_grad) `,` type($cos)";
+}
+
+def Vo_SwigluGradOp : Vo_Op<"swiglu_grad", [Pure, InferTypeOpAdaptor,
+    AllTypesMatch<["gate", "up", "result_grad"]>]> {
+  let summary = "Gradients of vo.swiglu w.r.t. gate and up";
+  let arguments = (ins Vo_FloatTensor:$gate, Vo_FloatTensor:$up,
+                       Vo_FloatTensor:$result_grad);
+  let results = (outs Vo_FloatTensor:$gate_grad, Vo_FloatTensor:$up_grad);
+  let assemblyFormat = "$gate `,` $up `,` $result_grad attr-dict `:` "
+                       "type($gate)";
+}
+
+def Vo_AttentionGradOp : Vo_Op<"attention_grad", [Pure, InferTypeOpAdaptor]> {
+  let summary = "Gradients of vo.attention w.r.t. query, key and value";
+  let description = [{
+    Recomputes the attention probabilities from q and k; key/value gradients
+    sum over the query heads that share a kv head.
+  }];
+  let arguments = (ins Vo_FloatTensor:$query, Vo_FloatTensor:$key,
+                       Vo_FloatTensor:$value, Vo_FloatTensor:$result_grad,
+                       Optional<Vo_IntTensor>:$cu_seqlens,
+                       F64Attr:$scale, UnitAttr:$causal);
+  let results = (outs Vo_FloatTensor:$query_grad, Vo_FloatTensor:$key_grad,
+                      Vo_FloatTensor:$value_grad);
+  let assemblyFormat = "$query `,` $key `,` $value `,` $result_grad "
+                       "(`,` $cu_seqlens^)? `scale` `=` $scale "
+                       "(`causal` $causal^)? attr-dict `:` type($query) `,` "
+                       "type($key) `,` type($value) `,` type($result_grad) "
+                       "(`,` type($cu_seqlens)^)?";
+}
+
+def Vo_CrossEntropyGradOp : Vo_Op<"cross_entropy_grad",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "Gradient of vo.cross_entropy w.r.t. the logits";
+  let arguments = (ins Vo_FloatTensor:$logits, Vo_IntTensor:$labels,
+                       Vo_FloatTensor:$result_grad,
+                       DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+                       DefaultValuedAttr<Vo_Reduction,
+                                         "Reduction::mean">:$reduction);
+  let results = (outs Vo_FloatTensor:$logits_grad);
+  let assemblyFormat = "$logits `,` $labels `,` $result_grad "
+                       "(`ignore_index` `=` $ignore_index^)? "
+                       "(`reduction` `=` $reduction^)? attr-dict `:` "
+                       "type($logits) `,` type($labels) `,` type($result_grad)";
+}
+
+def Vo_EmbeddingGradOp : Vo_Op<"embedding_grad", [Pure, InferTypeOpAdaptor]> {
+  let summary = "Gradient of vo.embedding w.r.t. its table: a scatter-add";
+  let arguments = (ins Vo_IntTensor:$ids, Vo_FloatTensor:$result_grad,
+                       I64Attr:$vocab);
+  let results = (outs Vo_FloatTensor:$table_grad);
+  let assemblyFormat = "$ids `,` $result_grad `vocab` `=` $vocab attr-dict "
+                       "`:` type($ids) `,` type($result_grad)";
+}
+
+//===----------------------------------------------------------------------===//
+// Optimizer
+//===----------------------------------------------------------------------===//
+
+def Vo_AdamwOp : Vo_Op<"adamw", [Pure, InferTypeOpAdaptor,
+    AllTypesMatch<["param", "grad", "exp_avg", "exp_avg_sq"]>]> {
+  let summary = "One AdamW update of a parameter and its moments";
+  let description = [{
+    As torch.optim.AdamW: g = grad * grad_scale; p *= 1 - lr * weight_decay;
+    m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
+    p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps). `hyper` holds
+    [lr, bc1, bc2] of this step (bc = 1 - beta^step, from the runtime's
+    schedule); `grad_scale` is the global-norm clipping factor (or 1).
+  }];
+  let arguments = (ins Vo_FloatTensor:$param, Vo_FloatTensor:$grad,
+                       Vo_FloatTensor:$exp_avg, Vo_FloatTensor:$exp_avg_sq,
+                       Vo_FloatTensor:$hyper, Vo_FloatTensor:$grad_scale,
+                       F64Attr:$beta1, F64Attr:$beta2, F64Attr:$eps,
+                       F64Attr:$weight_decay);
+  let results = (outs Vo_FloatTensor:$new_param, Vo_FloatTensor:$new_exp_avg,
+                      Vo_FloatTensor:$new_exp_avg_sq);
+  let assemblyFormat = "$param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` "
+                       "$hyper `,` $grad_scale `beta1` `=` $beta1 `beta2` `=` "
+                       "$beta2 `eps` `=` $eps `weight_decay` `=` $weight_decay "
+                       "attr-dict `:` type($param) `,` type($hyper) `,` "
+                       "type($grad_scale)";
 }
 
 #endif // VEOMNI_DIALECTS_VO_VOOPS_TD

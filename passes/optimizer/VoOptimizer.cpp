@@ -1,0 +1,189 @@
+//===- VoOptimizer.cpp - gradient accumulation and the AdamW step ---------===//
+//
+// Splits a training step into what runs per micro-batch and what runs once:
+//   @micro_step(inputs..., grad accumulators) -> (loss, accumulators + grads)
+//   @optimizer_step(hyper, accumulators, moments)
+//       -> (grad_norm, new parameters, new moments, cleared accumulators)
+// State lives outside the functions; `vo.state` attributes say which
+// argument reads and which result overwrites which state tensor.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/vo/VoOps.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+namespace veomni {
+#define GEN_PASS_DEF_VOOPTIMIZER
+#include "passes/Passes.h.inc"
+} // namespace veomni
+
+using namespace mlir;
+using namespace veomni::vo;
+
+namespace {
+
+Value splatConstant(OpBuilder &b, Location loc, RankedTensorType type,
+                    double value) {
+  return ConstantOp::create(
+      b, loc,
+      SplatElementsAttr::get(type, b.getFloatAttr(type.getElementType(), value)));
+}
+
+DictionaryAttr attrDict(OpBuilder &b, StringRef key, const Twine &value) {
+  return b.getDictionaryAttr(
+      b.getNamedAttr(key, b.getStringAttr(value.str())));
+}
+
+struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
+  using VoOptimizerBase::VoOptimizerBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto backward = module.lookupSymbol<func::FuncOp>("forward_backward");
+    if (!backward) {
+      module.emitError("vo-optimizer expects @forward_backward (run "
+                       "vo-autodiff first)");
+      return signalPassFailure();
+    }
+    // Parameters in result order: results 1.. are named "grad.<parameter>".
+    SmallVector<ParameterOp> params;
+    for (unsigned i = 1; i < backward.getNumResults(); ++i) {
+      auto name = backward.getResultAttrOfType<StringAttr>(i, kNameAttr);
+      ParameterOp param =
+          name && name.getValue().starts_with("grad.")
+              ? module.lookupSymbol<ParameterOp>(name.getValue().drop_front(5))
+              : ParameterOp();
+      if (!param) {
+        backward.emitError() << "vo-optimizer: result " << i
+                             << " of @forward_backward names no parameter";
+        return signalPassFailure();
+      }
+      params.push_back(param);
+    }
+    OpBuilder b(module.getContext());
+    buildMicroStep(b, backward, params);
+    buildOptimizerStep(b, module, backward, params);
+  }
+
+  void buildMicroStep(OpBuilder &b, func::FuncOp backward,
+                      SmallVectorImpl<ParameterOp> &params) {
+    b.setInsertionPointAfter(backward);
+    auto micro = cast<func::FuncOp>(b.clone(*backward));
+    micro.setSymName("micro_step");
+    Block &body = micro.getBody().front();
+    auto ret = cast<func::ReturnOp>(body.getTerminator());
+    Location loc = ret.getLoc();
+    b.setInsertionPoint(ret);
+    SmallVector<Value> results = {ret.getOperand(0)};
+    for (auto [i, param] : llvm::enumerate(params)) {
+      unsigned index = micro.getNumArguments();
+      if (failed(micro.insertArgument(
+              index, param.getType(),
+              attrDict(b, kStateAttr, "grad:" + param.getSymName()), loc)))
+        return signalPassFailure();
+      results.push_back(AddOp::create(b, loc, micro.getArgument(index),
+                                      ret.getOperand(i + 1)));
+    }
+    ret->setOperands(results);
+    micro.setType(b.getFunctionType(micro.getArgumentTypes(),
+                                    ValueRange(results).getTypes()));
+    micro.setResultAttrs(0, attrDict(b, kNameAttr, "loss"));
+    for (auto [i, param] : llvm::enumerate(params))
+      micro.setResultAttrs(i + 1,
+                           attrDict(b, kStateAttr, "grad:" + param.getSymName()));
+  }
+
+  void buildOptimizerStep(OpBuilder &b, ModuleOp module,
+                          func::FuncOp backward, SmallVectorImpl<ParameterOp> &params) {
+    Location loc = backward.getLoc();
+    auto f32 = b.getF32Type();
+    auto scalarType = RankedTensorType::get({}, f32);
+    auto hyperType = RankedTensorType::get({3}, f32);
+
+    SmallVector<Type> argTypes = {hyperType};
+    SmallVector<DictionaryAttr> argAttrs = {attrDict(b, kNameAttr, "hyper")};
+    for (StringRef kind : {"grad:", "exp_avg:", "exp_avg_sq:"})
+      for (ParameterOp param : params) {
+        argTypes.push_back(param.getType());
+        argAttrs.push_back(attrDict(b, kStateAttr, kind + param.getSymName()));
+      }
+    b.setInsertionPointToEnd(module.getBody());
+    auto step = func::FuncOp::create(b, loc, "optimizer_step",
+                                     b.getFunctionType(argTypes, {}));
+    step.setAllArgAttrs(argAttrs);
+    Block *body = step.addEntryBlock();
+    b.setInsertionPointToEnd(body);
+    size_t n = params.size();
+    auto grad = [&](size_t i) { return body->getArgument(1 + i); };
+    auto expAvg = [&](size_t i) { return body->getArgument(1 + n + i); };
+    auto expAvgSq = [&](size_t i) { return body->getArgument(1 + 2 * n + i); };
+
+    // Global L2 norm of the accumulated gradients (always reported).
+    Value sumSquares = splatConstant(b, loc, scalarType, 0.0);
+    for (size_t i = 0; i < n; ++i) {
+      Value g = grad(i);
+      auto type = cast<RankedTensorType>(g.getType());
+      if (type.getElementType() != f32)
+        g = CastOp::create(b, loc, g, f32);
+      auto axes = llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
+      Value squares = MulOp::create(b, loc, g, g);
+      Value partial = axes.empty() ? squares
+                                   : Value(ReduceSumOp::create(b, loc, squares,
+                                                               axes, false));
+      sumSquares = AddOp::create(b, loc, sumSquares, partial);
+    }
+    Value norm = SqrtOp::create(b, loc, sumSquares);
+    Value gradScale = splatConstant(b, loc, scalarType, 1.0);
+    if (maxGradNorm > 0) {
+      // torch.nn.utils.clip_grad_norm_: min(1, max_norm / (norm + 1e-6)).
+      Value denom = AddOp::create(b, loc, norm,
+                                  splatConstant(b, loc, scalarType, 1e-6));
+      Value coef = DivOp::create(
+          b, loc, splatConstant(b, loc, scalarType, maxGradNorm), denom);
+      gradScale = MinimumOp::create(b, loc, coef, gradScale);
+    }
+
+    SmallVector<Value> results = {norm};
+    SmallVector<DictionaryAttr> resultAttrs = {
+        attrDict(b, kNameAttr, "grad_norm")};
+    SmallVector<Value> newExpAvg, newExpAvgSq;
+    for (size_t i = 0; i < n; ++i) {
+      ParameterOp param = params[i];
+      Value current = ParamOp::create(b, loc, param.getType(),
+                                      FlatSymbolRefAttr::get(param.getSymNameAttr()));
+      auto update = AdamwOp::create(
+          b, loc, current, grad(i), expAvg(i), expAvgSq(i), body->getArgument(0),
+          gradScale, b.getF64FloatAttr(beta1), b.getF64FloatAttr(beta2),
+          b.getF64FloatAttr(eps), b.getF64FloatAttr(weightDecay));
+      results.push_back(update.getNewParam());
+      resultAttrs.push_back(attrDict(b, kStateAttr, "param:" + param.getSymName()));
+      newExpAvg.push_back(update.getNewExpAvg());
+      newExpAvgSq.push_back(update.getNewExpAvgSq());
+    }
+    for (size_t i = 0; i < n; ++i) {
+      results.push_back(newExpAvg[i]);
+      resultAttrs.push_back(
+          attrDict(b, kStateAttr, "exp_avg:" + params[i].getSymName()));
+    }
+    for (size_t i = 0; i < n; ++i) {
+      results.push_back(newExpAvgSq[i]);
+      resultAttrs.push_back(
+          attrDict(b, kStateAttr, "exp_avg_sq:" + params[i].getSymName()));
+    }
+    // The accumulators start the next step at zero.
+    for (size_t i = 0; i < n; ++i) {
+      results.push_back(splatConstant(
+          b, loc, cast<RankedTensorType>(params[i].getType()), 0.0));
+      resultAttrs.push_back(
+          attrDict(b, kStateAttr, "grad:" + params[i].getSymName()));
+    }
+    func::ReturnOp::create(b, loc, results);
+    step.setType(b.getFunctionType(argTypes, ValueRange(results).getTypes()));
+    step.setAllResultAttrs(resultAttrs);
+  }
+};
+
+} // namespace
