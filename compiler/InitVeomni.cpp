@@ -3,6 +3,7 @@
 #include "compiler/InitVeomni.h"
 
 #include "dialects/vo/VoDialect.h"
+#include "dialects/vrt/VrtDialect.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -10,7 +11,7 @@
 #include "mlir/Transforms/Passes.h"
 
 void veomni::registerAllDialects(mlir::DialectRegistry &registry) {
-  registry.insert<vo::VoDialect, mlir::func::FuncDialect>();
+  registry.insert<vo::VoDialect, vrt::VrtDialect, mlir::func::FuncDialect>();
 }
 
 void veomni::registerAllPasses() {

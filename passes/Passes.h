@@ -3,6 +3,7 @@
 #define VEOMNI_PASSES_PASSES_H
 
 #include "dialects/vo/VoDialect.h"
+#include "dialects/vrt/VrtDialect.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 

@@ -80,4 +80,29 @@ def VoOptimizer : Pass<"vo-optimizer", "mlir::ModuleOp"> {
   ];
 }
 
+def VoLowerToVrt : Pass<"vo-lower-to-vrt", "mlir::ModuleOp"> {
+  let summary = "Lower vo functions to runtime programs (vrt)";
+  let description = [{
+    Every vo op becomes a `vrt.launch` of the runtime kernel of the same name,
+    its attributes becoming kernel params (unit and boolean attributes as
+    0/1, enums as their integer values). `vo.param` reads become
+    `vrt.state "param:<name>"`; arguments and results tagged `vo.state`
+    become `vrt.state` reads and `vrt.store` writes, so a function's
+    signature keeps only its named inputs and outputs. Splat constants become
+    `fill` launches; other constants stay in the artifact.
+  }];
+  let dependentDialects = ["::veomni::vrt::VrtDialect"];
+}
+
+def VrtPlanMemory : Pass<"vrt-plan-memory", "mlir::ModuleOp"> {
+  let summary = "Place every launch result at a static offset in one arena";
+  let description = [{
+    Computes each launch result's live range (definition to last use, or the
+    function's end when returned) and places the results, largest first, at
+    the lowest 64-byte-aligned offset that overlaps no result live at the
+    same time. A kernel's outputs never share memory with its inputs. The
+    function's `vrt.arena_bytes` is the exact peak.
+  }];
+}
+
 #endif // VEOMNI_PASSES_PASSES_TD

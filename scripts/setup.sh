@@ -19,6 +19,7 @@ packages=(
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev
+  libabsl-dev libflatbuffers-dev flatbuffers-compiler
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,310 @@
+//===- veomni-compile.cpp - a vo model into a training artifact -----------===//
+//
+//   veomni-compile model.mlir -o model.vob [--grad-accum 4] [--lr 3e-4] ...
+//
+// Builds the training step (token-mean loss, backward, gradient
+// accumulation, AdamW), lowers it to the runtime program, plans its memory
+// and writes the artifact. --explain prints the memory plan.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/ArtifactWriter.h"
+#include "compiler/InitVeomni.h"
+#include "dialects/vo/VoOps.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/WithColor.h"
+
+using namespace llvm;
+using namespace veomni;
+
+namespace {
+cl::OptionCategory compileCategory("veomni-compile options");
+
+cl::opt<std::string> inputPath(cl::Positional, cl::Required,
+                               cl::desc("<model.mlir>"),
+                               cl::cat(compileCategory));
+cl::opt<std::string> outputPath("o", cl::desc("Output artifact (.vob)"),
+                                cl::value_desc("file"), cl::Required,
+                                cl::cat(compileCategory));
+cl::opt<std::string> recipe(
+    "recipe", cl::desc("Parallel recipe, e.g. fsdp=8,sp=4 (keys dp fsdp sp "
+                       "ep; default all 1)"),
+    cl::init(""), cl::cat(compileCategory));
+cl::opt<int64_t> seqLen("seq-len",
+                        cl::desc("Sequence length; must match the imported "
+                                 "model (re-import with --dim to change it)"),
+                        cl::init(0), cl::cat(compileCategory));
+cl::opt<int64_t> microBatch("micro-batch",
+                            cl::desc("Sequences per micro-batch; must match "
+                                     "the imported model"),
+                            cl::init(0), cl::cat(compileCategory));
+cl::opt<int64_t> gradAccum("grad-accum",
+                           cl::desc("Micro-batches per optimizer step"),
+                           cl::init(1), cl::cat(compileCategory));
+cl::opt<std::string> tokenInput("token-input",
+                                cl::desc("Model input fed with token ids"),
+                                cl::init("input_ids"),
+                                cl::cat(compileCategory));
+cl::opt<std::string> labelInput("label-input",
+                                cl::desc("Model input fed with labels"),
+                                cl::init("labels"), cl::cat(compileCategory));
+cl::opt<double> lr("lr", cl::desc("Peak learning rate"), cl::init(1e-3),
+                   cl::cat(compileCategory));
+cl::opt<double> beta1("beta1", cl::desc("AdamW beta1"), cl::init(0.9),
+                      cl::cat(compileCategory));
+cl::opt<double> beta2("beta2", cl::desc("AdamW beta2"), cl::init(0.999),
+                      cl::cat(compileCategory));
+cl::opt<double> eps("eps", cl::desc("AdamW epsilon"), cl::init(1e-8),
+                    cl::cat(compileCategory));
+cl::opt<double> weightDecay("weight-decay",
+                            cl::desc("AdamW decoupled weight decay"),
+                            cl::init(0.01), cl::cat(compileCategory));
+cl::opt<double> maxGradNorm("max-grad-norm",
+                            cl::desc("Clip to this global gradient norm "
+                                     "(0: off)"),
+                            cl::init(0.0), cl::cat(compileCategory));
+cl::opt<std::string> lrSchedule("lr-schedule",
+                                cl::desc("constant, or cosine (linear warmup "
+                                         "then cosine decay to --min-lr)"),
+                                cl::init("constant"),
+                                cl::cat(compileCategory));
+cl::opt<int64_t> warmupSteps("warmup-steps",
+                             cl::desc("Linear warmup steps (cosine)"),
+                             cl::init(0), cl::cat(compileCategory));
+cl::opt<int64_t> trainSteps("train-steps",
+                            cl::desc("Total steps the cosine schedule spans"),
+                            cl::init(0), cl::cat(compileCategory));
+cl::opt<double> minLr("min-lr", cl::desc("Final learning rate (cosine)"),
+                      cl::init(0.0), cl::cat(compileCategory));
+cl::opt<bool> explain("explain",
+                      cl::desc("Print the memory plan of the artifact"),
+                      cl::cat(compileCategory));
+cl::opt<std::string> emitMlir("emit-mlir",
+                              cl::desc("Also write the planned runtime "
+                                       "program (vrt) to this file"),
+                              cl::value_desc("file"), cl::init(""),
+                              cl::cat(compileCategory));
+
+int fail(const Twine &message) {
+  WithColor::error(errs(), "veomni-compile") << message << "\n";
+  return 1;
+}
+
+/// Parses --recipe; only the one-rank recipe runs today.
+Error parseRecipe(StringRef text, ArtifactMetadata &meta) {
+  SmallVector<StringRef> items;
+  text.split(items, ',', -1, /*KeepEmpty=*/false);
+  for (StringRef item : items) {
+    auto [key, value] = item.split('=');
+    key = key.trim();
+    int degree;
+    if (value.trim().getAsInteger(10, degree) || degree < 1)
+      return createStringError(inconvertibleErrorCode(),
+                               "--recipe: '" + item +
+                                   "' is not key=N with N >= 1");
+    if (key == "tp" || key == "pp")
+      return createStringError(inconvertibleErrorCode(),
+                               "--recipe: " + key +
+                                   " (tensor/pipeline parallelism) is not "
+                                   "supported; use dp, fsdp, sp and ep");
+    int *slot = key == "dp"     ? &meta.dp
+                : key == "fsdp" ? &meta.fsdp
+                : key == "sp"   ? &meta.sp
+                : key == "ep"   ? &meta.ep
+                                : nullptr;
+    if (!slot)
+      return createStringError(inconvertibleErrorCode(),
+                               "--recipe: unknown key '" + key +
+                                   "' (expected dp, fsdp, sp, ep)");
+    *slot = degree;
+    if (degree > 1)
+      return createStringError(inconvertibleErrorCode(),
+                               "--recipe: " + key + "=" + Twine(degree) +
+                                   ": multi-rank recipes are not "
+                                   "implemented yet; this build trains on "
+                                   "one rank");
+  }
+  return Error::success();
+}
+
+/// Finds the token and label inputs of @forward, checks their shapes against
+/// the flags, and reads the vocabulary from the embedding of the tokens.
+Error describeInputs(mlir::ModuleOp module, ArtifactMetadata &meta) {
+  auto forward = module.lookupSymbol<mlir::func::FuncOp>("forward");
+  if (!forward)
+    return createStringError(inconvertibleErrorCode(),
+                             "the module has no @forward (import a model "
+                             "with veomni-import)");
+  mlir::BlockArgument tokens, labels;
+  for (mlir::BlockArgument arg : forward.getArguments()) {
+    auto name = forward.getArgAttrOfType<mlir::StringAttr>(arg.getArgNumber(),
+                                                           vo::kNameAttr);
+    if (name && name.getValue() == meta.tokenInput)
+      tokens = arg;
+    if (name && name.getValue() == meta.labelInput)
+      labels = arg;
+  }
+  for (auto [arg, what, flag] : {std::tuple(tokens, meta.tokenInput, "--token-input"),
+                                 std::tuple(labels, meta.labelInput, "--label-input")})
+    if (!arg)
+      return createStringError(inconvertibleErrorCode(),
+                               Twine("@forward has no input named '") + what +
+                                   "' (set " + flag + ")");
+  auto type = cast<mlir::RankedTensorType>(tokens.getType());
+  if (type.getRank() != 2 || labels.getType() != tokens.getType())
+    return createStringError(
+        inconvertibleErrorCode(),
+        "expects token and label inputs of one shape [micro_batch, seq_len]");
+  meta.microBatch = type.getDimSize(0);
+  meta.seqLen = type.getDimSize(1);
+  if (seqLen && seqLen != meta.seqLen)
+    return createStringError(inconvertibleErrorCode(),
+                             "--seq-len " + Twine(seqLen) +
+                                 " differs from the model's " +
+                                 Twine(meta.seqLen) +
+                                 "; shapes are fixed at import: re-import "
+                                 "with --dim (or re-export) for another length");
+  if (microBatch && microBatch != meta.microBatch)
+    return createStringError(inconvertibleErrorCode(),
+                             "--micro-batch " + Twine(microBatch) +
+                                 " differs from the model's " +
+                                 Twine(meta.microBatch) +
+                                 "; shapes are fixed at import: re-import "
+                                 "with --dim (or re-export)");
+  for (mlir::Operation *user : tokens.getUsers())
+    if (auto embedding = dyn_cast<vo::EmbeddingOp>(user))
+      meta.vocabSize =
+          cast<mlir::RankedTensorType>(embedding.getTable().getType())
+              .getDimSize(0);
+  if (!meta.vocabSize)
+    return createStringError(inconvertibleErrorCode(),
+                             "input '" + meta.tokenInput +
+                                 "' feeds no vo.embedding, so the vocabulary "
+                                 "size is unknown");
+  return Error::success();
+}
+
+std::string formatBytes(int64_t bytes) {
+  char text[64];
+  std::snprintf(text, sizeof(text), "%lld B (%.2f MiB)",
+                static_cast<long long>(bytes), bytes / 1048576.0);
+  return text;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(compileCategory);
+  cl::ParseCommandLineOptions(
+      argc, argv, "veomni-compile: a vo model into a training artifact\n");
+
+  ArtifactMetadata meta;
+  meta.tokenInput = tokenInput;
+  meta.labelInput = labelInput;
+  if (gradAccum < 1)
+    return fail("--grad-accum must be >= 1, got " + Twine(gradAccum));
+  meta.gradAccum = gradAccum;
+  if (lrSchedule != "constant" && lrSchedule != "cosine")
+    return fail("--lr-schedule must be constant or cosine, got '" +
+                lrSchedule + "'");
+  if (lrSchedule == "cosine" && trainSteps <= warmupSteps)
+    return fail("--lr-schedule cosine needs --train-steps (" +
+                Twine(trainSteps) + ") > --warmup-steps (" +
+                Twine(warmupSteps) + ")");
+  if (lr <= 0 || beta1 < 0 || beta1 >= 1 || beta2 < 0 || beta2 >= 1 ||
+      eps <= 0 || weightDecay < 0 || maxGradNorm < 0)
+    return fail("optimizer flags out of range: need lr > 0, 0 <= beta < 1, "
+                "eps > 0, weight decay >= 0, max grad norm >= 0");
+  meta.optimizer = {lr,         beta1,       beta2,      eps,
+                    weightDecay, maxGradNorm, lrSchedule, warmupSteps,
+                    trainSteps,  minLr};
+  if (Error error = parseRecipe(recipe, meta))
+    return fail(toString(std::move(error)));
+
+  mlir::DialectRegistry registry;
+  registerAllDialects(registry);
+  mlir::MLIRContext context(registry);
+  SourceMgr sourceMgr;
+  mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  std::string errorMessage;
+  auto file = mlir::openInputFile(inputPath, &errorMessage);
+  if (!file)
+    return fail(errorMessage);
+  sourceMgr.AddNewSourceBuffer(std::move(file), SMLoc());
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return fail("cannot parse '" + inputPath + "' (see above)");
+  if (Error error = describeInputs(*module, meta))
+    return fail(toString(std::move(error)));
+
+  mlir::PassManager pm(&context);
+  pm.addPass(createVoTokenMeanLoss());
+  pm.addPass(createVoAutodiff());
+  pm.addPass(createVoOptimizer(VoOptimizerOptions{beta1, beta2, eps,
+                                                  weightDecay, maxGradNorm}));
+  pm.addPass(mlir::createCanonicalizerPass());
+  pm.addPass(mlir::createCSEPass());
+  if (mlir::failed(pm.run(*module)))
+    return fail("building the training step failed (see above)");
+
+  // The runtime needs only the entry points it calls.
+  for (StringRef name : {"forward", "forward_backward"})
+    if (auto func = module->lookupSymbol<mlir::func::FuncOp>(name))
+      func.erase();
+  mlir::PassManager lower(&context);
+  lower.addPass(createVoLowerToVrt());
+  lower.addPass(createVrtPlanMemory());
+  if (mlir::failed(lower.run(*module)))
+    return fail("lowering to the runtime failed (see above)");
+
+  if (!emitMlir.empty()) {
+    auto out = mlir::openOutputFile(emitMlir, &errorMessage);
+    if (!out)
+      return fail(errorMessage);
+    (*module)->print(out->os());
+    out->keep();
+  }
+  if (explain) {
+    auto report = measureArtifact(*module);
+    if (!report)
+      return fail(toString(report.takeError()));
+    outs() << "memory plan (one rank, exact):\n"
+           << "  parameters (fp32 master)   " << formatBytes(report->parameters)
+           << "\n"
+           << "  gradient accumulators      " << formatBytes(report->gradients)
+           << "\n"
+           << "  optimizer state (m, v)     "
+           << formatBytes(report->optimizerState) << "\n"
+           << "  constants                  " << formatBytes(report->constants)
+           << "\n";
+    int64_t peakArena = 0;
+    for (auto &[name, bytes] : report->arenas) {
+      outs() << "  arena @" << name;
+      outs().indent(std::max<int>(1, 24 - name.size()));
+      outs() << formatBytes(bytes) << "\n";
+      peakArena = std::max(peakArena, bytes);
+    }
+    int64_t total = report->parameters + report->gradients +
+                    report->optimizerState + report->constants + peakArena;
+    outs() << "  peak activations (largest arena) " << formatBytes(peakArena)
+           << "\n  total                      " << formatBytes(total) << "\n";
+  }
+  if (Error error = writeArtifact(*module, meta, outputPath))
+    return fail(toString(std::move(error)));
+  return 0;
+}

@@ -1,0 +1,52 @@
+//===- VrtDialect.cpp - the runtime-program dialect -----------------------===//
+
+#include "dialects/vrt/VrtDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace veomni::vrt;
+
+#include "dialects/vrt/VrtDialect.cpp.inc"
+
+void VrtDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "dialects/vrt/VrtOps.cpp.inc"
+      >();
+}
+
+LogicalResult ConstantOp::verify() {
+  if (getValue().getType() != getType())
+    return emitOpError("value has type ")
+           << getValue().getType() << ", but the result is " << getType();
+  return success();
+}
+
+LogicalResult LaunchOp::verify() {
+  if (getKernel().empty())
+    return emitOpError("expects a kernel name");
+  for (NamedAttribute param : getParams()) {
+    Attribute value = param.getValue();
+    if (!isa<IntegerAttr, FloatAttr, DenseI64ArrayAttr>(value))
+      return emitOpError("param '")
+             << param.getName().getValue()
+             << "' must be an integer, a float or an i64 array, got " << value;
+  }
+  if (auto offsets = getOffsetsAttr()) {
+    if (offsets.size() != static_cast<int64_t>(getNumResults()))
+      return emitOpError("has ")
+             << offsets.size() << " offsets for " << getNumResults()
+             << " results";
+    for (int64_t offset : offsets.asArrayRef())
+      if (offset < 0 || offset % kArenaAlignment != 0)
+        return emitOpError("offset ")
+               << offset << " is not a non-negative multiple of "
+               << kArenaAlignment;
+  }
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "dialects/vrt/VrtOps.cpp.inc"

@@ -1,0 +1,179 @@
+//===- VoLowerToVrt.cpp - vo functions to runtime programs ----------------===//
+//
+// A one-to-one rewrite: each vo op is a launch of the runtime kernel of the
+// same name. What changes is where values live: parameters and other state
+// move out of the function signature into vrt.state reads and vrt.store
+// writes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/vo/VoOps.h"
+#include "dialects/vrt/VrtDialect.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+
+namespace veomni {
+#define GEN_PASS_DEF_VOLOWERTOVRT
+#include "passes/Passes.h.inc"
+} // namespace veomni
+
+using namespace mlir;
+using namespace veomni;
+
+namespace {
+
+/// An op attribute as a kernel param, or null if it has no runtime meaning
+/// (e.g. cast's target type, which the output's dtype already says).
+FailureOr<Attribute> toKernelParam(Operation *op, StringRef name,
+                                   Attribute value) {
+  Builder b(op->getContext());
+  if (isa<UnitAttr>(value))
+    return Attribute(b.getI64IntegerAttr(1));
+  if (auto flag = dyn_cast<BoolAttr>(value))
+    return Attribute(b.getI64IntegerAttr(flag.getValue()));
+  if (auto integer = dyn_cast<IntegerAttr>(value))
+    return Attribute(b.getI64IntegerAttr(integer.getValue().getSExtValue()));
+  if (auto real = dyn_cast<FloatAttr>(value))
+    return Attribute(b.getF64FloatAttr(real.getValueAsDouble()));
+  if (isa<DenseI64ArrayAttr>(value))
+    return value;
+  if (isa<TypeAttr>(value))
+    return Attribute();
+  return op->emitOpError("attribute '")
+         << name << "' has no kernel param form: " << value;
+}
+
+LogicalResult lowerOp(OpBuilder &b, Operation *op, IRMapping &mapping) {
+  Location loc = op->getLoc();
+  if (auto param = dyn_cast<vo::ParamOp>(op)) {
+    mapping.map(param.getResult(),
+                vrt::StateOp::create(b, loc, param.getType(),
+                                     ("param:" + param.getName()).str()));
+    return success();
+  }
+  if (auto constant = dyn_cast<vo::ConstantOp>(op)) {
+    auto splat = dyn_cast<SplatElementsAttr>(constant.getValue());
+    Value lowered;
+    if (splat && splat.getElementType().isIntOrFloat()) {
+      double value =
+          isa<FloatType>(splat.getElementType())
+              ? splat.getSplatValue<APFloat>().convertToDouble()
+              : static_cast<double>(splat.getSplatValue<APInt>().getSExtValue());
+      auto params = b.getDictionaryAttr(
+          b.getNamedAttr("value", b.getF64FloatAttr(value)));
+      lowered = vrt::LaunchOp::create(b, loc, TypeRange{constant.getType()},
+                                      "fill", ValueRange{}, params,
+                                      DenseI64ArrayAttr())
+                    .getResult(0);
+    } else {
+      lowered = vrt::ConstantOp::create(b, loc, constant.getType(),
+                                        constant.getValue());
+    }
+    mapping.map(constant.getResult(), lowered);
+    return success();
+  }
+  if (op->getDialect()->getNamespace() != "vo")
+    return op->emitOpError("cannot be lowered to the runtime");
+
+  SmallVector<NamedAttribute> params;
+  auto collect = [&](DictionaryAttr attrs) -> LogicalResult {
+    if (!attrs)
+      return success();
+    for (NamedAttribute attr : attrs) {
+      auto param = toKernelParam(op, attr.getName(), attr.getValue());
+      if (failed(param))
+        return failure();
+      if (*param)
+        params.push_back(b.getNamedAttr(attr.getName(), *param));
+    }
+    return success();
+  };
+  if (failed(collect(dyn_cast_or_null<DictionaryAttr>(
+          op->getPropertiesAsAttribute()))) ||
+      failed(collect(op->getDiscardableAttrDictionary())))
+    return failure();
+  SmallVector<Value> inputs;
+  for (Value operand : op->getOperands())
+    inputs.push_back(mapping.lookup(operand));
+  auto launch = vrt::LaunchOp::create(
+      b, loc, op->getResultTypes(), op->getName().stripDialect(), inputs,
+      b.getDictionaryAttr(params), DenseI64ArrayAttr());
+  mapping.map(op->getResults(), launch.getResults());
+  return success();
+}
+
+LogicalResult lowerFunction(func::FuncOp func) {
+  Block &body = func.getBody().front();
+  SmallVector<Operation *> ops;
+  for (Operation &op : body.without_terminator())
+    ops.push_back(&op);
+  OpBuilder b(func.getContext());
+  b.setInsertionPointToStart(&body);
+  IRMapping mapping;
+
+  // State arguments become reads; the others stay inputs.
+  SmallVector<unsigned> stateArgs;
+  for (BlockArgument arg : body.getArguments()) {
+    auto key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                 vo::kStateAttr);
+    if (!key) {
+      mapping.map(arg, arg);
+      continue;
+    }
+    mapping.map(arg, vrt::StateOp::create(b, func.getLoc(), arg.getType(), key));
+    stateArgs.push_back(arg.getArgNumber());
+  }
+
+  b.setInsertionPoint(body.getTerminator());
+  for (Operation *op : ops)
+    if (failed(lowerOp(b, op, mapping)))
+      return failure();
+
+  // State results become stores; the others stay results.
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  b.setInsertionPoint(ret);
+  SmallVector<Value> results;
+  SmallVector<DictionaryAttr> resultAttrs;
+  for (auto [i, value] : llvm::enumerate(ret.getOperands())) {
+    Value lowered = mapping.lookup(value);
+    if (auto key = func.getResultAttrOfType<StringAttr>(i, vo::kStateAttr)) {
+      vrt::StoreOp::create(b, ret.getLoc(), key, lowered);
+      continue;
+    }
+    results.push_back(lowered);
+    resultAttrs.push_back(func.getResultAttrDict(i));
+  }
+  func::ReturnOp::create(b, ret.getLoc(), results);
+  ret.erase();
+  for (Operation *op : llvm::reverse(ops)) {
+    op->dropAllUses();
+    op->erase();
+  }
+  SmallVector<DictionaryAttr> argAttrs;
+  for (unsigned i = 0; i < func.getNumArguments(); ++i)
+    if (!llvm::is_contained(stateArgs, i))
+      argAttrs.push_back(func.getArgAttrDict(i));
+  BitVector erase(body.getNumArguments());
+  for (unsigned i : stateArgs)
+    erase.set(i);
+  body.eraseArguments(erase);
+  func.setType(FunctionType::get(func.getContext(), body.getArgumentTypes(),
+                                 ValueRange(results).getTypes()));
+  func.setAllArgAttrs(argAttrs);
+  func.setAllResultAttrs(resultAttrs);
+  return success();
+}
+
+struct VoLowerToVrtPass : veomni::impl::VoLowerToVrtBase<VoLowerToVrtPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    for (auto func : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
+      if (failed(lowerFunction(func)))
+        return signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,122 @@
+//===- VrtPlanMemory.cpp - static arena offsets from liveness -------------===//
+//
+// Functions are straight-line, so liveness is an interval of op indices per
+// value. Placing intervals largest-first at the lowest free offset is the
+// classic greedy-by-size heuristic (TFLite's and IREE's planners use the
+// same idea); it is exact about peaks it reports, not always optimal.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/vrt/VrtDialect.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+namespace veomni {
+#define GEN_PASS_DEF_VRTPLANMEMORY
+#include "passes/Passes.h.inc"
+} // namespace veomni
+
+using namespace mlir;
+using namespace veomni;
+
+namespace {
+
+struct Interval {
+  Value value;
+  int64_t first, last; // op indices, inclusive
+  int64_t bytes;
+  int64_t offset = -1;
+};
+
+int64_t alignUp(int64_t bytes) {
+  return (bytes + vrt::kArenaAlignment - 1) / vrt::kArenaAlignment *
+         vrt::kArenaAlignment;
+}
+
+FailureOr<int64_t> tensorBytes(Value value) {
+  auto type = cast<RankedTensorType>(value.getType());
+  unsigned bits = type.getElementType().getIntOrFloatBitWidth();
+  int64_t elementBytes = bits == 1 ? 1 : bits / 8;
+  return type.getNumElements() * elementBytes;
+}
+
+LogicalResult planFunction(func::FuncOp func) {
+  Block &body = func.getBody().front();
+  DenseMap<Operation *, int64_t> index;
+  int64_t position = 0;
+  for (Operation &op : body)
+    index[&op] = position++;
+  int64_t end = position;
+
+  SmallVector<Interval> intervals;
+  for (Operation &op : body) {
+    auto launch = dyn_cast<vrt::LaunchOp>(op);
+    if (!launch)
+      continue;
+    for (Value result : launch.getResults()) {
+      int64_t last = index[&op];
+      for (Operation *user : result.getUsers())
+        last = std::max(last, isa<func::ReturnOp>(user) ? end : index[user]);
+      auto bytes = tensorBytes(result);
+      if (failed(bytes))
+        return launch.emitOpError("has a result of unknown size");
+      intervals.push_back({result, index[&op], last, alignUp(*bytes)});
+    }
+  }
+
+  SmallVector<Interval *> order;
+  for (Interval &interval : intervals)
+    order.push_back(&interval);
+  llvm::stable_sort(order, [](Interval *a, Interval *b) {
+    return a->bytes > b->bytes;
+  });
+  int64_t arenaBytes = 0;
+  SmallVector<Interval *> placed;
+  for (Interval *current : order) {
+    // Ranges taken by placed values live at the same time, by offset.
+    SmallVector<std::pair<int64_t, int64_t>> taken;
+    for (Interval *other : placed)
+      if (other->first <= current->last && current->first <= other->last)
+        taken.push_back({other->offset, other->offset + other->bytes});
+    llvm::sort(taken);
+    int64_t offset = 0;
+    for (auto [begin, limit] : taken) {
+      if (offset + current->bytes <= begin)
+        break;
+      offset = std::max(offset, limit);
+    }
+    current->offset = offset;
+    arenaBytes = std::max(arenaBytes, offset + current->bytes);
+    placed.push_back(current);
+  }
+
+  OpBuilder b(func.getContext());
+  DenseMap<Value, int64_t> offsets;
+  for (Interval &interval : intervals)
+    offsets[interval.value] = interval.offset;
+  for (auto launch : body.getOps<vrt::LaunchOp>()) {
+    SmallVector<int64_t> resultOffsets;
+    for (Value result : launch.getResults())
+      resultOffsets.push_back(offsets[result]);
+    launch.setOffsetsAttr(b.getDenseI64ArrayAttr(resultOffsets));
+  }
+  func->setAttr(vrt::kArenaBytesAttr, b.getI64IntegerAttr(arenaBytes));
+  return success();
+}
+
+struct VrtPlanMemoryPass : veomni::impl::VrtPlanMemoryBase<VrtPlanMemoryPass> {
+  void runOnOperation() override {
+    for (auto func : getOperation().getOps<func::FuncOp>()) {
+      if (func.getBody().getBlocks().size() != 1) {
+        func.emitError("vrt-plan-memory expects straight-line functions");
+        return signalPassFailure();
+      }
+      if (failed(planFunction(func)))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace

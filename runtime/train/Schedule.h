@@ -1,0 +1,24 @@
+// The learning rate of each optimizer step, as the artifact's optimizer
+// settings define it; and AdamW's per-step scalars.
+
+#ifndef VEOMNI_RUNTIME_TRAIN_SCHEDULE_H
+#define VEOMNI_RUNTIME_TRAIN_SCHEDULE_H
+
+#include <array>
+#include <cstdint>
+
+#include "runtime/artifact/Artifact_generated.h"
+
+namespace veomni::runtime {
+
+// Learning rate of 1-based optimizer step `step`. "cosine" is HF's
+// get_cosine_schedule_with_warmup (linear warmup from 0, then half a cosine
+// to min_lr over total_steps), evaluated at step - 1 as HF's scheduler is.
+double LearningRate(const artifact::Optimizer& optimizer, int64_t step);
+
+// {lr, 1 - beta1^step, 1 - beta2^step}: the `hyper` input of optimizer_step.
+std::array<float, 3> AdamwHyper(const artifact::Optimizer& optimizer, int64_t step);
+
+}  // namespace veomni::runtime
+
+#endif  // VEOMNI_RUNTIME_TRAIN_SCHEDULE_H

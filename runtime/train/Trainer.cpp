@@ -1,0 +1,157 @@
+#include "runtime/train/Trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/base/Status.h"
+#include "runtime/io/Safetensors.h"
+#include "runtime/train/Schedule.h"
+
+namespace veomni::runtime {
+namespace {
+
+std::string Str(const flatbuffers::String* text) {
+  return text ? std::string(text->c_str(), text->size()) : std::string();
+}
+
+absl::Status CopyIds(const int64_t* ids, const TensorView& view) {
+  int64_t count = view.NumElements();
+  switch (view.dtype) {
+    case DType::kI64:
+      std::memcpy(view.data, ids, count * sizeof(int64_t));
+      return absl::OkStatus();
+    case DType::kI32:
+      for (int64_t i = 0; i < count; ++i) view.As<int32_t>()[i] = static_cast<int32_t>(ids[i]);
+      return absl::OkStatus();
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("token inputs must be i64 or i32, not ", DTypeName(view.dtype)));
+  }
+}
+
+absl::StatusOr<double> ScalarOutput(Executor& executor, absl::string_view function,
+                                    absl::string_view name) {
+  VEOMNI_ASSIGN_OR_RETURN(TensorView view, executor.Output(function, name));
+  if (view.dtype != DType::kF32 || view.NumElements() != 1) {
+    return absl::DataLossError(
+        absl::StrCat("@", function, " output '", name, "' is not an f32 scalar"));
+  }
+  return static_cast<double>(*view.As<float>());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
+    std::shared_ptr<const Artifact> artifact, const Executor::Options& options) {
+  auto trainer = std::unique_ptr<Trainer>(new Trainer());
+  VEOMNI_ASSIGN_OR_RETURN(trainer->executor_, Executor::Create(std::move(artifact), options));
+  trainer->program_ = &trainer->executor_->artifact().program();
+  for (absl::string_view name : {"count_tokens", "micro_step", "optimizer_step"}) {
+    if (!trainer->executor_->HasFunction(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the artifact has no @", name, ": it was not compiled for training"));
+    }
+  }
+  if (trainer->program_->micro_batch() <= 0 || trainer->program_->seq_len() <= 0 ||
+      trainer->program_->grad_accum() <= 0 || trainer->program_->vocab_size() <= 0) {
+    return absl::DataLossError("the artifact's batch shape or vocabulary is not positive");
+  }
+  return trainer;
+}
+
+int64_t Trainer::tokens_per_step() const {
+  return program_->grad_accum() * program_->micro_batch() * program_->seq_len();
+}
+
+absl::Status Trainer::LoadData(absl::string_view path) {
+  VEOMNI_ASSIGN_OR_RETURN(TokenData data, ReadTokenFile(path, program_->vocab_size()));
+  return SetData(std::move(data));
+}
+
+absl::Status Trainer::SetData(TokenData data) {
+  VEOMNI_ASSIGN_OR_RETURN(BatchReader reader,
+                          BatchReader::Create(std::move(data), program_->micro_batch(),
+                                              program_->seq_len()));
+  reader_.emplace(std::move(reader));
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::Feed(absl::string_view function, int64_t micro) {
+  int64_t window = program_->micro_batch() * program_->seq_len();
+  VEOMNI_ASSIGN_OR_RETURN(TensorView tokens,
+                          executor_->Input(function, Str(program_->token_input())));
+  VEOMNI_ASSIGN_OR_RETURN(TensorView labels,
+                          executor_->Input(function, Str(program_->label_input())));
+  if (tokens.NumElements() != window || labels.NumElements() != window) {
+    return absl::DataLossError(absl::StrCat("@", function,
+                                            "'s token inputs do not hold micro_batch x seq_len"));
+  }
+  VEOMNI_RETURN_IF_ERROR(CopyIds(tokens_.data() + micro * window, tokens));
+  return CopyIds(labels_.data() + micro * window, labels);
+}
+
+absl::StatusOr<StepMetrics> Trainer::Step() {
+  if (!reader_) return absl::FailedPreconditionError("no training data loaded");
+  auto start = std::chrono::steady_clock::now();
+  StepMetrics metrics;
+  metrics.step = ++step_;
+  int64_t accum = program_->grad_accum();
+  int64_t window = program_->micro_batch() * program_->seq_len();
+  tokens_.resize(accum * window);
+  labels_.resize(accum * window);
+  for (int64_t micro = 0; micro < accum; ++micro) {
+    reader_->Next(tokens_.data() + micro * window, labels_.data() + micro * window);
+  }
+  metrics.epoch = reader_->epoch();
+
+  double count = 0;
+  for (int64_t micro = 0; micro < accum; ++micro) {
+    VEOMNI_RETURN_IF_ERROR(Feed("count_tokens", micro));
+    VEOMNI_RETURN_IF_ERROR(executor_->Run("count_tokens"));
+    VEOMNI_ASSIGN_OR_RETURN(double tokens, ScalarOutput(*executor_, "count_tokens", "tokens"));
+    count += tokens;
+  }
+  metrics.tokens = static_cast<int64_t>(count);
+  metrics.lr = LearningRate(*program_->optimizer(), step_);
+  if (count == 0) {
+    // A loss over no tokens is undefined; updating on it would spread NaNs.
+    metrics.skipped = true;
+    metrics.loss = std::nan("");
+    return metrics;
+  }
+
+  VEOMNI_ASSIGN_OR_RETURN(TensorView scale, executor_->Input("micro_step", "loss_scale"));
+  *scale.As<float>() = static_cast<float>(1.0 / count);
+  for (int64_t micro = 0; micro < accum; ++micro) {
+    VEOMNI_RETURN_IF_ERROR(Feed("micro_step", micro));
+    VEOMNI_RETURN_IF_ERROR(executor_->Run("micro_step"));
+    VEOMNI_ASSIGN_OR_RETURN(double loss, ScalarOutput(*executor_, "micro_step", "loss"));
+    metrics.loss += loss;
+  }
+
+  VEOMNI_ASSIGN_OR_RETURN(TensorView hyper, executor_->Input("optimizer_step", "hyper"));
+  std::array<float, 3> values = AdamwHyper(*program_->optimizer(), step_);
+  std::memcpy(hyper.data, values.data(), sizeof(values));
+  VEOMNI_RETURN_IF_ERROR(executor_->Run("optimizer_step"));
+  VEOMNI_ASSIGN_OR_RETURN(metrics.grad_norm,
+                          ScalarOutput(*executor_, "optimizer_step", "grad_norm"));
+  metrics.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return metrics;
+}
+
+absl::Status Trainer::SaveParameters(absl::string_view path) const {
+  std::vector<std::pair<std::string, TensorView>> tensors;
+  for (const std::string& key : executor_->StateKeys()) {
+    if (key.rfind("param:", 0) != 0) continue;
+    VEOMNI_ASSIGN_OR_RETURN(TensorView view, executor_->State(key));
+    tensors.emplace_back(key.substr(6), view);
+  }
+  return WriteSafetensors(path, tensors,
+                          {{"format", "pt"}, {"producer", "veomni-run"},
+                           {"step", absl::StrCat(step_)}});
+}
+
+}  // namespace veomni::runtime

@@ -1,0 +1,62 @@
+// The training loop over an artifact's entry points:
+//   for each micro-batch: @count_tokens  (valid labels of the whole step)
+//   for each micro-batch: @micro_step    (loss and accumulated gradients,
+//                                         scaled by 1 / the step's count)
+//   once:                 @optimizer_step (clipping, AdamW, clear)
+// so the loss is the mean over every valid token of the step, as one GPU
+// over the whole batch computes it.
+
+#ifndef VEOMNI_RUNTIME_TRAIN_TRAINER_H
+#define VEOMNI_RUNTIME_TRAIN_TRAINER_H
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/data/TokenFile.h"
+#include "runtime/executor/Executor.h"
+
+namespace veomni::runtime {
+
+struct StepMetrics {
+  int64_t step = 0;
+  double loss = 0;       // mean over the step's valid tokens
+  double grad_norm = 0;  // before clipping
+  double lr = 0;
+  int64_t tokens = 0;    // valid labels
+  double seconds = 0;
+  int64_t epoch = 0;
+  bool skipped = false;  // no valid label in the step: no update
+};
+
+class Trainer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(
+      std::shared_ptr<const Artifact> artifact, const Executor::Options& options);
+
+  // Loads the training data; every id must be in the model's vocabulary.
+  absl::Status LoadData(absl::string_view path);
+  absl::Status SetData(TokenData data);
+  absl::StatusOr<StepMetrics> Step();
+  // Writes the parameters as safetensors, named as the model names them.
+  absl::Status SaveParameters(absl::string_view path) const;
+
+  Executor& executor() { return *executor_; }
+  int64_t tokens_per_step() const;
+
+ private:
+  Trainer() = default;
+  absl::Status Feed(absl::string_view function, int64_t micro);
+
+  std::unique_ptr<Executor> executor_;
+  const artifact::Program* program_ = nullptr;
+  std::optional<BatchReader> reader_;
+  std::vector<int64_t> tokens_, labels_;  // [grad_accum, micro_batch, seq_len]
+  int64_t step_ = 0;
+};
+
+}  // namespace veomni::runtime
+
+#endif  // VEOMNI_RUNTIME_TRAIN_TRAINER_H
