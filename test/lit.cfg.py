@@ -16,5 +16,8 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 config.substitutions.append(("%veomni_python", config.python_executable))
 config.substitutions.append(("%veomni_src", config.veomni_src_root))
-llvm_config.add_tool_substitutions(["veomni-opt", "veomni-import"],
+config.substitutions.append(("%veomni_bin", config.veomni_tools_dir))
+llvm_config.add_tool_substitutions(["veomni-opt", "veomni-import",
+                                    "veomni-compile", "veomni-run",
+                                    "veomni-tokenize"],
                                    [config.veomni_tools_dir])

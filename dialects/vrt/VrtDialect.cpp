@@ -17,13 +17,6 @@ void VrtDialect::initialize() {
       >();
 }
 
-LogicalResult ConstantOp::verify() {
-  if (getValue().getType() != getType())
-    return emitOpError("value has type ")
-           << getValue().getType() << ", but the result is " << getType();
-  return success();
-}
-
 LogicalResult LaunchOp::verify() {
   if (getKernel().empty())
     return emitOpError("expects a kernel name");

@@ -47,12 +47,12 @@ def Vrt_StoreOp : Vrt_Op<"store", [MemoryEffects<[MemWrite]>]> {
   let assemblyFormat = "$key `,` $value attr-dict `:` type($value)";
 }
 
-def Vrt_ConstantOp : Vrt_Op<"constant", [ConstantLike, Pure]> {
+def Vrt_ConstantOp : Vrt_Op<"constant",
+    [ConstantLike, Pure, AllTypesMatch<["value", "result"]>]> {
   let summary = "A constant tensor stored in the artifact";
   let arguments = (ins ElementsAttr:$value);
   let results = (outs AnyRankedTensor:$result);
-  let assemblyFormat = "attr-dict $value `:` type($result)";
-  let hasVerifier = 1;
+  let assemblyFormat = "attr-dict $value";
 }
 
 def Vrt_LaunchOp : Vrt_Op<"launch", [Pure]> {

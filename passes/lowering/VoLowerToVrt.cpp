@@ -75,7 +75,7 @@ LogicalResult lowerOp(OpBuilder &b, Operation *op, IRMapping &mapping) {
     mapping.map(constant.getResult(), lowered);
     return success();
   }
-  if (op->getDialect()->getNamespace() != "vo")
+  if (!isa_and_nonnull<vo::VoDialect>(op->getDialect()))
     return op->emitOpError("cannot be lowered to the runtime");
 
   SmallVector<NamedAttribute> params;

@@ -53,7 +53,7 @@ absl::StatusOr<std::unique_ptr<Artifact>> Artifact::FromBytes(
   if (bytes.size() != expected) {
     return fail(absl::StrCat(bytes.size() < expected ? "truncated" : "has trailing bytes",
                              ": the header describes ", expected, " bytes, the file has ",
-                             bytes.size()));
+                             bytes.size(), " bytes"));
   }
   uint64_t checksum = artifact::Fnv1a64(bytes.data() + sizeof(header),
                                         bytes.size() - sizeof(header));

@@ -1,0 +1,39 @@
+// RUN: veomni-opt %s -split-input-file -verify-diagnostics
+
+func.func @param_kind() {
+  // expected-error @+1 {{'vrt.launch' op param 'name' must be an integer, a float or an i64 array, got "x"}}
+  %0 = vrt.launch "fill"() {name = "x"} : () -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @offset_count() {
+  // expected-error @+1 {{'vrt.launch' op has 2 offsets for 1 results}}
+  %0 = vrt.launch "fill"() {value = 0.0 : f64} {offsets = array<i64: 0, 64>} : () -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @misaligned() {
+  // expected-error @+1 {{'vrt.launch' op offset 32 is not a non-negative multiple of 64}}
+  %0 = vrt.launch "fill"() {value = 0.0 : f64} {offsets = array<i64: 32>} : () -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @empty_kernel() {
+  // expected-error @+1 {{'vrt.launch' op expects a kernel name}}
+  %0 = vrt.launch ""() {} : () -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @constant_type() {
+  // expected-error @+1 {{'vrt.constant' op failed to verify that all of {value, result} have same type}}
+  %0 = "vrt.constant"() <{value = dense<[1.0, 2.0]> : tensor<2xf32>}> : () -> tensor<3xf32>
+  return
+}
