@@ -25,7 +25,7 @@ ABSL_FLAG(std::string, save, "",
 ABSL_FLAG(std::string, metrics, "", "Write one JSON line of metrics per step to this file");
 ABSL_FLAG(uint64_t, seed, 0, "Seed for parameters compiled with an init rule");
 ABSL_FLAG(int32_t, n, 1, "Ranks to run; this build runs the CPU backend on one rank");
-ABSL_FLAG(int64_t, log_every, 1, "Print a log line every this many steps");
+ABSL_FLAG(int64_t, log, 1, "Print a log line every this many steps (and the last)");
 
 namespace {
 
@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     if (!metrics) return Fail(absl::StrCat("cannot write '", absl::GetFlag(FLAGS_metrics), "'"));
   }
   int64_t steps = absl::GetFlag(FLAGS_steps);
-  int64_t log_every = std::max<int64_t>(1, absl::GetFlag(FLAGS_log_every));
+  int64_t log_every = std::max<int64_t>(1, absl::GetFlag(FLAGS_log));
   for (int64_t i = 0; i < steps; ++i) {
     auto step = (*trainer)->Step();
     if (!step.ok()) return Fail(step.status().message());
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     } else if (!std::isfinite(step->loss) || !std::isfinite(step->grad_norm)) {
       return Fail(absl::StrFormat("the loss (%g) or gradient norm (%g) is not finite at step %d",
                                   step->loss, step->grad_norm, step->step));
-    } else if (step->step % log_every == 0 || step->step == steps) {
+    } else if (step->step == 1 || step->step % log_every == 0 || step->step == steps) {
       double rate = (*trainer)->tokens_per_step() / std::max(step->seconds, 1e-9);
       std::printf("step %lld/%lld  loss %.6f  grad_norm %.4f  lr %.3e  tokens %lld  %.0f tok/s\n",
                   static_cast<long long>(step->step), static_cast<long long>(steps), step->loss,
