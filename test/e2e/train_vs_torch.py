@@ -20,7 +20,6 @@ usage: train_vs_torch.py --bin BUILD/bin --workdir DIR --grad-accum 2
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -31,14 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, "..", "..", "examples", "qwen3-tiny")
 sys.path.insert(0, EXAMPLE)
 import export  # noqa: E402  (the example's deterministic model builder)
-from train_qwen3_tiny import write_token_file  # noqa: E402
-
-
-def run(cmd):
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"FAILED: {' '.join(cmd)}\n{result.stdout}\n{result.stderr}")
-    return result.stdout
+from train_qwen3_tiny import run, write_token_file  # noqa: E402
 
 
 def main():
