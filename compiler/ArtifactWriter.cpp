@@ -335,9 +335,23 @@ llvm::Error ProgramBuilder::build() {
     if (!dtype)
       return dtype.takeError();
     std::vector<int64_t> shape(type.getShape().begin(), type.getShape().end());
+    // Every state of a sharded parameter is sharded like it.
+    auto param = module.lookupSymbol<vo::ParameterOp>(key.split(':').second);
+    std::vector<int64_t> fullShape;
+    uint32_t shardAxes = 0;
+    int64_t shardGroup = 1;
+    if (auto shard = param->getAttrOfType<DictionaryAttr>(vo::kShardAttr)) {
+      auto full = param.getTensorType().getShape();
+      fullShape.assign(full.begin(), full.end());
+      shardGroup = shard.getAs<IntegerAttr>("group_size").getInt();
+      for (Attribute axis : shard.getAs<ArrayAttr>("mesh_axes"))
+        shardAxes |= 1u << (llvm::find(vo::kMeshAxisNames,
+                                       cast<StringAttr>(axis).getValue()) -
+                            std::begin(vo::kMeshAxisNames));
+    }
     entries.push_back(va::CreateStateEntryDirect(
         fbb, key.str().c_str(), *dtype, &shape, stateBytes, bytes, init, std,
-        blob));
+        blob, fullShape.empty() ? nullptr : &fullShape, shardAxes, shardGroup));
     stateBytes = va::AlignUp(stateBytes + bytes);
   }
 

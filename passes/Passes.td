@@ -80,6 +80,26 @@ def VoOptimizer : Pass<"vo-optimizer", "mlir::ModuleOp"> {
   ];
 }
 
+def VoShardFsdp : Pass<"vo-shard-fsdp", "mlir::ModuleOp"> {
+  let summary = "FSDP/HSDP: shard parameters, gradients and optimizer state";
+  let description = [{
+    On `@forward_backward` (after vo-autodiff), for a mesh dp x fsdp x sp:
+    every parameter is flattened, zero-padded to a multiple of G = fsdp*sp
+    and split into G shards (`vo.shard` on the vo.parameter); each read of a
+    parameter becomes this rank's shard (`vo.param_shard`) and an all-gather
+    over (fsdp, sp) right before each use, so the full tensor lives only as
+    long as that use; each gradient is reduce-scattered into this rank's
+    shard; the loss (and @count_tokens' count) is summed over all ranks. The
+    module records the mesh in `vo.mesh`, from which vo-optimizer adds the
+    all-reduce over dp and the global gradient norm.
+  }];
+  let options = [
+    Option<"dp", "dp", "int64_t", "1", "Replicate degree (HSDP outer axis)">,
+    Option<"fsdp", "fsdp", "int64_t", "1", "Shard degree">,
+    Option<"sp", "sp", "int64_t", "1", "Sequence-parallel degree">
+  ];
+}
+
 def VoLowerToVrt : Pass<"vo-lower-to-vrt", "mlir::ModuleOp"> {
   let summary = "Lower vo functions to runtime programs (vrt)";
   let description = [{

@@ -16,6 +16,13 @@ inline constexpr llvm::StringLiteral kNameAttr = "vo.name";
 /// Function argument/result attribute binding it to persistent state:
 /// "param:<name>", "grad:<name>", "exp_avg:<name>", "exp_avg_sq:<name>".
 inline constexpr llvm::StringLiteral kStateAttr = "vo.state";
+/// vo.parameter attribute set by vo-shard-fsdp: a dictionary with
+/// `mesh_axes` (array of axis names), `group_size` and `elements` (per rank).
+inline constexpr llvm::StringLiteral kShardAttr = "vo.shard";
+/// Module attribute set by vo-shard-fsdp: {dp, fsdp, sp} degrees.
+inline constexpr llvm::StringLiteral kMeshAttr = "vo.mesh";
+/// The mesh axes, outer to inner.
+inline constexpr llvm::StringLiteral kMeshAxisNames[] = {"dp", "fsdp", "sp"};
 } // namespace veomni::vo
 
 #define GET_ATTRDEF_CLASSES

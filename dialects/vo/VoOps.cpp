@@ -193,6 +193,31 @@ LogicalResult ParamOp::verifySymbolUses(SymbolTableCollection &symbols) {
 }
 
 //===----------------------------------------------------------------------===//
+// ParamShardOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ParamShardOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  auto parameter =
+      symbols.lookupNearestSymbolFrom<ParameterOp>(*this, getNameAttr());
+  if (!parameter)
+    return emitOpError("refers to unknown parameter ") << getNameAttr();
+  auto shard = parameter->getAttrOfType<DictionaryAttr>(kShardAttr);
+  auto elements = shard ? shard.getAs<IntegerAttr>("elements") : IntegerAttr();
+  if (!elements)
+    return emitOpError("parameter ")
+           << getNameAttr() << " is not sharded (no " << kShardAttr
+           << " attribute)";
+  auto type = cast<RankedTensorType>(getType());
+  if (type.getRank() != 1 || type.getDimSize(0) != elements.getInt() ||
+      type.getElementType() != parameter.getTensorType().getElementType())
+    return emitOpError("expects a 1-D shard of ")
+           << elements.getInt() << " "
+           << parameter.getTensorType().getElementType() << ", got "
+           << getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // ConstantOp
 //===----------------------------------------------------------------------===//
 
@@ -882,6 +907,79 @@ LogicalResult AdamwOp::inferReturnTypes(MLIRContext *,
     return opError(loc, getOperationName(), "expects a scalar grad_scale");
   types.append({param, param, param});
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives
+//===----------------------------------------------------------------------===//
+
+static LogicalResult checkMeshAxes(std::optional<Location> loc,
+                                   StringRef opName, ArrayAttr axes,
+                                   int64_t groupSize) {
+  int last = -1;
+  for (Attribute axis : axes) {
+    StringRef name = cast<StringAttr>(axis).getValue();
+    auto it = llvm::find(kMeshAxisNames, name);
+    if (it == std::end(kMeshAxisNames))
+      return opError(loc, opName, "names unknown mesh axis '", name,
+                     "' (expected dp, fsdp, sp)");
+    int index = it - std::begin(kMeshAxisNames);
+    if (index <= last)
+      return opError(loc, opName,
+                     "expects mesh axes in order dp, fsdp, sp, each once");
+    last = index;
+  }
+  if (groupSize < 1)
+    return opError(loc, opName, "expects group_size >= 1, got ", groupSize);
+  return success();
+}
+
+LogicalResult AllGatherOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  int64_t group = adaptor.getGroupSize();
+  if (failed(checkMeshAxes(loc, name, adaptor.getMeshAxes(), group)))
+    return failure();
+  RankedTensorType input = tensorType(adaptor.getInput());
+  if (failed(checkAxis(loc, name, adaptor.getDim(), input.getRank())))
+    return failure();
+  SmallVector<int64_t> shape(input.getShape());
+  shape[adaptor.getDim()] *= group;
+  types.push_back(input.clone(shape));
+  return success();
+}
+
+LogicalResult ReduceScatterOp::inferReturnTypes(MLIRContext *,
+                                                std::optional<Location> loc,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  int64_t group = adaptor.getGroupSize();
+  if (failed(checkMeshAxes(loc, name, adaptor.getMeshAxes(), group)))
+    return failure();
+  RankedTensorType input = tensorType(adaptor.getInput());
+  int64_t dim = adaptor.getDim();
+  if (failed(checkAxis(loc, name, dim, input.getRank())))
+    return failure();
+  if (input.getDimSize(dim) % group != 0)
+    return opError(loc, name, "expects dim ", dim, " (", input.getDimSize(dim),
+                   ") divisible by group_size (", group, ")");
+  SmallVector<int64_t> shape(input.getShape());
+  shape[dim] /= group;
+  types.push_back(input.clone(shape));
+  return success();
+}
+
+LogicalResult AllReduceOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  if (failed(checkMeshAxes(loc, getOperationName(), adaptor.getMeshAxes(),
+                           adaptor.getGroupSize())))
+    return failure();
+  return inferSameType(adaptor.getInput(), types);
 }
 
 #define GET_OP_CLASSES

@@ -486,4 +486,53 @@ def Vo_AdamwOp : Vo_Op<"adamw", [Pure, InferTypeOpAdaptor,
                        "type($grad_scale)";
 }
 
+//===----------------------------------------------------------------------===//
+// Distribution: sharded parameters and collectives over mesh axes
+//===----------------------------------------------------------------------===//
+
+def Vo_ParamShardOp : Vo_Op<"param_shard",
+    [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "Reads this rank's shard of a sharded parameter";
+  let description = [{
+    The parameter carries a `vo.shard` attribute (set by `vo-shard-fsdp`):
+    flattened and zero-padded to `group_size * elements`, each member of the
+    sharding group along `mesh_axes` holds `elements` consecutive values.
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$name);
+  let results = (outs Vo_FloatTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+}
+
+// Communication: every rank of the mesh executes the same collectives in
+// the same order (SPMD). Not Pure, so CSE keeps per-use gathers apart.
+class Vo_CollectiveOp<string mnemonic>
+    : Vo_Op<mnemonic, [InferTypeOpAdaptor,
+                       MemoryEffects<[MemRead, MemWrite]>]> {
+  let results = (outs Vo_Tensor:$result);
+}
+
+def Vo_AllGatherOp : Vo_CollectiveOp<"all_gather"> {
+  let summary = "Concatenates the group members' tensors along a dim";
+  let arguments = (ins Vo_Tensor:$input, StrArrayAttr:$mesh_axes,
+                       I64Attr:$group_size, I64Attr:$dim);
+  let assemblyFormat = "$input `over` $mesh_axes `group_size` `=` $group_size "
+                       "`dim` `=` $dim attr-dict `:` type($input)";
+}
+
+def Vo_ReduceScatterOp : Vo_CollectiveOp<"reduce_scatter"> {
+  let summary = "Sums over the group and keeps this member's chunk of a dim";
+  let arguments = (ins Vo_FloatTensor:$input, StrArrayAttr:$mesh_axes,
+                       I64Attr:$group_size, I64Attr:$dim);
+  let assemblyFormat = "$input `over` $mesh_axes `group_size` `=` $group_size "
+                       "`dim` `=` $dim attr-dict `:` type($input)";
+}
+
+def Vo_AllReduceOp : Vo_CollectiveOp<"all_reduce"> {
+  let summary = "Sums over the group";
+  let arguments = (ins Vo_FloatTensor:$input, StrArrayAttr:$mesh_axes,
+                       I64Attr:$group_size);
+  let assemblyFormat = "$input `over` $mesh_axes `group_size` `=` $group_size "
+                       "attr-dict `:` type($input)";
+}
+
 #endif // VEOMNI_DIALECTS_VO_VOOPS_TD

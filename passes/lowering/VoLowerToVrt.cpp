@@ -40,6 +40,15 @@ FailureOr<Attribute> toKernelParam(Operation *op, StringRef name,
     return Attribute(b.getF64FloatAttr(real.getValueAsDouble()));
   if (isa<DenseI64ArrayAttr>(value))
     return value;
+  // Mesh axes as the runtime's bit mask: dp 1, fsdp 2, sp 4.
+  if (auto axes = dyn_cast<ArrayAttr>(value); axes && name == "mesh_axes") {
+    int64_t mask = 0;
+    for (Attribute axis : axes) {
+      auto it = llvm::find(vo::kMeshAxisNames, cast<StringAttr>(axis).getValue());
+      mask |= int64_t(1) << (it - std::begin(vo::kMeshAxisNames));
+    }
+    return Attribute(b.getI64IntegerAttr(mask));
+  }
   if (isa<TypeAttr>(value))
     return Attribute();
   return op->emitOpError("attribute '")
@@ -52,6 +61,12 @@ LogicalResult lowerOp(OpBuilder &b, Operation *op, IRMapping &mapping) {
     mapping.map(param.getResult(),
                 vrt::StateOp::create(b, loc, param.getType(),
                                      ("param:" + param.getName()).str()));
+    return success();
+  }
+  if (auto shard = dyn_cast<vo::ParamShardOp>(op)) {
+    mapping.map(shard.getResult(),
+                vrt::StateOp::create(b, loc, shard.getType(),
+                                     ("param:" + shard.getName()).str()));
     return success();
   }
   if (auto constant = dyn_cast<vo::ConstantOp>(op)) {

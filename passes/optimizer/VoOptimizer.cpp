@@ -5,7 +5,10 @@
 //   @optimizer_step(hyper, accumulators, moments)
 //       -> (grad_norm, new parameters, new moments, cleared accumulators)
 // State lives outside the functions; `vo.state` attributes say which
-// argument reads and which result overwrites which state tensor.
+// argument reads and which result overwrites which state tensor. The state
+// has the gradients' types: the full parameter, or under vo-shard-fsdp this
+// rank's flat shard, in which case the module's `vo.mesh` adds the two
+// reductions the update needs across ranks.
 //
 //===----------------------------------------------------------------------===//
 
@@ -70,6 +73,7 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
 
   void buildMicroStep(OpBuilder &b, func::FuncOp backward,
                       SmallVectorImpl<ParameterOp> &params) {
+    TypeRange gradTypes = backward.getResultTypes().drop_front();
     b.setInsertionPointAfter(backward);
     auto micro = cast<func::FuncOp>(b.clone(*backward));
     micro.setSymName("micro_step");
@@ -81,7 +85,7 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
     for (auto [i, param] : llvm::enumerate(params)) {
       unsigned index = micro.getNumArguments();
       if (failed(micro.insertArgument(
-              index, param.getType(),
+              index, gradTypes[i],
               attrDict(b, kStateAttr, "grad:" + param.getSymName()), loc)))
         return signalPassFailure();
       results.push_back(AddOp::create(b, loc, micro.getArgument(index),
@@ -102,12 +106,18 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
     auto f32 = b.getF32Type();
     auto scalarType = RankedTensorType::get({}, f32);
     auto hyperType = RankedTensorType::get({3}, f32);
+    TypeRange gradTypes = backward.getResultTypes().drop_front();
+    auto mesh = module->getAttrOfType<DictionaryAttr>(kMeshAttr);
+    auto degree = [&](StringRef axis) {
+      auto value = mesh ? mesh.getAs<IntegerAttr>(axis) : IntegerAttr();
+      return value ? value.getInt() : int64_t(1);
+    };
 
     SmallVector<Type> argTypes = {hyperType};
     SmallVector<DictionaryAttr> argAttrs = {attrDict(b, kNameAttr, "hyper")};
     for (StringRef kind : {"grad:", "exp_avg:", "exp_avg_sq:"})
-      for (ParameterOp param : params) {
-        argTypes.push_back(param.getType());
+      for (auto [param, type] : llvm::zip(params, gradTypes)) {
+        argTypes.push_back(type);
         argAttrs.push_back(attrDict(b, kStateAttr, kind + param.getSymName()));
       }
     b.setInsertionPointToEnd(module.getBody());
@@ -117,7 +127,16 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
     Block *body = step.addEntryBlock();
     b.setInsertionPointToEnd(body);
     size_t n = params.size();
-    auto grad = [&](size_t i) { return body->getArgument(1 + i); };
+    // Replicas (dp) each accumulated their own data: sum them once per step.
+    SmallVector<Value> grads;
+    for (size_t i = 0; i < n; ++i) {
+      Value g = body->getArgument(1 + i);
+      if (degree("dp") > 1)
+        g = AllReduceOp::create(b, loc, g, b.getArrayAttr({b.getStringAttr("dp")}),
+                                degree("dp"));
+      grads.push_back(g);
+    }
+    auto grad = [&](size_t i) { return grads[i]; };
     auto expAvg = [&](size_t i) { return body->getArgument(1 + n + i); };
     auto expAvgSq = [&](size_t i) { return body->getArgument(1 + 2 * n + i); };
 
@@ -135,6 +154,15 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
                                                                axes, false));
       sumSquares = AddOp::create(b, loc, sumSquares, partial);
     }
+    // Shards hold disjoint parts of each gradient: their squares add up.
+    SmallVector<Attribute> shardAxes;
+    for (StringRef axis : {"fsdp", "sp"})
+      if (degree(axis) > 1)
+        shardAxes.push_back(b.getStringAttr(axis));
+    if (!shardAxes.empty() && !params.empty() &&
+        params.front()->hasAttr(kShardAttr))
+      sumSquares = AllReduceOp::create(b, loc, sumSquares, b.getArrayAttr(shardAxes),
+                                       degree("fsdp") * degree("sp"));
     Value norm = SqrtOp::create(b, loc, sumSquares);
     Value gradScale = splatConstant(b, loc, scalarType, 1.0);
     if (maxGradNorm > 0) {
@@ -152,8 +180,10 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
     SmallVector<Value> newExpAvg, newExpAvgSq;
     for (size_t i = 0; i < n; ++i) {
       ParameterOp param = params[i];
-      Value current = ParamOp::create(b, loc, param.getType(),
-                                      FlatSymbolRefAttr::get(param.getSymNameAttr()));
+      auto symbol = FlatSymbolRefAttr::get(param.getSymNameAttr());
+      Value current = param->hasAttr(kShardAttr)
+                          ? Value(ParamShardOp::create(b, loc, gradTypes[i], symbol))
+                          : Value(ParamOp::create(b, loc, param.getType(), symbol));
       auto update = AdamwOp::create(
           b, loc, current, grad(i), expAvg(i), expAvgSq(i), body->getArgument(0),
           gradScale, b.getF64FloatAttr(beta1), b.getF64FloatAttr(beta2),
@@ -175,8 +205,8 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
     }
     // The accumulators start the next step at zero.
     for (size_t i = 0; i < n; ++i) {
-      results.push_back(splatConstant(
-          b, loc, cast<RankedTensorType>(params[i].getType()), 0.0));
+      results.push_back(
+          splatConstant(b, loc, cast<RankedTensorType>(gradTypes[i]), 0.0));
       resultAttrs.push_back(
           attrDict(b, kStateAttr, "grad:" + params[i].getSymName()));
     }
