@@ -122,20 +122,17 @@ absl::StatusOr<BatchReader> BatchReader::Create(TokenData data, int64_t micro_ba
         "the data has ", data.tokens.size(), " tokens, fewer than one micro-batch (",
         micro_batch, " x ", seq_len, " = ", reader.window_, ")"));
   }
+  reader.windows_ = static_cast<int64_t>(data.tokens.size()) / reader.window_;
   reader.data_ = std::move(data);
   return reader;
 }
 
-void BatchReader::Next(int64_t* tokens, int64_t* labels) {
-  if (cursor_ + window_ > static_cast<int64_t>(data_.tokens.size())) {
-    cursor_ = 0;
-    ++epoch_;
-  }
+void BatchReader::Read(int64_t index, int64_t* tokens, int64_t* labels) const {
+  int64_t start = (index % windows_) * window_;
   const std::vector<int64_t>& source_labels =
       data_.labels.empty() ? data_.tokens : data_.labels;
-  std::memcpy(tokens, data_.tokens.data() + cursor_, window_ * sizeof(int64_t));
-  std::memcpy(labels, source_labels.data() + cursor_, window_ * sizeof(int64_t));
-  cursor_ += window_;
+  std::memcpy(tokens, data_.tokens.data() + start, window_ * sizeof(int64_t));
+  std::memcpy(labels, source_labels.data() + start, window_ * sizeof(int64_t));
 }
 
 }  // namespace veomni::runtime

@@ -35,20 +35,20 @@ absl::StatusOr<TokenData> ReadTokenFile(absl::string_view path, int64_t vocab_si
 absl::Status WriteTokenFile(absl::string_view path, const std::vector<int64_t>& tokens,
                             const std::vector<int64_t>* labels, int bytes_per_token);
 
-// Consecutive windows of micro_batch x seq_len tokens, wrapping around at
-// the end of the data (one pass is an epoch).
+// The data as windows of micro_batch x seq_len consecutive tokens; window
+// i is window i mod the number of whole windows (a pass is an epoch).
 class BatchReader {
  public:
   static absl::StatusOr<BatchReader> Create(TokenData data, int64_t micro_batch,
                                             int64_t seq_len);
-  // Fills [micro_batch, seq_len] int64 tokens and labels.
-  void Next(int64_t* tokens, int64_t* labels);
-  int64_t epoch() const { return epoch_; }
+  // Fills [micro_batch, seq_len] int64 tokens and labels of window `index`.
+  void Read(int64_t index, int64_t* tokens, int64_t* labels) const;
+  int64_t windows() const { return windows_; }
 
  private:
   BatchReader() = default;
   TokenData data_;
-  int64_t window_ = 0, cursor_ = 0, epoch_ = 0;
+  int64_t window_ = 0, windows_ = 0;
 };
 
 }  // namespace veomni::runtime

@@ -94,6 +94,28 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
   auto executor = std::unique_ptr<Executor>(new Executor());
   executor->artifact_ = std::move(artifact);
   const artifact::Program& program = executor->artifact_->program();
+  if (const artifact::Recipe* recipe = program.recipe()) {
+    executor->mesh_ = Mesh{recipe->dp(), recipe->fsdp(), recipe->sp()};
+  }
+  if (executor->mesh_.dp < 1 || executor->mesh_.fsdp < 1 || executor->mesh_.sp < 1) {
+    return absl::DataLossError("the artifact's recipe has a degree below 1");
+  }
+  executor->communicator_ = options.communicator;
+  if (options.communicator) {
+    executor->rank_ = options.communicator->rank();
+    const Mesh& mesh = options.communicator->mesh();
+    if (mesh.dp != executor->mesh_.dp || mesh.fsdp != executor->mesh_.fsdp ||
+        mesh.sp != executor->mesh_.sp) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the artifact was compiled for dp=", executor->mesh_.dp, ",fsdp=",
+          executor->mesh_.fsdp, ",sp=", executor->mesh_.sp, " but runs on dp=", mesh.dp,
+          ",fsdp=", mesh.fsdp, ",sp=", mesh.sp));
+    }
+  } else if (executor->mesh_.size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the artifact was compiled for ", executor->mesh_.size(),
+                     " ranks; run it with veomni-run -n ", executor->mesh_.size()));
+  }
   uint64_t arena_bytes = 0;
   if (program.functions()) {
     for (const artifact::Function* function : *program.functions()) {
@@ -126,26 +148,54 @@ absl::Status Executor::InitState(const Options& options) {
       return absl::DataLossError(
           absl::StrCat("state '", key, "': ", view.status().message()));
     }
+    // A sharded entry starts as this rank's slice of the full initial tensor.
+    TensorView full = *view;
+    std::vector<uint8_t> full_bytes;
+    bool sharded = entry->shard_group() > 1;
+    if (sharded) {
+      if (!entry->full_shape()) {
+        return absl::DataLossError(absl::StrCat("state '", key, "': sharded without a shape"));
+      }
+      full.shape.assign(entry->full_shape()->begin(), entry->full_shape()->end());
+      full_bytes.assign(full.Bytes(), 0);
+      full.data = full_bytes.data();
+    }
     switch (entry->init()) {
       case artifact::Init_Values:
         if (entry->blob_offset() > artifact_->blobs_bytes() ||
-            static_cast<uint64_t>(view->Bytes()) >
+            static_cast<uint64_t>(full.Bytes()) >
                 artifact_->blobs_bytes() - entry->blob_offset()) {
           return absl::DataLossError(
               absl::StrCat("state '", key, "': initial values overrun the blob section"));
         }
-        std::memcpy(view->data, blobs + entry->blob_offset(), view->Bytes());
+        std::memcpy(full.data, blobs + entry->blob_offset(), full.Bytes());
         break;
       case artifact::Init_Zeros:
-        break;  // state_ starts zeroed
+        break;  // zeroed already
       case artifact::Init_Ones:
-        FillOnes(*view);
+        FillOnes(full);
         break;
       case artifact::Init_Normal:
-        FillNormal(*view, entry->init_std(), rng);
+        FillNormal(full, entry->init_std(), rng);
         break;
       default:
         return absl::DataLossError(absl::StrCat("state '", key, "': unknown init rule"));
+    }
+    if (sharded) {
+      std::vector<int> group = mesh_.Group(rank_, entry->shard_axes());
+      int64_t index = std::find(group.begin(), group.end(), rank_) - group.begin();
+      int64_t width = DTypeBytes(view->dtype);
+      int64_t begin = index * view->NumElements();
+      int64_t end = std::min(begin + view->NumElements(), full.NumElements());
+      if (static_cast<int64_t>(group.size()) != entry->shard_group() ||
+          view->shape.size() != 1) {
+        return absl::DataLossError(absl::StrCat(
+            "state '", key, "': sharded ", entry->shard_group(), " ways, but its group has ",
+            group.size(), " ranks"));
+      }
+      if (end > begin) {
+        std::memcpy(view->data, full_bytes.data() + begin * width, (end - begin) * width);
+      }
     }
     state_views_.emplace_back(key, *view);
   }
@@ -223,12 +273,18 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
     Command built;
     built.kernel = Name(command->kernel());
     std::string at = absl::StrCat(where, " command ", index++, " (", built.kernel, ")");
-    const KernelFn* fn = LookupCpuKernel(built.kernel);
-    if (!fn) {
-      return absl::UnimplementedError(
-          absl::StrCat(at, ": the CPU runtime has no kernel '", built.kernel, "'"));
+    built.collective = built.kernel == "all_gather"       ? Collective::kAllGather
+                       : built.kernel == "reduce_scatter" ? Collective::kReduceScatter
+                       : built.kernel == "all_reduce"     ? Collective::kAllReduce
+                                                          : Collective::kNone;
+    if (built.collective == Collective::kNone) {
+      const KernelFn* fn = LookupCpuKernel(built.kernel);
+      if (!fn) {
+        return absl::UnimplementedError(
+            absl::StrCat(at, ": the CPU runtime has no kernel '", built.kernel, "'"));
+      }
+      built.fn = *fn;
     }
-    built.fn = *fn;
     if (command->inputs()) {
       for (const artifact::Tensor* tensor : *command->inputs()) {
         VEOMNI_ASSIGN_OR_RETURN(TensorView view, Resolve(tensor, function, at));
@@ -260,6 +316,17 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
           default:
             return absl::DataLossError(absl::StrCat(at, ": unknown param kind"));
         }
+      }
+    }
+    if (built.collective != Collective::kNone) {
+      int64_t axes = built.attrs.GetIntOr("mesh_axes", 0);
+      built.mesh_axes = static_cast<uint32_t>(axes);
+      built.dim = static_cast<int>(built.attrs.GetIntOr("dim", 0));
+      int64_t group = static_cast<int64_t>(mesh_.Group(rank_, built.mesh_axes).size());
+      if (axes < 0 || axes > 7 || built.inputs.size() != 1 || built.outputs.size() != 1 ||
+          built.attrs.GetIntOr("group_size", group) != group) {
+        return absl::DataLossError(absl::StrCat(
+            at, ": malformed collective (its group is ", group, " ranks of this mesh)"));
       }
     }
     function.commands.push_back(std::move(built));
@@ -314,7 +381,9 @@ absl::Status Executor::Run(absl::string_view name) {
   if (!function) return absl::NotFoundError(absl::StrCat("no function @", name));
   int index = 0;
   for (const Command& command : function->commands) {
-    absl::Status status = command.fn(command.attrs, command.inputs, command.outputs);
+    absl::Status status = command.collective == Collective::kNone
+                              ? command.fn(command.attrs, command.inputs, command.outputs)
+                              : RunCollective(command);
     if (!status.ok()) {
       return absl::Status(status.code(), absl::StrCat("@", name, " command ", index, " (",
                                                       command.kernel,
@@ -323,6 +392,30 @@ absl::Status Executor::Run(absl::string_view name) {
     ++index;
   }
   return absl::OkStatus();
+}
+
+absl::Status Executor::RunCollective(const Command& command) {
+  const TensorView& in = command.inputs[0];
+  const TensorView& out = command.outputs[0];
+  if (!communicator_) {
+    // One rank: every group is this rank alone, so a collective is a copy.
+    if (in.Bytes() != out.Bytes()) {
+      return absl::InvalidArgumentError("a one-rank collective must keep its size");
+    }
+    std::memmove(out.data, in.data, in.Bytes());
+    return absl::OkStatus();
+  }
+  switch (command.collective) {
+    case Collective::kAllGather:
+      return communicator_->AllGather(in, out, command.mesh_axes, command.dim);
+    case Collective::kReduceScatter:
+      return communicator_->ReduceScatter(in, out, command.mesh_axes, command.dim);
+    case Collective::kAllReduce:
+      return communicator_->AllReduce(in, out, command.mesh_axes);
+    case Collective::kNone:
+      break;
+  }
+  return absl::InternalError("not a collective");
 }
 
 }  // namespace veomni::runtime

@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "runtime/artifact/Artifact.h"
 #include "runtime/base/Tensor.h"
+#include "runtime/comm/LocalCommunicator.h"
 #include "runtime/kernels/Kernel.h"
 
 namespace veomni::runtime {
@@ -23,8 +24,11 @@ namespace veomni::runtime {
 class Executor {
  public:
   struct Options {
-    // Seeds the parameters that have an init rule instead of values.
+    // Seeds the parameters that have an init rule instead of values; every
+    // rank draws the same full tensors, so sharded runs start as one rank.
     uint64_t seed = 0;
+    // This rank's link to the others; null runs a one-rank artifact.
+    Communicator* communicator = nullptr;
   };
 
   static absl::StatusOr<std::unique_ptr<Executor>> Create(
@@ -40,12 +44,18 @@ class Executor {
   absl::StatusOr<TensorView> State(absl::string_view key) const;
   std::vector<std::string> StateKeys() const;
   bool HasFunction(absl::string_view name) const;
+  int rank() const { return rank_; }
+  const Mesh& mesh() const { return mesh_; }
   const Artifact& artifact() const { return *artifact_; }
 
  private:
+  enum class Collective { kNone, kAllGather, kReduceScatter, kAllReduce };
   struct Command {
     std::string kernel;
     KernelFn fn = nullptr;
+    Collective collective = Collective::kNone;
+    uint32_t mesh_axes = 0;
+    int dim = 0;
     KernelAttrs attrs;
     std::vector<TensorView> inputs, outputs;
   };
@@ -58,12 +68,16 @@ class Executor {
 
   Executor() = default;
   absl::Status InitState(const Options& options);
+  absl::Status RunCollective(const Command& command);
   absl::StatusOr<TensorView> Resolve(const artifact::Tensor* tensor, Function& function,
                                      absl::string_view where);
   absl::StatusOr<Function> BuildFunction(const artifact::Function& source);
   const Function* Find(absl::string_view name) const;
 
   std::shared_ptr<const Artifact> artifact_;
+  Communicator* communicator_ = nullptr;
+  Mesh mesh_;
+  int rank_ = 0;
   std::vector<uint8_t> arena_, state_;
   std::vector<std::pair<std::string, TensorView>> state_views_;
   std::vector<Function> functions_;

@@ -99,12 +99,17 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   metrics.step = ++step_;
   int64_t accum = program_->grad_accum();
   int64_t window = program_->micro_batch() * program_->seq_len();
+  const Mesh& mesh = executor_->mesh();
+  std::array<int, 3> coords = mesh.Coords(executor_->rank());
+  int64_t data_ranks = mesh.dp * mesh.fsdp;
+  int64_t data_rank = coords[0] * mesh.fsdp + coords[1];
   tokens_.resize(accum * window);
   labels_.resize(accum * window);
   for (int64_t micro = 0; micro < accum; ++micro) {
-    reader_->Next(tokens_.data() + micro * window, labels_.data() + micro * window);
+    int64_t index = ((step_ - 1) * accum + micro) * data_ranks + data_rank;
+    reader_->Read(index, tokens_.data() + micro * window, labels_.data() + micro * window);
+    metrics.epoch = index / reader_->windows();
   }
-  metrics.epoch = reader_->epoch();
 
   double count = 0;
   for (int64_t micro = 0; micro < accum; ++micro) {
@@ -142,16 +147,43 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   return metrics;
 }
 
-absl::Status Trainer::SaveParameters(absl::string_view path) const {
+absl::Status SaveParameters(const std::vector<Trainer*>& ranks, absl::string_view path) {
+  if (ranks.empty()) return absl::InvalidArgumentError("no ranks to save");
+  Executor& first = ranks[0]->executor();
+  const artifact::Program& program = first.artifact().program();
   std::vector<std::pair<std::string, TensorView>> tensors;
-  for (const std::string& key : executor_->StateKeys()) {
-    if (key.rfind("param:", 0) != 0) continue;
-    VEOMNI_ASSIGN_OR_RETURN(TensorView view, executor_->State(key));
-    tensors.emplace_back(key.substr(6), view);
+  std::vector<std::vector<uint8_t>> assembled;
+  assembled.reserve(program.state() ? program.state()->size() : 0);
+  if (program.state()) {
+    for (const artifact::StateEntry* entry : *program.state()) {
+      std::string key = Str(entry->key());
+      if (key.rfind("param:", 0) != 0) continue;
+      VEOMNI_ASSIGN_OR_RETURN(TensorView local, first.State(key));
+      if (entry->shard_group() <= 1) {
+        tensors.emplace_back(key.substr(6), local);
+        continue;
+      }
+      // Shards in group order, then drop the padding.
+      TensorView full = local;
+      full.shape.assign(entry->full_shape()->begin(), entry->full_shape()->end());
+      std::vector<uint8_t> bytes;
+      for (int rank : first.mesh().Group(first.rank(), entry->shard_axes())) {
+        if (rank >= static_cast<int>(ranks.size())) {
+          return absl::InvalidArgumentError("saving needs every rank of the shard group");
+        }
+        VEOMNI_ASSIGN_OR_RETURN(TensorView shard, ranks[rank]->executor().State(key));
+        const uint8_t* data = static_cast<const uint8_t*>(shard.data);
+        bytes.insert(bytes.end(), data, data + shard.Bytes());
+      }
+      bytes.resize(full.Bytes());
+      assembled.push_back(std::move(bytes));
+      full.data = assembled.back().data();
+      tensors.emplace_back(key.substr(6), full);
+    }
   }
   return WriteSafetensors(path, tensors,
                           {{"format", "pt"}, {"producer", "veomni-run"},
-                           {"step", absl::StrCat(step_)}});
+                           {"step", absl::StrCat(ranks[0]->step())}});
 }
 
 }  // namespace veomni::runtime

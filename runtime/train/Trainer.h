@@ -4,7 +4,10 @@
 //                                         scaled by 1 / the step's count)
 //   once:                 @optimizer_step (clipping, AdamW, clear)
 // so the loss is the mean over every valid token of the step, as one GPU
-// over the whole batch computes it.
+// over the whole batch computes it. On several ranks each runs a Trainer;
+// rank r of data-parallel index d (its dp, fsdp coordinates) reads window
+// (step * grad_accum + micro) * D + d of the data, D = dp * fsdp, so D
+// ranks see the batches one rank sees with grad_accum * D.
 
 #ifndef VEOMNI_RUNTIME_TRAIN_TRAINER_H
 #define VEOMNI_RUNTIME_TRAIN_TRAINER_H
@@ -31,6 +34,12 @@ struct StepMetrics {
   bool skipped = false;  // no valid label in the step: no update
 };
 
+class Trainer;
+
+// Writes the parameters of a run as safetensors, named as the model names
+// them, assembling sharded parameters from every rank (`ranks` in rank order).
+absl::Status SaveParameters(const std::vector<Trainer*>& ranks, absl::string_view path);
+
 class Trainer {
  public:
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(
@@ -40,11 +49,9 @@ class Trainer {
   absl::Status LoadData(absl::string_view path);
   absl::Status SetData(TokenData data);
   absl::StatusOr<StepMetrics> Step();
-  // Writes the parameters as safetensors, named as the model names them.
-  absl::Status SaveParameters(absl::string_view path) const;
-
   Executor& executor() { return *executor_; }
-  int64_t tokens_per_step() const;
+  int64_t tokens_per_step() const;  // this rank's
+  int64_t step() const { return step_; }
 
  private:
   Trainer() = default;
@@ -52,7 +59,7 @@ class Trainer {
 
   std::unique_ptr<Executor> executor_;
   const artifact::Program* program_ = nullptr;
-  std::optional<BatchReader> reader_;
+  std::optional<BatchReader> reader_;  // shared data, read by window
   std::vector<int64_t> tokens_, labels_;  // [grad_accum, micro_batch, seq_len]
   int64_t step_ = 0;
 };

@@ -1,0 +1,44 @@
+// The device mesh of a recipe: W = dp * fsdp * sp ranks on three axes, and
+// the group of ranks that a collective over some of those axes spans.
+
+#ifndef VEOMNI_RUNTIME_COMM_MESH_H
+#define VEOMNI_RUNTIME_COMM_MESH_H
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace veomni::runtime {
+
+// Mesh axes, outer to inner: dp, fsdp, sp. rank = (dp_i * fsdp + fsdp_i) * sp + sp_i.
+enum MeshAxis : uint32_t { kAxisDp = 1, kAxisFsdp = 2, kAxisSp = 4 };  // bit mask of axes
+inline constexpr uint32_t kAllMeshAxes = kAxisDp | kAxisFsdp | kAxisSp;
+
+struct Mesh {
+  int dp = 1, fsdp = 1, sp = 1;
+
+  int size() const;
+  // {dp_i, fsdp_i, sp_i}. Requires 0 <= rank < size().
+  std::array<int, 3> Coords(int rank) const;
+  // The ranks that differ from `rank` only along the axes in `axes`, ordered by
+  // their coordinates on those axes (outer axis slowest), which is ascending
+  // rank order. Its index of `rank` is the rank's position in the group.
+  // axes == 0 gives {rank}; bits outside kAllMeshAxes are ignored.
+  std::vector<int> Group(int rank, uint32_t axes) const;
+
+  // "dp", "fsdp", "sp", listed outer to inner, each at most once. An unknown,
+  // repeated or out-of-order name is InvalidArgument: a group's order is always
+  // outer to inner, so a list in another order would suggest an order it lacks.
+  static absl::StatusOr<uint32_t> ParseAxes(absl::Span<const std::string> names);
+};
+
+// "(fsdp, sp)"; "()" for no axes.
+std::string FormatAxes(uint32_t axes);
+
+}  // namespace veomni::runtime
+
+#endif  // VEOMNI_RUNTIME_COMM_MESH_H

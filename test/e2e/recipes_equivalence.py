@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""A recipe on W CPU ranks equals one rank over the same global batch.
+
+One rank trains with --grad-accum A * D (D = dp * fsdp data-parallel ranks);
+the recipe trains on W ranks with --grad-accum A, each data-parallel rank
+reading its own micro-batches. With the global token-mean loss both are the
+same function of the same data: every step's loss must agree to --rtol.
+
+Parameters: the two runs add the same gradients in different orders, and
+AdamW's m / sqrt(v) amplifies the rounding of elements whose gradient is near
+zero. So a third run measures that floor: one rank over the same
+micro-batches in reversed order within each step (the same sums, reordered).
+A tensor passes within max(--rtol, 2 x that run's own deviation).
+
+usage: recipes_equivalence.py --bin BUILD/bin --workdir DIR --recipe dp=2,fsdp=2
+       [--grad-accum A] [--steps 3]
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+from safetensors.numpy import load_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLE = os.path.join(HERE, "..", "..", "examples", "qwen3-tiny")
+sys.path.insert(0, HERE)
+from train_qwen3_tiny import run, write_token_file  # noqa: E402
+
+
+def train(args, name, recipe, grad_accum, ranks, mlir, data):
+    vob = os.path.join(args.workdir, f"{name}.vob")
+    out = os.path.join(args.workdir, f"{name}.safetensors")
+    metrics = os.path.join(args.workdir, f"{name}.jsonl")
+    run([os.path.join(args.bin, "veomni-compile"), mlir, "-o", vob, f"--recipe={recipe}",
+         f"--grad-accum={grad_accum}", "--lr=1e-3", "--beta2=0.95", "--weight-decay=0.1",
+         "--max-grad-norm=1.0"])
+    run([os.path.join(args.bin, "veomni-run"), "-n", str(ranks), vob, f"--data={data}",
+         f"--steps={args.steps}", f"--metrics={metrics}", f"--save={out}"])
+    return [json.loads(line)["loss"] for line in open(metrics)], load_file(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--recipe", required=True)
+    ap.add_argument("--grad-accum", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--rtol", type=float, default=1e-5)
+    args = ap.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    degrees = {"dp": 1, "fsdp": 1, "sp": 1, "ep": 1}
+    for item in args.recipe.split(","):
+        key, value = item.split("=")
+        degrees[key] = int(value)
+    world = degrees["dp"] * degrees["fsdp"] * degrees["sp"]
+    data_ranks = degrees["dp"] * degrees["fsdp"]
+
+    # Random tokens; labels ignored on uneven tails so micro-batches differ
+    # in their number of valid labels.
+    rng = np.random.default_rng(7)
+    rows = args.steps * args.grad_accum * data_ranks * 2
+    tokens = rng.integers(0, 256, size=(rows, 32))
+    labels = tokens.copy()
+    for r in range(rows):
+        labels[r, 32 - (r * 5) % 11:] = -100
+    data = os.path.join(args.workdir, "tokens.bin")
+    write_token_file(data, tokens, labels)
+    # The same micro-batches (2 rows each), reversed within each step.
+    per_step = args.grad_accum * data_ranks
+    order = [(s * per_step + per_step - 1 - w) * 2 + r
+             for s in range(args.steps) for w in range(per_step) for r in range(2)]
+    reordered = os.path.join(args.workdir, "reordered.bin")
+    write_token_file(reordered, tokens[order], labels[order])
+    mlir = os.path.join(args.workdir, "model.mlir")
+    run([os.path.join(args.bin, "veomni-import"), os.path.join(EXAMPLE, "model.onnx"), "-o", mlir])
+
+    one_losses, one_params = train(args, "one", "dp=1", args.grad_accum * data_ranks, 1, mlir, data)
+    _, floor_params = train(args, "reordered", "dp=1", args.grad_accum * data_ranks, 1, mlir,
+                            reordered)
+    losses, params = train(args, "recipe", args.recipe, args.grad_accum, world, mlir, data)
+
+    failures = []
+    for step, (got, want) in enumerate(zip(losses, one_losses), 1):
+        rel = abs(got - want) / abs(want)
+        print(f"step {step}: {args.recipe} on {world} ranks {got:.7f}, one rank {want:.7f} (rel {rel:.1e})")
+        if rel > args.rtol:
+            failures.append(f"loss of step {step}: rel {rel:.2e}")
+    if len(losses) != args.steps:
+        failures.append(f"{len(losses)} steps logged")
+    if sorted(params) != sorted(one_params):
+        failures.append("the saved parameter names differ")
+    worst = worst_floor = 0.0
+    for name, want in one_params.items():
+        got = params.get(name)
+        if got is None or got.shape != want.shape:
+            failures.append(f"parameter {name}: missing or misshaped")
+            continue
+        scale = np.max(np.abs(want))
+        rel = float(np.max(np.abs(got - want)) / scale)
+        floor = float(np.max(np.abs(floor_params[name] - want)) / scale)
+        worst, worst_floor = max(worst, rel), max(worst_floor, floor)
+        if rel > max(args.rtol, 2 * floor):
+            failures.append(f"parameter {name}: max|diff|/max|ref| = {rel:.2e} "
+                            f"(reordering alone: {floor:.2e})")
+    print(f"{len(one_params)} parameters, worst max|diff|/max|ref| = {worst:.1e} "
+          f"(one rank reordered: {worst_floor:.1e})")
+    if failures:
+        sys.exit("FAILURES:\n" + "\n".join(failures))
+    print(f"{args.recipe} equals one rank")
+
+
+if __name__ == "__main__":
+    main()
