@@ -103,7 +103,8 @@ int fail(const Twine &message) {
   return 1;
 }
 
-/// Parses --recipe. dp and fsdp (FSDP/HSDP) compile; sp and ep do not yet.
+/// Parses --recipe. dp, fsdp (FSDP/HSDP) and sp (Ulysses) compile; ep does
+/// not yet.
 Error parseRecipe(StringRef text, ArtifactMetadata &meta) {
   SmallVector<StringRef> items;
   text.split(items, ',', -1, /*KeepEmpty=*/false);
@@ -130,13 +131,11 @@ Error parseRecipe(StringRef text, ArtifactMetadata &meta) {
                                "--recipe: unknown key '" + key +
                                    "' (expected dp, fsdp, sp, ep)");
     *slot = degree;
-    if (degree > 1 && (key == "sp" || key == "ep"))
+    if (degree > 1 && key == "ep")
       return createStringError(inconvertibleErrorCode(),
-                               "--recipe: " + key + "=" + Twine(degree) +
-                                   ": " +
-                                   (key == "sp" ? "Ulysses sequence parallelism"
-                                                : "expert parallelism") +
-                                   " is not implemented yet (dp and fsdp are)");
+                               "--recipe: ep=" + Twine(degree) +
+                                   ": expert parallelism is not implemented "
+                                   "yet (dp, fsdp and sp are)");
   }
   return Error::success();
 }
@@ -254,6 +253,8 @@ int main(int argc, char **argv) {
     return fail(toString(std::move(error)));
 
   mlir::PassManager pm(&context);
+  pm.addPass(createVoShardSequence(
+      VoShardSequenceOptions{meta.sp, meta.tokenInput}));
   pm.addPass(createVoTokenMeanLoss());
   pm.addPass(createVoAutodiff());
   pm.addPass(createVoShardFsdp(VoShardFsdpOptions{meta.dp, meta.fsdp, meta.sp}));

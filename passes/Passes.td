@@ -80,6 +80,27 @@ def VoOptimizer : Pass<"vo-optimizer", "mlir::ModuleOp"> {
   ];
 }
 
+def VoShardSequence : Pass<"vo-shard-sequence", "mlir::ModuleOp"> {
+  let summary = "Ulysses: split @forward along the sequence over sp ranks";
+  let description = [{
+    Re-types @forward for a contiguous S/sp chunk of the sequence per rank:
+    every input shaped like the token input is split along dim 1, and each op
+    is rebuilt for the local chunk. Around each vo.attention an all-to-all
+    turns [B, H, S/sp, D] into [B, H/sp, S, D] for q, k and v (kv heads
+    replicated when fewer than sp) and one turns the output back; the label
+    shift takes the next rank's first label; position-indexed constant
+    tables become each rank's slice. Runs before vo-token-mean-loss, whose
+    count and loss vo-shard-fsdp then sums over all ranks. Errors name ops
+    that reduce, slice or concatenate along the sequence, and head counts sp
+    does not divide.
+  }];
+  let options = [
+    Option<"sp", "sp", "int64_t", "1", "Sequence-parallel degree">,
+    Option<"tokenInput", "token-input", "std::string", [{"input_ids"}],
+           "The input of token ids, whose dim 1 is the sequence">
+  ];
+}
+
 def VoShardFsdp : Pass<"vo-shard-fsdp", "mlir::ModuleOp"> {
   let summary = "FSDP/HSDP: shard parameters, gradients and optimizer state";
   let description = [{

@@ -507,6 +507,17 @@ LogicalResult ConcatOp::emitGradients(OpBuilder &b, Value dy,
   return success();
 }
 
+// The inverse exchange: split what was concatenated, concatenate what was
+// split.
+LogicalResult AllToAllOp::emitGradients(OpBuilder &b, Value dy,
+                                        ArrayRef<bool> needed,
+                                        SmallVectorImpl<Value> &grads) {
+  if (needed[0])
+    grads[0] = AllToAllOp::create(b, getLoc(), dy, getMeshAxes(),
+                                  getGroupSize(), getConcatDim(), getSplitDim());
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Model ops
 //===----------------------------------------------------------------------===//

@@ -982,5 +982,50 @@ LogicalResult AllReduceOp::inferReturnTypes(MLIRContext *,
   return inferSameType(adaptor.getInput(), types);
 }
 
+LogicalResult AllToAllOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location> loc,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  int64_t group = adaptor.getGroupSize();
+  if (failed(checkMeshAxes(loc, name, adaptor.getMeshAxes(), group)))
+    return failure();
+  RankedTensorType input = tensorType(adaptor.getInput());
+  int64_t split = adaptor.getSplitDim(), concat = adaptor.getConcatDim();
+  if (failed(checkAxis(loc, name, split, input.getRank())) ||
+      failed(checkAxis(loc, name, concat, input.getRank())))
+    return failure();
+  if (input.getDimSize(split) % group != 0)
+    return opError(loc, name, "expects split dim ", split, " (",
+                   input.getDimSize(split), ") divisible by group_size (",
+                   group, ")");
+  SmallVector<int64_t> shape(input.getShape());
+  shape[split] /= group;
+  shape[concat] *= group;
+  types.push_back(input.clone(shape));
+  return success();
+}
+
+LogicalResult ShardSliceOp::inferReturnTypes(MLIRContext *,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  int64_t group = adaptor.getGroupSize();
+  if (failed(checkMeshAxes(loc, name, adaptor.getMeshAxes(), group)))
+    return failure();
+  RankedTensorType input = tensorType(adaptor.getInput());
+  int64_t dim = adaptor.getDim();
+  if (failed(checkAxis(loc, name, dim, input.getRank())))
+    return failure();
+  if (input.getDimSize(dim) % group != 0)
+    return opError(loc, name, "expects dim ", dim, " (", input.getDimSize(dim),
+                   ") divisible by group_size (", group, ")");
+  SmallVector<int64_t> shape(input.getShape());
+  shape[dim] /= group;
+  types.push_back(input.clone(shape));
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "dialects/vo/VoOps.cpp.inc"

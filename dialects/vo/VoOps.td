@@ -535,4 +535,36 @@ def Vo_AllReduceOp : Vo_CollectiveOp<"all_reduce"> {
                        "attr-dict `:` type($input)";
 }
 
+def Vo_AllToAllOp : Vo_CollectiveOp<"all_to_all"> {
+  let summary = "Splits a dim across the group and concatenates another";
+  let description = [{
+    Each member splits its input into group_size chunks along `split_dim`,
+    sends chunk j to member j, and concatenates what it receives, in member
+    order, along `concat_dim`. Ulysses: [B, H, S/sp, D] with split_dim 1 and
+    concat_dim 2 gives [B, H/sp, S, D].
+  }];
+  let arguments = (ins Vo_Tensor:$input, StrArrayAttr:$mesh_axes,
+                       I64Attr:$group_size, I64Attr:$split_dim,
+                       I64Attr:$concat_dim);
+  let assemblyFormat = "$input `over` $mesh_axes `group_size` `=` $group_size "
+                       "`split_dim` `=` $split_dim `concat_dim` `=` $concat_dim "
+                       "attr-dict `:` type($input)";
+  let traits = [InferTypeOpAdaptor, MemoryEffects<[MemRead, MemWrite]>,
+                DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>];
+}
+
+def Vo_ShardSliceOp : Vo_Op<"shard_slice", [Pure, InferTypeOpAdaptor]> {
+  let summary = "This rank's chunk of a dim, by its index in a group";
+  let description = [{
+    The input, the same on every member of the group, is split into
+    group_size equal chunks along `dim`; member g keeps chunk g. Used for
+    tensors indexed by sequence position (RoPE tables) under Ulysses.
+  }];
+  let arguments = (ins Vo_Tensor:$input, StrArrayAttr:$mesh_axes,
+                       I64Attr:$group_size, I64Attr:$dim);
+  let results = (outs Vo_Tensor:$result);
+  let assemblyFormat = "$input `over` $mesh_axes `group_size` `=` $group_size "
+                       "`dim` `=` $dim attr-dict `:` type($input)";
+}
+
 #endif // VEOMNI_DIALECTS_VO_VOOPS_TD

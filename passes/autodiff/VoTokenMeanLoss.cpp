@@ -26,12 +26,18 @@ using namespace veomni::vo;
 
 namespace {
 
+/// Erases what the count does not need. An unused collective goes too: every
+/// rank runs the same program, so all drop it alike.
 void eraseDeadOps(func::FuncOp func) {
   SmallVector<Operation *> ops;
   func.walk([&](Operation *op) { ops.push_back(op); });
-  for (Operation *op : llvm::reverse(ops))
-    if (isOpTriviallyDead(op))
+  for (Operation *op : llvm::reverse(ops)) {
+    bool unusedCollective =
+        isa<AllGatherOp, ReduceScatterOp, AllReduceOp, AllToAllOp>(op) &&
+        op->use_empty();
+    if (isOpTriviallyDead(op) || unusedCollective)
       op->erase();
+  }
 }
 
 struct VoTokenMeanLossPass

@@ -276,6 +276,8 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
     built.collective = built.kernel == "all_gather"       ? Collective::kAllGather
                        : built.kernel == "reduce_scatter" ? Collective::kReduceScatter
                        : built.kernel == "all_reduce"     ? Collective::kAllReduce
+                       : built.kernel == "all_to_all"     ? Collective::kAllToAll
+                       : built.kernel == "shard_slice"    ? Collective::kShardSlice
                                                           : Collective::kNone;
     if (built.collective == Collective::kNone) {
       const KernelFn* fn = LookupCpuKernel(built.kernel);
@@ -322,6 +324,8 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
       int64_t axes = built.attrs.GetIntOr("mesh_axes", 0);
       built.mesh_axes = static_cast<uint32_t>(axes);
       built.dim = static_cast<int>(built.attrs.GetIntOr("dim", 0));
+      built.split_dim = static_cast<int>(built.attrs.GetIntOr("split_dim", 0));
+      built.concat_dim = static_cast<int>(built.attrs.GetIntOr("concat_dim", 0));
       int64_t group = static_cast<int64_t>(mesh_.Group(rank_, built.mesh_axes).size());
       if (axes < 0 || axes > 7 || built.inputs.size() != 1 || built.outputs.size() != 1 ||
           built.attrs.GetIntOr("group_size", group) != group) {
@@ -397,6 +401,28 @@ absl::Status Executor::Run(absl::string_view name) {
 absl::Status Executor::RunCollective(const Command& command) {
   const TensorView& in = command.inputs[0];
   const TensorView& out = command.outputs[0];
+  if (command.collective == Collective::kShardSlice) {
+    // This rank's chunk of `dim`: no communication, the input is the same
+    // on every member.
+    std::vector<int> group = mesh_.Group(rank_, command.mesh_axes);
+    int64_t index = std::find(group.begin(), group.end(), rank_) - group.begin();
+    int dim = command.dim;
+    if (dim < 0 || dim >= static_cast<int>(in.shape.size()) || in.dtype != out.dtype ||
+        in.shape[dim] != out.shape[dim] * static_cast<int64_t>(group.size())) {
+      return absl::InvalidArgumentError("shard_slice: output is not one chunk of the input");
+    }
+    int64_t outer = 1, inner = DTypeBytes(in.dtype);
+    for (int d = 0; d < dim; ++d) outer *= in.shape[d];
+    for (size_t d = dim + 1; d < in.shape.size(); ++d) inner *= in.shape[d];
+    int64_t chunk = out.shape[dim] * inner;
+    for (int64_t o = 0; o < outer; ++o) {
+      std::memcpy(static_cast<uint8_t*>(out.data) + o * chunk,
+                  static_cast<const uint8_t*>(in.data) + (o * in.shape[dim] * inner) +
+                      index * chunk,
+                  chunk);
+    }
+    return absl::OkStatus();
+  }
   if (!communicator_) {
     // One rank: every group is this rank alone, so a collective is a copy.
     if (in.Bytes() != out.Bytes()) {
@@ -412,6 +438,10 @@ absl::Status Executor::RunCollective(const Command& command) {
       return communicator_->ReduceScatter(in, out, command.mesh_axes, command.dim);
     case Collective::kAllReduce:
       return communicator_->AllReduce(in, out, command.mesh_axes);
+    case Collective::kAllToAll:
+      return communicator_->AllToAll(in, out, command.mesh_axes, command.split_dim,
+                                     command.concat_dim);
+    case Collective::kShardSlice:
     case Collective::kNone:
       break;
   }

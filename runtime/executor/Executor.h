@@ -49,13 +49,15 @@ class Executor {
   const Artifact& artifact() const { return *artifact_; }
 
  private:
-  enum class Collective { kNone, kAllGather, kReduceScatter, kAllReduce };
+  enum class Collective { kNone, kAllGather, kReduceScatter, kAllReduce, kAllToAll, kShardSlice };
   struct Command {
     std::string kernel;
     KernelFn fn = nullptr;
     Collective collective = Collective::kNone;
     uint32_t mesh_axes = 0;
-    int dim = 0;
+    int dim = 0;            // all_gather, reduce_scatter, shard_slice
+    int split_dim = 0;      // all_to_all
+    int concat_dim = 0;
     KernelAttrs attrs;
     std::vector<TensorView> inputs, outputs;
   };

@@ -79,17 +79,28 @@ absl::Status Trainer::SetData(TokenData data) {
 }
 
 absl::Status Trainer::Feed(absl::string_view function, int64_t micro) {
-  int64_t window = program_->micro_batch() * program_->seq_len();
+  int64_t batch = program_->micro_batch(), seq = program_->seq_len();
+  // Under Ulysses each sp rank holds a contiguous chunk of every sequence.
+  const Mesh& mesh = executor_->mesh();
+  int64_t chunk = seq / mesh.sp;
+  int64_t first = mesh.Coords(executor_->rank())[2] * chunk;
   VEOMNI_ASSIGN_OR_RETURN(TensorView tokens,
                           executor_->Input(function, Str(program_->token_input())));
   VEOMNI_ASSIGN_OR_RETURN(TensorView labels,
                           executor_->Input(function, Str(program_->label_input())));
-  if (tokens.NumElements() != window || labels.NumElements() != window) {
-    return absl::DataLossError(absl::StrCat("@", function,
-                                            "'s token inputs do not hold micro_batch x seq_len"));
+  if (tokens.NumElements() != batch * chunk || labels.NumElements() != batch * chunk) {
+    return absl::DataLossError(absl::StrCat(
+        "@", function, "'s token inputs do not hold micro_batch x seq_len / sp"));
   }
-  VEOMNI_RETURN_IF_ERROR(CopyIds(tokens_.data() + micro * window, tokens));
-  return CopyIds(labels_.data() + micro * window, labels);
+  std::vector<int64_t> local(batch * chunk);
+  for (const auto& [source, view] : {std::pair(&tokens_, tokens), std::pair(&labels_, labels)}) {
+    for (int64_t row = 0; row < batch; ++row) {
+      const int64_t* begin = source->data() + (micro * batch + row) * seq + first;
+      std::copy(begin, begin + chunk, local.begin() + row * chunk);
+    }
+    VEOMNI_RETURN_IF_ERROR(CopyIds(local.data(), view));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<StepMetrics> Trainer::Step() {
