@@ -396,9 +396,37 @@ llvm::Expected<MemoryReport> veomni::measureArtifact(ModuleOp module) {
   module.walk([&](vrt::ConstantOp op) {
     report.constants += tensorBytes(cast<RankedTensorType>(op.getType()));
   });
-  for (auto func : module.getOps<func::FuncOp>())
+  for (auto func : module.getOps<func::FuncOp>()) {
     if (auto arena = func->getAttrOfType<IntegerAttr>(vrt::kArenaBytesAttr))
       report.arenas.push_back({func.getSymName().str(), arena.getInt()});
+    func.walk([&](vrt::LaunchOp launch) {
+      StringRef kind = launch.getKernel();
+      if (!llvm::is_contained({"all_gather", "reduce_scatter", "all_reduce",
+                               "all_to_all"},
+                              kind))
+        return;
+      int64_t mask = 0;
+      if (auto axes = launch.getParams().getAs<IntegerAttr>("mesh_axes"))
+        mask = axes.getInt();
+      std::string axes;
+      for (auto [bit, name] : llvm::enumerate(vo::kMeshAxisNames))
+        if (mask & (int64_t(1) << bit))
+          axes += (axes.empty() ? "" : ", ") + name.str();
+      // The larger side: what a rank receives (gather) or sends (scatter).
+      int64_t bytes = std::max(
+          tensorBytes(cast<RankedTensorType>(launch.getInputs()[0].getType())),
+          tensorBytes(cast<RankedTensorType>(launch.getResult(0).getType())));
+      auto it = llvm::find_if(report.collectives, [&](auto &c) {
+        return c.function == func.getSymName() && c.kind == kind && c.axes == axes;
+      });
+      if (it == report.collectives.end()) {
+        report.collectives.push_back({func.getSymName().str(), kind.str(), axes, 0, 0});
+        it = std::prev(report.collectives.end());
+      }
+      it->calls += 1;
+      it->bytes += bytes;
+    });
+  }
   return report;
 }
 

@@ -30,6 +30,12 @@ struct MemoryReport {
   int64_t parameters = 0, gradients = 0, optimizerState = 0, constants = 0;
   /// Arena bytes per function, in module order.
   std::vector<std::pair<std::string, int64_t>> arenas;
+  /// Collectives per call of each function, grouped by kind and mesh axes.
+  struct Collectives {
+    std::string function, kind, axes;
+    int64_t calls = 0, bytes = 0; // bytes each rank sends or receives
+  };
+  std::vector<Collectives> collectives;
 };
 
 /// Bytes of the state and constants of a lowered, planned module.

@@ -308,6 +308,20 @@ int main(int argc, char **argv) {
                     report->optimizerState + report->constants + peakArena;
     outs() << "  peak activations (largest arena) " << formatBytes(peakArena)
            << "\n  total                      " << formatBytes(total) << "\n";
+    if (!report->collectives.empty()) {
+      // The runtime calls count_tokens and micro_step once per micro-batch.
+      outs() << "collectives per optimizer step (per rank):\n";
+      int64_t calls = 0, bytes = 0;
+      for (auto &c : report->collectives) {
+        int64_t times = c.function == "optimizer_step" ? 1 : meta.gradAccum;
+        outs() << "  @" << c.function << " x" << times << "  " << c.kind
+               << " over (" << c.axes << "): " << c.calls * times << " calls, "
+               << formatBytes(c.bytes * times) << "\n";
+        calls += c.calls * times;
+        bytes += c.bytes * times;
+      }
+      outs() << "  total " << calls << " calls, " << formatBytes(bytes) << "\n";
+    }
   }
   if (Error error = writeArtifact(*module, meta, outputPath))
     return fail(toString(std::move(error)));

@@ -395,9 +395,12 @@ LogicalResult SequenceSharder::rewriteAttention(AttentionOp op) {
     return Value(ReshapeOp::create(b, loc, expanded,
                                    ArrayRef<int64_t>{s[0], s[1] * repeat, s[2], s[3]}));
   };
-  Value attention = AttentionOp::create(
-      b, loc, toHeads(q), toHeads(replicate(k)), toHeads(replicate(v)), Value(),
-      op.getScaleAttr(), op.getCausalAttr());
+  // In order q, k, v: the IR must not depend on argument evaluation order.
+  Value exchanged[3] = {toHeads(q), Value(), Value()};
+  exchanged[1] = toHeads(replicate(k));
+  exchanged[2] = toHeads(replicate(v));
+  Value attention = AttentionOp::create(b, loc, exchanged[0], exchanged[1], exchanged[2], Value(),
+                                        op.getScaleAttr(), op.getCausalAttr());
   Value back = AllToAllOp::create(b, loc, attention, spAxes(), sp, 2, 1);
   seq[back] = 2;
   mapping.map(op.getResult(), back);
