@@ -934,42 +934,43 @@ static LogicalResult checkMeshAxes(std::optional<Location> loc,
   return success();
 }
 
+/// Shape rule of the collectives that resize one dim by the group size:
+/// multiply it (gather), or divide it, requiring divisibility (scatter).
+static LogicalResult inferGroupResize(std::optional<Location> loc,
+                                      StringRef name, Value input,
+                                      ArrayAttr axes, int64_t group,
+                                      int64_t dim, bool multiply,
+                                      SmallVectorImpl<Type> &types) {
+  if (failed(checkMeshAxes(loc, name, axes, group)))
+    return failure();
+  RankedTensorType type = tensorType(input);
+  if (failed(checkAxis(loc, name, dim, type.getRank())))
+    return failure();
+  if (!multiply && type.getDimSize(dim) % group != 0)
+    return opError(loc, name, "expects dim ", dim, " (", type.getDimSize(dim),
+                   ") divisible by group_size (", group, ")");
+  SmallVector<int64_t> shape(type.getShape());
+  shape[dim] = multiply ? shape[dim] * group : shape[dim] / group;
+  types.push_back(type.clone(shape));
+  return success();
+}
+
 LogicalResult AllGatherOp::inferReturnTypes(MLIRContext *,
                                             std::optional<Location> loc,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &types) {
-  StringRef name = getOperationName();
-  int64_t group = adaptor.getGroupSize();
-  if (failed(checkMeshAxes(loc, name, adaptor.getMeshAxes(), group)))
-    return failure();
-  RankedTensorType input = tensorType(adaptor.getInput());
-  if (failed(checkAxis(loc, name, adaptor.getDim(), input.getRank())))
-    return failure();
-  SmallVector<int64_t> shape(input.getShape());
-  shape[adaptor.getDim()] *= group;
-  types.push_back(input.clone(shape));
-  return success();
+  return inferGroupResize(loc, getOperationName(), adaptor.getInput(),
+                          adaptor.getMeshAxes(), adaptor.getGroupSize(),
+                          adaptor.getDim(), /*multiply=*/true, types);
 }
 
 LogicalResult ReduceScatterOp::inferReturnTypes(MLIRContext *,
                                                 std::optional<Location> loc,
                                                 Adaptor adaptor,
                                                 SmallVectorImpl<Type> &types) {
-  StringRef name = getOperationName();
-  int64_t group = adaptor.getGroupSize();
-  if (failed(checkMeshAxes(loc, name, adaptor.getMeshAxes(), group)))
-    return failure();
-  RankedTensorType input = tensorType(adaptor.getInput());
-  int64_t dim = adaptor.getDim();
-  if (failed(checkAxis(loc, name, dim, input.getRank())))
-    return failure();
-  if (input.getDimSize(dim) % group != 0)
-    return opError(loc, name, "expects dim ", dim, " (", input.getDimSize(dim),
-                   ") divisible by group_size (", group, ")");
-  SmallVector<int64_t> shape(input.getShape());
-  shape[dim] /= group;
-  types.push_back(input.clone(shape));
-  return success();
+  return inferGroupResize(loc, getOperationName(), adaptor.getInput(),
+                          adaptor.getMeshAxes(), adaptor.getGroupSize(),
+                          adaptor.getDim(), /*multiply=*/false, types);
 }
 
 LogicalResult AllReduceOp::inferReturnTypes(MLIRContext *,
@@ -1010,21 +1011,9 @@ LogicalResult ShardSliceOp::inferReturnTypes(MLIRContext *,
                                              std::optional<Location> loc,
                                              Adaptor adaptor,
                                              SmallVectorImpl<Type> &types) {
-  StringRef name = getOperationName();
-  int64_t group = adaptor.getGroupSize();
-  if (failed(checkMeshAxes(loc, name, adaptor.getMeshAxes(), group)))
-    return failure();
-  RankedTensorType input = tensorType(adaptor.getInput());
-  int64_t dim = adaptor.getDim();
-  if (failed(checkAxis(loc, name, dim, input.getRank())))
-    return failure();
-  if (input.getDimSize(dim) % group != 0)
-    return opError(loc, name, "expects dim ", dim, " (", input.getDimSize(dim),
-                   ") divisible by group_size (", group, ")");
-  SmallVector<int64_t> shape(input.getShape());
-  shape[dim] /= group;
-  types.push_back(input.clone(shape));
-  return success();
+  return inferGroupResize(loc, getOperationName(), adaptor.getInput(),
+                          adaptor.getMeshAxes(), adaptor.getGroupSize(),
+                          adaptor.getDim(), /*multiply=*/false, types);
 }
 
 #define GET_OP_CLASSES

@@ -279,17 +279,15 @@ LogicalResult SequenceSharder::rewrite(Operation *op) {
       return fail(op, "contracts along the sequence");
     return mapResult(dim);
   }
-  if (auto reduce = dyn_cast<ReduceSumOp>(clone); reduce && !llvm::is_contained(reduce.getAxes(), d)) {
-    int64_t dropped = reduce.getKeepDims() ? 0 : llvm::count_if(reduce.getAxes(), [&](int64_t a) { return a < d; });
-    return mapResult(d - dropped);
-  }
-  if (auto reduce = dyn_cast<ReduceMeanOp>(clone); reduce && !llvm::is_contained(reduce.getAxes(), d)) {
-    int64_t dropped = reduce.getKeepDims() ? 0 : llvm::count_if(reduce.getAxes(), [&](int64_t a) { return a < d; });
-    return mapResult(d - dropped);
-  }
-  if (auto reduce = dyn_cast<ReduceMaxOp>(clone); reduce && !llvm::is_contained(reduce.getAxes(), d)) {
-    int64_t dropped = reduce.getKeepDims() ? 0 : llvm::count_if(reduce.getAxes(), [&](int64_t a) { return a < d; });
-    return mapResult(d - dropped);
+  if (isa<ReduceSumOp, ReduceMeanOp, ReduceMaxOp>(clone)) {
+    ArrayRef<int64_t> axes =
+        clone->getAttrOfType<DenseI64ArrayAttr>("axes").asArrayRef();
+    if (!llvm::is_contained(axes, d)) {
+      bool keep = clone->hasAttr("keep_dims");
+      int64_t dropped =
+          keep ? 0 : llvm::count_if(axes, [&](int64_t a) { return a < d; });
+      return mapResult(d - dropped);
+    }
   }
   if (isa<SoftmaxOp, LogSoftmaxOp>(clone) &&
       clone->getAttrOfType<IntegerAttr>("axis").getInt() != d)
