@@ -585,3 +585,31 @@ LogicalResult CrossEntropyOp::emitGradients(OpBuilder &b, Value dy,
                                           getReduction());
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Mixture of experts
+//===----------------------------------------------------------------------===//
+
+// The selection (experts) has no gradient; the weights do, through the
+// selected probabilities.
+LogicalResult MoeGateOp::emitGradients(OpBuilder &b, Value dy,
+                                       ArrayRef<bool> needed,
+                                       SmallVectorImpl<Value> &grads) {
+  if (needed[0])
+    grads[0] = MoeGateGradOp::create(b, getLoc(), getLogits(), getExperts(), dy,
+                                     getNormalize());
+  return success();
+}
+
+LogicalResult MoeExpertsOp::emitGradients(OpBuilder &b, Value dy,
+                                          ArrayRef<bool> needed,
+                                          SmallVectorImpl<Value> &grads) {
+  auto grad = MoeExpertsGradOp::create(b, getLoc(), getInput(), getExperts(),
+                                       getWeights(), getGateUp(), getDown(), dy);
+  // Operands: input, experts (none), weights, gate_up, down.
+  grads[0] = needed[0] ? grad.getInputGrad() : Value();
+  grads[2] = needed[2] ? grad.getWeightsGrad() : Value();
+  grads[3] = needed[3] ? grad.getGateUpGrad() : Value();
+  grads[4] = needed[4] ? grad.getDownGrad() : Value();
+  return success();
+}

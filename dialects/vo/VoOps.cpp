@@ -670,12 +670,12 @@ LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &types) {
   RankedTensorType table = tensorType(adaptor.getTable());
-  if (table.getRank() != 2)
+  if (table.getRank() < 2)
     return opError(loc, getOperationName(),
-                   "expects a [vocab, hidden] table, got ",
+                   "expects a table of rank >= 2 [vocab, ...], got ",
                    formatShape(table.getShape()));
   SmallVector<int64_t> shape(tensorType(adaptor.getIds()).getShape());
-  shape.push_back(table.getDimSize(1));
+  shape.append(table.getShape().begin() + 1, table.getShape().end());
   types.push_back(table.clone(shape));
   return success();
 }
@@ -1014,6 +1014,95 @@ LogicalResult ShardSliceOp::inferReturnTypes(MLIRContext *,
   return inferGroupResize(loc, getOperationName(), adaptor.getInput(),
                           adaptor.getMeshAxes(), adaptor.getGroupSize(),
                           adaptor.getDim(), /*multiply=*/false, types);
+}
+
+//===----------------------------------------------------------------------===//
+// Mixture of experts
+//===----------------------------------------------------------------------===//
+
+LogicalResult TopKOp::inferReturnTypes(MLIRContext *context,
+                                       std::optional<Location> loc,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &types) {
+  RankedTensorType input = tensorType(adaptor.getInput());
+  int64_t k = adaptor.getK();
+  if (input.getRank() < 1 || k < 1 || k > input.getShape().back())
+    return opError(loc, getOperationName(), "expects 1 <= k <= ",
+                   input.getRank() ? input.getShape().back() : 0, ", got ", k);
+  SmallVector<int64_t> shape(input.getShape());
+  shape.back() = k;
+  types.append({input.clone(shape),
+                RankedTensorType::get(shape, IntegerType::get(context, 64))});
+  return success();
+}
+
+LogicalResult MoeGateOp::inferReturnTypes(MLIRContext *context,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  RankedTensorType logits = tensorType(adaptor.getLogits());
+  int64_t k = adaptor.getTopK();
+  if (logits.getRank() != 2)
+    return opError(loc, getOperationName(), "expects logits [tokens, experts], got ",
+                   formatShape(logits.getShape()));
+  if (k < 1 || k > logits.getDimSize(1))
+    return opError(loc, getOperationName(), "expects 1 <= top_k <= ",
+                   logits.getDimSize(1), " experts, got ", k);
+  SmallVector<int64_t> shape = {logits.getDimSize(0), k};
+  types.append({logits.clone(shape),
+                RankedTensorType::get(shape, IntegerType::get(context, 64))});
+  return success();
+}
+
+LogicalResult MoeExpertsOp::inferReturnTypes(MLIRContext *,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType x = tensorType(adaptor.getInput());
+  RankedTensorType experts = tensorType(adaptor.getExperts());
+  RankedTensorType weights = tensorType(adaptor.getWeights());
+  RankedTensorType gateUp = tensorType(adaptor.getGateUp());
+  RankedTensorType down = tensorType(adaptor.getDown());
+  if (x.getRank() != 2 || experts.getRank() != 2 || gateUp.getRank() != 3 ||
+      down.getRank() != 3)
+    return opError(loc, name,
+                   "expects x [T, H], experts [T, k], gate_up [E, 2I, H], "
+                   "down [E, H, I]");
+  int64_t tokens = x.getDimSize(0), hidden = x.getDimSize(1);
+  int64_t numExperts = gateUp.getDimSize(0), inter = down.getDimSize(2);
+  if (experts.getDimSize(0) != tokens || weights.getShape() != experts.getShape())
+    return opError(loc, name, "expects experts and weights of shape [", tokens,
+                   ", k], got ", formatShape(experts.getShape()), " and ",
+                   formatShape(weights.getShape()));
+  if (gateUp.getDimSize(1) != 2 * inter || gateUp.getDimSize(2) != hidden ||
+      down.getDimSize(0) != numExperts || down.getDimSize(1) != hidden)
+    return opError(loc, name, "expects gate_up [", numExperts, ", ", 2 * inter,
+                   ", ", hidden, "] and down [", numExperts, ", ", hidden, ", ",
+                   inter, "], got ", formatShape(gateUp.getShape()), " and ",
+                   formatShape(down.getShape()));
+  if (weights.getElementType() != x.getElementType() ||
+      gateUp.getElementType() != x.getElementType() ||
+      down.getElementType() != x.getElementType())
+    return opError(loc, name, "expects x, weights and expert weights of one type");
+  types.push_back(x);
+  return success();
+}
+
+LogicalResult MoeGateGradOp::inferReturnTypes(MLIRContext *,
+                                              std::optional<Location>,
+                                              Adaptor adaptor,
+                                              SmallVectorImpl<Type> &types) {
+  return inferSameType(adaptor.getLogits(), types);
+}
+
+LogicalResult MoeExpertsGradOp::inferReturnTypes(MLIRContext *,
+                                                 std::optional<Location>,
+                                                 Adaptor adaptor,
+                                                 SmallVectorImpl<Type> &types) {
+  types.append({adaptor.getInput().getType(), adaptor.getWeights().getType(),
+                adaptor.getGateUp().getType(), adaptor.getDown().getType()});
+  return success();
 }
 
 #define GET_OP_CLASSES

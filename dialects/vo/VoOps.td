@@ -567,4 +567,77 @@ def Vo_ShardSliceOp : Vo_Op<"shard_slice", [Pure, InferTypeOpAdaptor]> {
                        "`dim` `=` $dim attr-dict `:` type($input)";
 }
 
+//===----------------------------------------------------------------------===//
+// Mixture of experts
+//===----------------------------------------------------------------------===//
+
+def Vo_TopKOp : Vo_Op<"top_k", [Pure, InferTypeOpAdaptor]> {
+  let summary = "The k largest values along the last axis, and their indices";
+  let description = [{
+    Sorted descending; ties keep the lower index first. Imported from ONNX
+    TopK; vo-raise folds a router's softmax + top_k into vo.moe_gate, which
+    has a gradient rule (top_k itself has none).
+  }];
+  let arguments = (ins Vo_FloatTensor:$input, I64Attr:$k);
+  let results = (outs Vo_FloatTensor:$values, Vo_IntTensor:$indices);
+  let assemblyFormat = "$input `k` `=` $k attr-dict `:` type($input)";
+}
+
+def Vo_MoeGateOp : Vo_Op<"moe_gate", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
+  let summary = "Router: softmax over experts, top-k, optional renormalization";
+  let description = [{
+    logits [T, E] -> weights [T, k] (the top_k softmax probabilities,
+    divided by their sum when `normalize`) and experts [T, k] (i64, sorted by
+    weight). Qwen3-MoE's router with norm_topk_prob.
+  }];
+  let arguments = (ins Vo_FloatTensor:$logits, I64Attr:$top_k,
+                       UnitAttr:$normalize);
+  let results = (outs Vo_FloatTensor:$weights, Vo_IntTensor:$experts);
+  let assemblyFormat = "$logits `top_k` `=` $top_k (`normalize` $normalize^)? "
+                       "attr-dict `:` type($logits)";
+}
+
+def Vo_MoeExpertsOp : Vo_Op<"moe_experts", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
+  let summary = "Routed SwiGLU experts, weighted and summed over a token's k";
+  let description = [{
+    x [T, H], experts [T, k], weights [T, k], gate_up [E, 2I, H] (gate rows
+    first, then up), down [E, H, I] -> [T, H]:
+    y_t = sum_j weights[t, j] * down[e] (silu(g) * u), [g; u] = gate_up[e] x_t,
+    e = experts[t, j]. Dropless: every token reaches its k experts.
+  }];
+  let arguments = (ins Vo_FloatTensor:$input, Vo_IntTensor:$experts,
+                       Vo_FloatTensor:$weights, Vo_FloatTensor:$gate_up,
+                       Vo_FloatTensor:$down);
+  let results = (outs Vo_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $experts `,` $weights `,` $gate_up `,` $down "
+                       "attr-dict `:` type($input) `,` type($experts) `,` "
+                       "type($weights) `,` type($gate_up) `,` type($down)";
+}
+
+def Vo_MoeGateGradOp : Vo_Op<"moe_gate_grad", [Pure, InferTypeOpAdaptor]> {
+  let summary = "Gradient of vo.moe_gate's weights w.r.t. the logits";
+  let arguments = (ins Vo_FloatTensor:$logits, Vo_IntTensor:$experts,
+                       Vo_FloatTensor:$weights_grad, UnitAttr:$normalize);
+  let results = (outs Vo_FloatTensor:$logits_grad);
+  let assemblyFormat = "$logits `,` $experts `,` $weights_grad "
+                       "(`normalize` $normalize^)? attr-dict `:` type($logits) "
+                       "`,` type($experts) `,` type($weights_grad)";
+}
+
+def Vo_MoeExpertsGradOp : Vo_Op<"moe_experts_grad", [Pure, InferTypeOpAdaptor,
+    AllTypesMatch<["input", "result_grad"]>]> {
+  let summary = "Gradients of vo.moe_experts";
+  let arguments = (ins Vo_FloatTensor:$input, Vo_IntTensor:$experts,
+                       Vo_FloatTensor:$weights, Vo_FloatTensor:$gate_up,
+                       Vo_FloatTensor:$down, Vo_FloatTensor:$result_grad);
+  let results = (outs Vo_FloatTensor:$input_grad, Vo_FloatTensor:$weights_grad,
+                      Vo_FloatTensor:$gate_up_grad, Vo_FloatTensor:$down_grad);
+  let assemblyFormat = "$input `,` $experts `,` $weights `,` $gate_up `,` $down "
+                       "`,` $result_grad attr-dict `:` type($input) `,` "
+                       "type($experts) `,` type($weights) `,` type($gate_up) `,` "
+                       "type($down)";
+}
+
 #endif // VEOMNI_DIALECTS_VO_VOOPS_TD

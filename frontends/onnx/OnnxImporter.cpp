@@ -159,6 +159,10 @@ private:
   Error importPad(const onnx::NodeProto &node);
   Error importCrossEntropy(const onnx::NodeProto &node);
   Error importDropout(const onnx::NodeProto &node);
+  Error importTopK(const onnx::NodeProto &node);
+  Error importGatherND(const onnx::NodeProto &node);
+  Error importSplit(const onnx::NodeProto &node);
+  Error importClip(const onnx::NodeProto &node);
 
   /// Emits `vo.reshape` or reshapes a host constant.
   Error defineReshaped(const onnx::NodeProto &node, int inputIndex,
@@ -1592,6 +1596,117 @@ Error OnnxImporter::importDropout(const onnx::NodeProto &node) {
   return Error::success();
 }
 
+Error OnnxImporter::importTopK(const onnx::NodeProto &node) {
+  auto input = operand(node, 0);
+  if (!input)
+    return input.takeError();
+  auto k = constantOperand(node, 1, "k");
+  if (!k)
+    return k.takeError();
+  int64_t rank = cast<RankedTensorType>(input->getType()).getRank();
+  auto axis = normalizeAxis(node, intAttr(node, "axis", -1), rank);
+  if (!axis)
+    return axis.takeError();
+  if (*axis != rank - 1 || intAttr(node, "largest", 1) != 1 ||
+      intAttr(node, "sorted", 1) != 1)
+    return nodeError(node, "reads only the sorted largest values along the "
+                           "last axis");
+  auto topK = vo::TopKOp::create(builder, locOf(node), *input, k->toInt64()[0]);
+  define(node, 0, topK.getValues());
+  if (node.output_size() > 1 && !node.output(1).empty())
+    define(node, 1, topK.getIndices());
+  return Error::success();
+}
+
+// GatherND with batch_dims 0 and one index per row picks rows of its data
+// (expert weights by expert id): an embedding lookup of a higher-rank table.
+Error OnnxImporter::importGatherND(const onnx::NodeProto &node) {
+  if (intAttr(node, "batch_dims", 0) != 0)
+    return nodeError(node, "has batch_dims other than 0");
+  auto data = operand(node, 0);
+  if (!data)
+    return data.takeError();
+  auto indices = operand(node, 1);
+  if (!indices)
+    return indices.takeError();
+  auto indexType = cast<RankedTensorType>(indices->getType());
+  if (indexType.getRank() < 1 || indexType.getShape().back() != 1)
+    return nodeError(node, "reads only indices of one coordinate ([..., 1])");
+  Location loc = locOf(node);
+  Value ids = vo::ReshapeOp::create(builder, loc, *indices,
+                                    indexType.getShape().drop_back());
+  define(node, 0, vo::EmbeddingOp::create(builder, loc, *data, ids));
+  return Error::success();
+}
+
+Error OnnxImporter::importSplit(const onnx::NodeProto &node) {
+  auto shape = shapeOf(node, 0);
+  if (!shape)
+    return shape.takeError();
+  auto axis = normalizeAxis(node, intAttr(node, "axis", 0), shape->size());
+  if (!axis)
+    return axis.takeError();
+  std::vector<int64_t> sizes;
+  if (hasInput(node, 1)) {
+    auto split = constantOperand(node, 1, "split");
+    if (!split)
+      return split.takeError();
+    sizes = split->toInt64();
+  } else {
+    int64_t parts = node.output_size();
+    int64_t dim = (*shape)[*axis];
+    int64_t chunk = (dim + parts - 1) / parts;
+    for (int64_t i = 0; i < parts; ++i)
+      sizes.push_back(std::min(chunk, dim - i * chunk));
+  }
+  if (static_cast<int>(sizes.size()) != node.output_size())
+    return nodeError(node, "splits into " + llvm::Twine(sizes.size()) +
+                               " parts for " + llvm::Twine(node.output_size()) +
+                               " outputs");
+  auto input = operand(node, 0);
+  if (!input)
+    return input.takeError();
+  int64_t offset = 0;
+  for (auto [i, size] : llvm::enumerate(sizes)) {
+    SmallVector<int64_t> start(shape->size(), 0), limit(shape->begin(), shape->end()),
+        stride(shape->size(), 1);
+    start[*axis] = offset;
+    limit[*axis] = offset + size;
+    offset += size;
+    if (limit[*axis] > (*shape)[*axis] || size < 0)
+      return nodeError(node, "has split sizes that overrun the axis");
+    define(node, i,
+           vo::SliceOp::create(builder, locOf(node), *input, start, limit, stride));
+  }
+  return Error::success();
+}
+
+Error OnnxImporter::importClip(const onnx::NodeProto &node) {
+  auto input = operand(node, 0);
+  if (!input)
+    return input.takeError();
+  Value result = *input;
+  Location loc = locOf(node);
+  Type element = cast<RankedTensorType>(result.getType()).getElementType();
+  for (auto [index, upper] : {std::pair(1, false), std::pair(2, true)}) {
+    if (!hasInput(node, index))
+      continue;
+    auto bound = constantOperand(node, index, upper ? "max" : "min");
+    if (!bound)
+      return bound.takeError();
+    HostDType dtype = element.isInteger(64)   ? HostDType::I64
+                      : element.isInteger(32) ? HostDType::I32
+                      : element.isBF16()      ? HostDType::BF16
+                      : element.isF16()       ? HostDType::F16
+                                              : HostDType::F32;
+    Value limit = materialize(bound->castTo(dtype), loc);
+    result = upper ? Value(vo::MinimumOp::create(builder, loc, result, limit))
+                   : Value(vo::MaximumOp::create(builder, loc, result, limit));
+  }
+  define(node, 0, result);
+  return Error::success();
+}
+
 const llvm::StringMap<OnnxImporter::NodeHandler> &OnnxImporter::handlers() {
   static const llvm::StringMap<NodeHandler> table = [] {
     llvm::StringMap<NodeHandler> t;
@@ -1666,6 +1781,10 @@ const llvm::StringMap<OnnxImporter::NodeHandler> &OnnxImporter::handlers() {
     t["Pad"] = &OnnxImporter::importPad;
     t["SoftmaxCrossEntropyLoss"] = &OnnxImporter::importCrossEntropy;
     t["Dropout"] = &OnnxImporter::importDropout;
+    t["TopK"] = &OnnxImporter::importTopK;
+    t["GatherND"] = &OnnxImporter::importGatherND;
+    t["Split"] = &OnnxImporter::importSplit;
+    t["Clip"] = &OnnxImporter::importClip;
     return t;
   }();
   return table;

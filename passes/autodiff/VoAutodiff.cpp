@@ -101,8 +101,18 @@ struct VoAutodiffPass : veomni::impl::VoAutodiffBase<VoAutodiffPass> {
     for (Operation &op : backward.getBody().front().without_terminator())
       ops.push_back(&op);
     for (Operation *op : llvm::reverse(ops)) {
-      if (op->getNumResults() != 1 || !grads.count(op->getResult(0)) ||
-          isa<ParamOp>(op))
+      // The one result that carries a gradient (ops like vo.moe_gate also
+      // return integer results, which never do).
+      Value result;
+      for (Value r : op->getResults())
+        if (grads.count(r)) {
+          if (result) {
+            op->emitOpError("has gradients on more than one result");
+            return signalPassFailure();
+          }
+          result = r;
+        }
+      if (!result || isa<ParamOp>(op))
         continue;
       SmallVector<bool> needed;
       for (Value operand : op->getOperands())
@@ -116,7 +126,7 @@ struct VoAutodiffPass : veomni::impl::VoAutodiffBase<VoAutodiffPass> {
         return signalPassFailure();
       }
       SmallVector<Value> operandGrads(op->getNumOperands());
-      if (failed(rule.emitGradients(builder, grads[op->getResult(0)], needed,
+      if (failed(rule.emitGradients(builder, grads[result], needed,
                                     operandGrads)))
         return signalPassFailure();
       for (auto [operand, grad] : llvm::zip(op->getOperands(), operandGrads)) {

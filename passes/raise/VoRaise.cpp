@@ -43,6 +43,14 @@ std::optional<double> getSplatFloat(Value value) {
   return std::nullopt;
 }
 
+bool isSplatInteger(Value value, int64_t expected) {
+  auto constant = value.getDefiningOp<ConstantOp>();
+  auto splat = constant ? dyn_cast<SplatElementsAttr>(constant.getValue())
+                        : SplatElementsAttr();
+  return splat && splat.getElementType().isInteger() &&
+         splat.getSplatValue<APInt>().getSExtValue() == expected;
+}
+
 bool isSplatFloat(Value value, double expected) {
   std::optional<double> actual = getSplatFloat(value);
   return actual && *actual == expected;
@@ -385,11 +393,155 @@ struct RaiseAttention : OpRewritePattern<MatmulOp> {
   }
 };
 
+/// top_k(softmax(logits)) [/ sum] -> vo.moe_gate: a router's probabilities
+/// of its top_k experts, renormalized when divided by their sum.
+struct RaiseMoeGate : OpRewritePattern<TopKOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(TopKOp topK,
+                                PatternRewriter &rewriter) const override {
+    auto softmax = topK.getInput().getDefiningOp<SoftmaxOp>();
+    auto logits = softmax ? cast<RankedTensorType>(softmax.getInput().getType())
+                          : RankedTensorType();
+    if (!softmax || logits.getRank() != 2 || softmax.getAxis() != 1)
+      return rewriter.notifyMatchFailure(topK, "not top_k of a router softmax");
+    // Renormalized: values / reduce_sum(values, last axis, keep_dims).
+    DivOp normalized;
+    Value values = topK.getValues();
+    if (values.hasNUses(2)) {
+      for (Operation *user : values.getUsers())
+        if (auto div = dyn_cast<DivOp>(user); div && div.getLhs() == values)
+          if (auto sum = div.getRhs().getDefiningOp<ReduceSumOp>();
+              sum && sum.getInput() == values && sum.getKeepDims() &&
+              sum.getAxes().size() == 1 && sum.getAxes()[0] == 1)
+            normalized = div;
+      if (!normalized)
+        return rewriter.notifyMatchFailure(topK, "values used otherwise");
+    }
+    auto gate = MoeGateOp::create(rewriter, topK.getLoc(), softmax.getInput(),
+                                  topK.getK(), static_cast<bool>(normalized));
+    rewriter.replaceAllUsesWith(topK.getIndices(), gate.getExperts());
+    if (normalized)
+      rewriter.replaceOp(normalized, gate.getWeights());
+    else
+      rewriter.replaceAllUsesWith(values, gate.getWeights());
+    rewriter.eraseOp(topK);
+    return success();
+  }
+};
+
+/// ids, or a clamp of ids to [0, experts - 1] (a no-op for valid ids).
+Value stripExpertClamp(Value ids, int64_t experts) {
+  for (int i = 0; i < 2; ++i) {
+    if (auto max = ids.getDefiningOp<MaximumOp>(); max && isSplatInteger(max.getRhs(), 0))
+      ids = max.getLhs();
+    else if (auto min = ids.getDefiningOp<MinimumOp>();
+             min && isSplatInteger(min.getRhs(), experts - 1))
+      ids = min.getLhs();
+  }
+  return ids;
+}
+
+/// The routed SwiGLU experts as exporters write them (batched_mm): tokens
+/// repeated k times, each (token, slot) gathering its expert's weights,
+/// two batched GEMMs around SwiGLU, scaled by the routing weight and summed
+/// over the k slots -> vo.moe_experts.
+struct RaiseMoeExperts : OpRewritePattern<ReduceSumOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(ReduceSumOp root,
+                                PatternRewriter &rewriter) const override {
+    auto fail = [&](const char *why) {
+      return rewriter.notifyMatchFailure(root, why);
+    };
+    // sum over k of reshape([T*k, H] -> [T, k, H]).
+    auto perSlot = root.getInput().getDefiningOp<ReshapeOp>();
+    if (!perSlot || root.getKeepDims() || root.getAxes().size() != 1 ||
+        root.getAxes()[0] != 1 || perSlot.getType().getRank() != 3)
+      return fail("not a sum over the k slots");
+    ArrayRef<int64_t> tkh = perSlot.getType().getShape();
+    int64_t tokens = tkh[0], k = tkh[1], hidden = tkh[2];
+    auto scaled = perSlot.getInput().getDefiningOp<MulOp>();
+    if (!scaled)
+      return fail("slots are not scaled by routing weights");
+    // weights [T, k] reshaped to [T*k, 1] times the expert outputs.
+    Value weights, expertOut;
+    for (auto [w, y] : {std::pair(scaled.getLhs(), scaled.getRhs()),
+                        std::pair(scaled.getRhs(), scaled.getLhs())})
+      if (auto col = w.getDefiningOp<ReshapeOp>();
+          col && llvm::equal(col.getType().getShape(), ArrayRef<int64_t>{tokens * k, 1}) &&
+          llvm::equal(cast<RankedTensorType>(col.getInput().getType()).getShape(),
+                      ArrayRef<int64_t>{tokens, k})) {
+        weights = col.getInput();
+        expertOut = y;
+      }
+    if (!weights)
+      return fail("no [T, k] routing weights");
+    // down: reshape(matmul(take(down, ids), reshape(h -> [T*k, I, 1]))).
+    auto downOut = expertOut.getDefiningOp<ReshapeOp>();
+    auto downMm = downOut ? downOut.getInput().getDefiningOp<MatmulOp>() : MatmulOp();
+    if (!downMm || downMm.getTransposeLhs() || downMm.getTransposeRhs())
+      return fail("no down projection");
+    auto downTake = downMm.getLhs().getDefiningOp<EmbeddingOp>();
+    auto hCol = downMm.getRhs().getDefiningOp<ReshapeOp>();
+    auto swiglu = hCol ? hCol.getInput().getDefiningOp<SwigluOp>() : SwigluOp();
+    if (!downTake || !swiglu)
+      return fail("no SwiGLU feeding the down projection");
+    // gate/up: slices of reshape(matmul(take(gate_up, ids), reshape(x rep))).
+    auto gate = swiglu.getGate().getDefiningOp<SliceOp>();
+    auto up = swiglu.getUp().getDefiningOp<SliceOp>();
+    if (!gate || !up || gate.getInput() != up.getInput())
+      return fail("gate and up are not halves of one projection");
+    int64_t inter = cast<RankedTensorType>(swiglu.getType()).getDimSize(1);
+    if (gate.getStart()[1] != 0 || gate.getLimit()[1] != inter ||
+        up.getStart()[1] != inter || up.getLimit()[1] != 2 * inter)
+      return fail("gate is not the first half, up the second");
+    auto guOut = gate.getInput().getDefiningOp<ReshapeOp>();
+    auto guMm = guOut ? guOut.getInput().getDefiningOp<MatmulOp>() : MatmulOp();
+    if (!guMm || guMm.getTransposeLhs() || guMm.getTransposeRhs())
+      return fail("no gate/up projection");
+    auto guTake = guMm.getLhs().getDefiningOp<EmbeddingOp>();
+    if (!guTake)
+      return fail("gate/up weights are not gathered by expert");
+    // The tokens, repeated k times: reshape(broadcast(reshape(x -> [T,1,H]))).
+    auto xCol = guMm.getRhs().getDefiningOp<ReshapeOp>();
+    auto repeated = xCol ? xCol.getInput().getDefiningOp<BroadcastToOp>()
+                         : BroadcastToOp();
+    auto unsqueezed = repeated ? repeated.getInput().getDefiningOp<ReshapeOp>()
+                               : ReshapeOp();
+    if (!unsqueezed ||
+        !llvm::equal(unsqueezed.getType().getShape(), ArrayRef<int64_t>{tokens, 1, hidden}) ||
+        !llvm::equal(repeated.getType().getShape(), ArrayRef<int64_t>{tokens, k, hidden}))
+      return fail("the tokens are not repeated k times");
+    // One expert id per (token, slot), the same for both gathers.
+    auto gateUp = cast<RankedTensorType>(guTake.getTable().getType());
+    int64_t numExperts = gateUp.getDimSize(0);
+    Value ids = stripExpertClamp(guTake.getIds(), numExperts);
+    if (stripExpertClamp(downTake.getIds(), numExperts) != ids)
+      return fail("the two gathers use different expert ids");
+    auto flat = ids.getDefiningOp<ReshapeOp>();
+    if (!flat || cast<RankedTensorType>(flat.getInput().getType()).getShape() !=
+                     cast<RankedTensorType>(weights.getType()).getShape())
+      return fail("expert ids are not the router's [T, k]");
+    Location loc = root.getLoc();
+    Value x = ReshapeOp::create(rewriter, loc, unsqueezed.getInput(),
+                                ArrayRef<int64_t>{tokens, hidden});
+    auto experts = MoeExpertsOp::create(rewriter, loc, x, flat.getInput(), weights,
+                                        guTake.getTable(), downTake.getTable());
+    if (experts.getType() != root.getType()) {
+      rewriter.eraseOp(experts);
+      return fail("shapes do not match");
+    }
+    rewriter.replaceOp(root, experts);
+    return success();
+  }
+};
+
 struct VoRaisePass : veomni::impl::VoRaiseBase<VoRaisePass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<RaiseRmsNorm, RaiseSilu, RaiseSwiglu, RaiseRope,
-                 RaiseAttention>(&getContext());
+                 RaiseAttention, RaiseMoeGate, RaiseMoeExperts>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

@@ -230,7 +230,7 @@ func.func @broadcast_to(%a: tensor<2x3xf32>) {
 // -----
 
 func.func @embedding_table(%t: tensor<16xf32>, %ids: tensor<4xi64>) {
-  // expected-error @+1 {{'vo.embedding' op expects a [vocab, hidden] table, got [16]}}
+  // expected-error @+1 {{'vo.embedding' op expects a table of rank >= 2 [vocab, ...], got [16]}}
   %0 = vo.embedding %t, %ids : tensor<16xf32>, tensor<4xi64>
   return
 }
