@@ -346,3 +346,28 @@ func.func @cross_entropy_labels(%logits: tensor<2x4x16xf32>, %labels: tensor<2x5
   %0 = vo.cross_entropy %logits, %labels : tensor<2x4x16xf32>, tensor<2x5xi64>
   return
 }
+
+// -----
+
+func.func @top_k_too_many(%x: tensor<4x3xf32>) {
+  // expected-error @+1 {{'vo.top_k' op expects 1 <= k <= 3, got 4}}
+  %v, %i = vo.top_k %x k = 4 : tensor<4x3xf32>
+  return
+}
+
+// -----
+
+func.func @moe_gate_top_k(%x: tensor<4x8xf32>) {
+  // expected-error @+1 {{'vo.moe_gate' op expects 1 <= top_k <= 8 experts, got 9}}
+  %w, %e = vo.moe_gate %x top_k = 9 : tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @moe_experts_shapes(%x: tensor<4x6xf32>, %e: tensor<4x2xi64>, %w: tensor<4x2xf32>,
+                              %gu: tensor<5x6x6xf32>, %down: tensor<5x6x4xf32>) {
+  // expected-error @+1 {{'vo.moe_experts' op expects gate_up [5, 8, 6] and down [5, 6, 4], got [5, 6, 6] and [5, 6, 4]}}
+  %y = vo.moe_experts %x, %e, %w, %gu, %down : tensor<4x6xf32>, tensor<4x2xi64>, tensor<4x2xf32>, tensor<5x6x6xf32>, tensor<5x6x4xf32>
+  return
+}
