@@ -227,6 +227,22 @@ LogicalResult SequenceSharder::rewrite(Operation *op) {
     return success();
   };
 
+  // The router and the experts work token by token: the token dim (0) may
+  // be split; every result keeps it.
+  if (isa<MoeGateOp, MoeExpertsOp>(clone)) {
+    for (Value operand : clone->getOperands()) {
+      int64_t dim = seqDim(operand);
+      if (dim > 0 || (dim < 0 && typeOf(operand).getRank() == 2 &&
+                      llvm::is_contained(clone->getOperands().take_front(3), operand)))
+        return fail(op, "expects every token operand split along dim 0");
+    }
+    if (failed(reinfer(clone)))
+      return failure();
+    for (Value result : clone->getResults())
+      seq[result] = 0;
+    mapping.map(op->getResults(), clone->getResults());
+    return success();
+  }
   if (auto embedding = dyn_cast<EmbeddingOp>(clone)) {
     if (seqDim(embedding.getTable()) >= 0)
       return fail(op, "reads an embedding table split along the sequence");

@@ -13,7 +13,7 @@ micro-batches in reversed order within each step (the same sums, reordered).
 A tensor passes within max(--rtol, 2 x that run's own deviation).
 
 usage: recipes_equivalence.py --bin BUILD/bin --workdir DIR --recipe dp=2,fsdp=2
-       [--grad-accum A] [--steps 3]
+       [--grad-accum A] [--steps 3] [--example qwen3-tiny]
 """
 import argparse
 import json
@@ -24,7 +24,7 @@ import numpy as np
 from safetensors.numpy import load_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-EXAMPLE = os.path.join(HERE, "..", "..", "examples", "qwen3-tiny")
+EXAMPLES = os.path.join(HERE, "..", "..", "examples")
 sys.path.insert(0, HERE)
 from train_qwen3_tiny import run, write_token_file  # noqa: E402
 
@@ -49,6 +49,7 @@ def main():
     ap.add_argument("--grad-accum", type=int, default=1)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--rtol", type=float, default=1e-5)
+    ap.add_argument("--example", default="qwen3-tiny")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     degrees = {"dp": 1, "fsdp": 1, "sp": 1, "ep": 1}
@@ -75,7 +76,7 @@ def main():
     reordered = os.path.join(args.workdir, "reordered.bin")
     write_token_file(reordered, tokens[order], labels[order])
     mlir = os.path.join(args.workdir, "model.mlir")
-    run([os.path.join(args.bin, "veomni-import"), os.path.join(EXAMPLE, "model.onnx"), "-o", mlir])
+    run([os.path.join(args.bin, "veomni-import"), os.path.join(EXAMPLES, args.example, "model.onnx"), "-o", mlir])
 
     one_losses, one_params = train(args, "one", "dp=1", args.grad_accum * data_ranks, 1, mlir, data)
     _, floor_params = train(args, "reordered", "dp=1", args.grad_accum * data_ranks, 1, mlir,

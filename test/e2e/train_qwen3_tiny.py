@@ -1,12 +1,20 @@
 #!/usr/bin/env python3
-"""qwen3-tiny trained 20 steps by veomni-run on the CPU follows PyTorch.
+"""An example trained 20 steps by veomni-run on the CPU follows PyTorch.
 
-The reference (examples/qwen3-tiny/reference.safetensors) is the HF model
+The reference (examples/<example>/reference.safetensors) is the HF model
 trained with torch.optim.AdamW on the same initial weights and batches. This
 writes those batches as a token file, imports, compiles and trains, then
 compares the loss of every step and every final parameter.
 
-usage: train_qwen3_tiny.py --bin BUILD/bin --workdir DIR [--rtol 1e-4]
+With --float64-reference, parameters are judged against the example's model
+trained in float64 (its export.py): AdamW's m / sqrt(v) amplifies rounding
+where gradients are near rounding level (sparsely routed experts), so
+float32 PyTorch itself drifts from the exact answer; a tensor passes within
+max(rtol, 2 x float32 PyTorch's own drift). Losses are always compared with
+the stored float32 reference.
+
+usage: train_qwen3_tiny.py --bin BUILD/bin --workdir DIR [--example qwen3-tiny]
+       [--rtol 1e-4] [--float64-reference]
 """
 import argparse
 import json
@@ -19,7 +27,7 @@ import numpy as np
 from safetensors.numpy import load_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-EXAMPLE = os.path.join(HERE, "..", "..", "examples", "qwen3-tiny")
+EXAMPLES = os.path.join(HERE, "..", "..", "examples")
 
 
 def write_token_file(path, tokens, labels):
@@ -31,6 +39,24 @@ def write_token_file(path, tokens, labels):
         f.write(struct.pack("<IIQII", 1, 2, tokens.size, 1, 0))
         f.write(tokens.astype("<u2").tobytes())
         f.write(labels.astype("<i4").tobytes())
+
+
+def float64_parameters(example, config):
+    """The example's HF model trained on the reference batches in float64,
+    keyed by ONNX initializer name."""
+    import torch
+    sys.path.insert(0, example)
+    import export  # the example's own model builder and training loop
+    export.setup_determinism()
+    ids, labels = export.step_batches()
+    model = export.build_model().to(torch.float64)
+    export.train(model, ids, labels)
+    names = config["hf_to_onnx"]
+    out = {}
+    for name, p in model.named_parameters():
+        onnx_name = names.get(name, {}).get("onnx") if isinstance(names.get(name), dict) else names.get(name)
+        out[onnx_name or "model." + name] = p.detach().double().numpy()
+    return out
 
 
 def run(cmd):
@@ -45,10 +71,13 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--rtol", type=float, default=1e-4)
+    ap.add_argument("--example", default="qwen3-tiny")
+    ap.add_argument("--float64-reference", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
-    ref = load_file(os.path.join(EXAMPLE, "reference.safetensors"))
-    config = json.load(open(os.path.join(EXAMPLE, "reference.json")))
+    example = os.path.join(EXAMPLES, args.example)
+    ref = load_file(os.path.join(example, "reference.safetensors"))
+    config = json.load(open(os.path.join(example, "reference.json")))
     opt = config["optimizer"]
     steps = ref["steps.input_ids"].shape[0]
 
@@ -58,7 +87,7 @@ def main():
     vob = os.path.join(args.workdir, "model.vob")
     metrics = os.path.join(args.workdir, "metrics.jsonl")
     final = os.path.join(args.workdir, "final.safetensors")
-    run([os.path.join(args.bin, "veomni-import"), os.path.join(EXAMPLE, "model.onnx"), "-o", mlir])
+    run([os.path.join(args.bin, "veomni-import"), os.path.join(example, "model.onnx"), "-o", mlir])
     run([os.path.join(args.bin, "veomni-compile"), mlir, "-o", vob,
          f"--lr={opt['lr']}", f"--beta1={opt['betas'][0]}", f"--beta2={opt['betas'][1]}",
          f"--eps={opt['eps']}", f"--weight-decay={opt['weight_decay']}"])
@@ -81,6 +110,7 @@ def main():
     names = sorted(k[len("final."):] for k in ref if k.startswith("final."))
     if sorted(trained) != names:
         failures.append(f"saved parameters {sorted(trained)} differ from {names}")
+    exact = float64_parameters(example, config) if args.float64_reference else None
     worst = 0.0
     for name in names:
         if name not in trained:
@@ -89,14 +119,23 @@ def main():
         # Relative to the tensor's scale: elementwise ratios of near-zero
         # entries measure nothing.
         rel = float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
+        limit = args.rtol
+        if exact is not None:
+            scale = np.max(np.abs(exact[name]))
+            rel = float(np.max(np.abs(got - exact[name])) / scale)
+            torch_drift = float(np.max(np.abs(want - exact[name])) / scale)
+            limit = max(args.rtol, 2 * torch_drift)
         worst = max(worst, rel)
-        if rel > args.rtol:
-            failures.append(f"parameter {name}: max |diff| / max |ref| = {rel:.2e}")
-    print(f"final parameters: {len(names)} tensors, worst max|diff|/max|ref| = {worst:.1e}")
+        if rel > limit:
+            failures.append(f"parameter {name}: max |diff| / max |ref| = {rel:.2e} "
+                            f"(limit {limit:.2e})")
+    against = "float64 PyTorch" if exact is not None else "PyTorch"
+    print(f"final parameters: {len(names)} tensors, worst max|diff|/max|ref| "
+          f"vs {against} = {worst:.1e}")
     if failures:
         print("\n".join(["FAILURES:"] + failures))
         sys.exit(1)
-    print("qwen3-tiny: all 20 losses and all final parameters match PyTorch")
+    print(f"{args.example}: all {steps} losses and all final parameters match PyTorch")
 
 
 if __name__ == "__main__":

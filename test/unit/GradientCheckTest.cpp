@@ -218,6 +218,19 @@ std::vector<GradCase> gradCases() {
                    "  %y = vo.cross_entropy %x, %labels reduction = none : tensor<2x2x6xf32>, "
                    "tensor<2x2xi64>",
                    {2, 2}});
+  // The router: weights of the top-2 of 6 experts (selection fixed by the
+  // random logits; no near-ties at this size and seed).
+  cases.push_back({"moe_gate_normalized", {{"logits", {3, 6}}},
+                   "  %y, %e = vo.moe_gate %logits top_k = 2 normalize : tensor<3x6xf32>", {3, 2}});
+  cases.push_back({"moe_gate", {{"logits", {3, 6}}},
+                   "  %y, %e = vo.moe_gate %logits top_k = 2 : tensor<3x6xf32>", {3, 2}});
+  // The experts: 3 tokens, top-2 of 4 experts (token 2 picks expert 1 twice).
+  cases.push_back({"moe_experts",
+                   {{"x", {3, 5}}, {"w", {3, 2}}, {"gu", {4, 6, 5}}, {"dn", {4, 5, 3}}},
+                   "  %ids = vo.constant dense<[[0, 3], [2, 1], [1, 1]]> : tensor<3x2xi64>\n"
+                   "  %y = vo.moe_experts %x, %ids, %w, %gu, %dn : tensor<3x5xf32>, "
+                   "tensor<3x2xi64>, tensor<3x2xf32>, tensor<4x6x5xf32>, tensor<4x5x3xf32>",
+                   {3, 5}});
   return cases;
 }
 

@@ -70,6 +70,12 @@ constexpr CpuKernelEntry kCpuKernels[] = {
     {"attention_grad", cpu::AttentionGrad},
     {"cross_entropy_grad", cpu::CrossEntropyGrad},
     {"embedding_grad", cpu::EmbeddingGrad},
+    // Moe.cpp
+    {"top_k", cpu::TopK},
+    {"moe_gate", cpu::MoeGate},
+    {"moe_gate_grad", cpu::MoeGateGrad},
+    {"moe_experts", cpu::MoeExperts},
+    {"moe_experts_grad", cpu::MoeExpertsGrad},
     // Optimizer.cpp
     {"adamw", cpu::AdamW},
 };

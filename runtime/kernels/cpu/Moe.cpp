@@ -1,0 +1,427 @@
+// Mixture-of-experts kernels (Qwen3-MoE): top_k, the softmax router moe_gate
+// and its gradient, and the SwiGLU experts moe_experts (fused gate_up
+// [E, 2I, H], down [E, H, I]) and their gradient. f32 only; expert ids i64 or
+// i32; sums and dot products accumulate in double.
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/kernels/cpu/CpuKernels.h"
+#include "runtime/kernels/cpu/KernelSupport.h"
+#include "runtime/kernels/cpu/ModelCommon.h"
+
+namespace veomni::runtime::cpu {
+namespace {
+
+// Whether `a` (at index ia) ranks before `b` (at ib) in a descending top-k:
+// the larger value first, NaN above every number (as torch.topk), equal
+// values by the lower index.
+template <typename T>
+bool RanksBefore(T a, int64_t ia, T b, int64_t ib) {
+  bool a_nan = std::isnan(a);
+  bool b_nan = std::isnan(b);
+  if (a_nan != b_nan) return a_nan;
+  if (!a_nan && a != b) return a > b;
+  return ia < ib;
+}
+
+// The indices of the `k` highest-ranked of `values[0, count)`, in rank order.
+template <typename T>
+void SelectTopK(const T* values, int64_t count, int64_t k, std::vector<int64_t>& order) {
+  order.resize(count);
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int64_t a, int64_t b) { return RanksBefore(values[a], a, values[b], b); });
+  order.resize(k);
+}
+
+absl::Status CheckExpertIdDType(absl::string_view kernel, const TensorView& experts) {
+  if (experts.dtype == DType::kI64 || experts.dtype == DType::kI32) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      kernel, ": experts have dtype ", DTypeName(experts.dtype), ", expected i64 or i32"));
+}
+
+// OutOfRange "<kernel>: expert id 9 at position 3 is outside [0, 8)"; the
+// position is the flat index into experts [T, k].
+absl::Status CheckExpertIdRange(absl::string_view kernel, const TensorView& experts,
+                                int64_t num_experts) {
+  for (int64_t i = 0; i < experts.NumElements(); ++i) {
+    int64_t id = ReadIndex(experts, i);
+    if (id < 0 || id >= num_experts) {
+      return absl::OutOfRangeError(absl::StrCat(kernel, ": expert id ", id, " at position ", i,
+                                                " is outside [0, ", num_experts, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// softmax(row) in double, shifted by the row's max.
+void SoftmaxRow(const float* row, int64_t count, std::vector<double>& probabilities) {
+  double log_sum_exp = LogSumExp(row, count);
+  probabilities.resize(count);
+  for (int64_t j = 0; j < count; ++j) probabilities[j] = std::exp(row[j] - log_sum_exp);
+}
+
+// Validated moe_experts operands x [T, H] f32, experts [T, k] i64/i32,
+// weights [T, k] f32, gate_up [E, 2I, H] f32, down [E, H, I] f32, every
+// expert id in [0, E).
+struct MoeExpertsPlan {
+  int64_t tokens = 0;
+  int64_t hidden = 0;
+  int64_t slots = 0;  // k per token
+  int64_t experts = 0;
+  int64_t intermediate = 0;
+};
+
+absl::StatusOr<MoeExpertsPlan> PlanMoeExperts(absl::string_view kernel,
+                                              absl::Span<const TensorView> inputs) {
+  const TensorView& x = inputs[0];
+  const TensorView& experts = inputs[1];
+  const TensorView& weights = inputs[2];
+  const TensorView& gate_up = inputs[3];
+  const TensorView& down = inputs[4];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kernel, x.dtype, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(CheckExpertIdDType(kernel, experts));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "weights", weights, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "gate_up", gate_up, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "down", down, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckRank(kernel, "x", x, 2));
+  VEOMNI_RETURN_IF_ERROR(CheckRank(kernel, "experts", experts, 2));
+  VEOMNI_RETURN_IF_ERROR(CheckRank(kernel, "gate_up", gate_up, 3));
+  MoeExpertsPlan plan;
+  plan.tokens = x.shape[0];
+  plan.hidden = x.shape[1];
+  plan.slots = experts.shape[1];
+  plan.experts = gate_up.shape[0];
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, "experts", experts, {plan.tokens, plan.slots}));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, "weights", weights, {plan.tokens, plan.slots}));
+  if (gate_up.shape[1] % 2 != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kernel, ": gate_up ", FormatShape(gate_up.shape),
+                     " needs an even dim 1 (2I: the gate rows, then the up rows)"));
+  }
+  plan.intermediate = gate_up.shape[1] / 2;
+  VEOMNI_RETURN_IF_ERROR(
+      CheckShape(kernel, "gate_up", gate_up, {plan.experts, 2 * plan.intermediate, plan.hidden}));
+  VEOMNI_RETURN_IF_ERROR(
+      CheckShape(kernel, "down", down, {plan.experts, plan.hidden, plan.intermediate}));
+  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kernel, experts, plan.experts));
+  return plan;
+}
+
+double Dot(const float* a, const float* b, int64_t count) {
+  double sum = 0.0;
+  for (int64_t c = 0; c < count; ++c) sum += static_cast<double>(a[c]) * b[c];
+  return sum;
+}
+
+}  // namespace
+
+// top_k(x [..., N]) {k} -> (values [..., k], indices [..., k] i64): the k
+// largest along the last axis, in descending order; equal values by the
+// lower index; NaN ranks above every number (as torch.topk). 0 <= k <= N.
+absl::Status TopK(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                  absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "top_k";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 1, 1, outputs, 2));
+  const TensorView& x = inputs[0];
+  const TensorView& values = outputs[0];
+  const TensorView& indices = outputs[1];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, x.dtype, {DType::kF32}));
+  if (x.shape.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": x must have rank >= 1"));
+  }
+  VEOMNI_ASSIGN_OR_RETURN(int64_t k, RequiredInt(kKernel, attrs, "k"));
+  int64_t count = x.shape.back();
+  if (k < 0 || k > count) {
+    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": k ", k, " is outside [0, ", count,
+                                                   "] (the last dim of x ", FormatShape(x.shape),
+                                                   ")"));
+  }
+  std::vector<int64_t> out_shape = x.shape;
+  out_shape.back() = k;
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "values", values, x.dtype));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "values", values, out_shape));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "indices", indices, DType::kI64));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "indices", indices, out_shape));
+  int64_t rows = DimProduct(x.shape, 0, x.shape.size() - 1);
+  const float* xs = x.As<float>();
+  float* vs = values.As<float>();
+  int64_t* is = indices.As<int64_t>();
+  std::vector<int64_t> order;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = xs + r * count;
+    SelectTopK(row, count, k, order);
+    for (int64_t j = 0; j < k; ++j) {
+      vs[r * k + j] = row[order[j]];
+      is[r * k + j] = order[j];
+    }
+  }
+  return absl::OkStatus();
+}
+
+// moe_gate(logits [T, E]) {top_k, normalize} -> (weights [T, k] f32,
+// experts [T, k] i64): p = softmax(logits) per row, the top_k largest p
+// (descending, equal p by the lower expert), weights = those p, divided by
+// their sum when normalize = 1. top_k is required, 1 <= top_k <= E;
+// normalize defaults to 0 (the compiler's unit attribute is absent when unset).
+absl::Status MoeGate(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                     absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_gate";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 1, 1, outputs, 2));
+  const TensorView& logits = inputs[0];
+  const TensorView& weights = outputs[0];
+  const TensorView& experts = outputs[1];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, logits.dtype, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(CheckRank(kKernel, "logits", logits, 2));
+  VEOMNI_ASSIGN_OR_RETURN(int64_t top_k, RequiredInt(kKernel, attrs, "top_k"));
+  VEOMNI_ASSIGN_OR_RETURN(bool normalize, OptionalFlag(kKernel, attrs, "normalize", false));
+  int64_t tokens = logits.shape[0];
+  int64_t num_experts = logits.shape[1];
+  if (top_k < 1 || top_k > num_experts) {
+    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": top_k ", top_k, " is outside [1, ",
+                                                   num_experts, "] (the number of experts)"));
+  }
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "weights", weights, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "weights", weights, {tokens, top_k}));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "experts", experts, DType::kI64));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "experts", experts, {tokens, top_k}));
+  const float* x = logits.As<float>();
+  float* ws = weights.As<float>();
+  int64_t* es = experts.As<int64_t>();
+  std::vector<double> probabilities;
+  std::vector<int64_t> order;
+  for (int64_t t = 0; t < tokens; ++t) {
+    SoftmaxRow(x + t * num_experts, num_experts, probabilities);
+    SelectTopK(probabilities.data(), num_experts, top_k, order);
+    double selected = 0.0;
+    for (int64_t j = 0; j < top_k; ++j) selected += probabilities[order[j]];
+    for (int64_t j = 0; j < top_k; ++j) {
+      double p = probabilities[order[j]];
+      ws[t * top_k + j] = static_cast<float>(normalize ? p / selected : p);
+      es[t * top_k + j] = order[j];
+    }
+  }
+  return absl::OkStatus();
+}
+
+// moe_gate_grad(logits [T, E], experts [T, k], weights_grad [T, k])
+// {normalize (default 0)} -> logits_grad [T, E], the selection held fixed.
+// With p = softmax(logits) (recomputed) and w_j = p[e_j] / s, s = sum over
+// the slots of p[e_slot] (w_j = p[e_j] without normalize):
+// dp_i = sum_{j: e_j = i} dw_j / s - c_i * sum_j dw_j p[e_j] / s^2, c_i the
+// number of slots choosing i (dp_i = sum_{j: e_j = i} dw_j without
+// normalize), then dlogits = p * (dp - sum(dp * p)). moe_gate never chooses
+// an expert twice; if experts does, each slot counts, as in the formula.
+absl::Status MoeGateGrad(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                         absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_gate_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 1));
+  const TensorView& logits = inputs[0];
+  const TensorView& experts = inputs[1];
+  const TensorView& weights_grad = inputs[2];
+  const TensorView& logits_grad = outputs[0];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, logits.dtype, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(CheckExpertIdDType(kKernel, experts));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "weights_grad", weights_grad, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", logits_grad, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckRank(kKernel, "logits", logits, 2));
+  VEOMNI_RETURN_IF_ERROR(CheckRank(kKernel, "experts", experts, 2));
+  int64_t tokens = logits.shape[0];
+  int64_t num_experts = logits.shape[1];
+  int64_t slots = experts.shape[1];
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "experts", experts, {tokens, slots}));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "weights_grad", weights_grad, {tokens, slots}));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", logits_grad, logits.shape));
+  VEOMNI_ASSIGN_OR_RETURN(bool normalize, OptionalFlag(kKernel, attrs, "normalize", false));
+  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, experts, num_experts));
+  const float* x = logits.As<float>();
+  const float* dw = weights_grad.As<float>();
+  float* dx = logits_grad.As<float>();
+  std::vector<double> probabilities;
+  std::vector<double> dp(num_experts);
+  for (int64_t t = 0; t < tokens; ++t) {
+    SoftmaxRow(x + t * num_experts, num_experts, probabilities);
+    std::fill(dp.begin(), dp.end(), 0.0);
+    if (normalize) {
+      double selected = 0.0;
+      double weighted = 0.0;  // sum_j dw_j p[e_j]
+      for (int64_t j = 0; j < slots; ++j) {
+        double p = probabilities[ReadIndex(experts, t * slots + j)];
+        selected += p;
+        weighted += static_cast<double>(dw[t * slots + j]) * p;
+      }
+      double correction = weighted / (selected * selected);
+      for (int64_t j = 0; j < slots; ++j) {
+        int64_t e = ReadIndex(experts, t * slots + j);
+        dp[e] += static_cast<double>(dw[t * slots + j]) / selected - correction;
+      }
+    } else {
+      for (int64_t j = 0; j < slots; ++j) {
+        dp[ReadIndex(experts, t * slots + j)] += dw[t * slots + j];
+      }
+    }
+    double expected_dp = 0.0;
+    for (int64_t i = 0; i < num_experts; ++i) expected_dp += dp[i] * probabilities[i];
+    for (int64_t i = 0; i < num_experts; ++i) {
+      dx[t * num_experts + i] = static_cast<float>(probabilities[i] * (dp[i] - expected_dp));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// moe_experts(x [T, H], experts [T, k], weights [T, k], gate_up [E, 2I, H],
+// down [E, H, I]) -> y [T, H]: y_t = sum over slots j of
+// weights[t, j] * down[e] (silu(g) * u), e = experts[t, j],
+// [g; u] = gate_up[e] x_t (g the first I rows). A token choosing an expert in
+// two slots gets both terms.
+absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
+                        absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_experts";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 5, 5, outputs, 1));
+  VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
+  const TensorView& y = outputs[0];
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", y, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", y, {plan.tokens, plan.hidden}));
+  const int64_t h = plan.hidden;
+  const int64_t inter = plan.intermediate;
+  const float* xs = inputs[0].As<float>();
+  const TensorView& experts = inputs[1];
+  const float* weights = inputs[2].As<float>();
+  const float* gate_up = inputs[3].As<float>();
+  const float* down = inputs[4].As<float>();
+  float* ys = y.As<float>();
+  std::vector<double> projected(2 * inter), activation(inter);
+  std::vector<double> accumulator(h);
+  for (int64_t t = 0; t < plan.tokens; ++t) {
+    const float* x_row = xs + t * h;
+    std::fill(accumulator.begin(), accumulator.end(), 0.0);
+    for (int64_t j = 0; j < plan.slots; ++j) {
+      int64_t slot = t * plan.slots + j;
+      int64_t e = ReadIndex(experts, slot);
+      const float* gu = gate_up + e * 2 * inter * h;
+      const float* dn = down + e * h * inter;
+      for (int64_t r = 0; r < 2 * inter; ++r) projected[r] = Dot(gu + r * h, x_row, h);
+      for (int64_t c = 0; c < inter; ++c) {
+        double g = projected[c];
+        activation[c] = g / (1.0 + std::exp(-g)) * projected[inter + c];
+      }
+      double weight = weights[slot];
+      for (int64_t r = 0; r < h; ++r) {
+        const float* dn_row = dn + r * inter;
+        double out = 0.0;
+        for (int64_t c = 0; c < inter; ++c) out += static_cast<double>(dn_row[c]) * activation[c];
+        accumulator[r] += weight * out;
+      }
+    }
+    for (int64_t r = 0; r < h; ++r) ys[t * h + r] = static_cast<float>(accumulator[r]);
+  }
+  return absl::OkStatus();
+}
+
+// moe_experts_grad(x, experts, weights, gate_up, down, y_grad [T, H]) ->
+// (x_grad [T, H], weights_grad [T, k], gate_up_grad [E, 2I, H],
+// down_grad [E, H, I]). Per slot, with a = silu(g) * u, o = down[e] a,
+// do = weights[t, j] dy_t: weights_grad[t, j] = dy_t . o,
+// down_grad[e] += do a^T, da = down[e]^T do, dg = da * u * silu'(g),
+// du = da * silu(g), gate_up_grad[e] += [dg; du] x_t^T,
+// x_grad[t] += gate_up[e]^T [dg; du]. Every output is overwritten: an expert
+// no slot chooses gets zero gradients. Works expert by expert so each
+// expert's weight gradients accumulate in a double buffer of one expert's size.
+absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
+                            absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_experts_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 6, 6, outputs, 4));
+  VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
+  const TensorView& y_grad = inputs[5];
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "y_grad", y_grad, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "y_grad", y_grad, {plan.tokens, plan.hidden}));
+  const char* roles[] = {"x_grad", "weights_grad", "gate_up_grad", "down_grad"};
+  const TensorView* primals[] = {&inputs[0], &inputs[2], &inputs[3], &inputs[4]};
+  for (int i = 0; i < 4; ++i) {
+    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, roles[i], outputs[i], DType::kF32));
+    VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, roles[i], outputs[i], primals[i]->shape));
+  }
+  const int64_t h = plan.hidden;
+  const int64_t inter = plan.intermediate;
+  const float* xs = inputs[0].As<float>();
+  const TensorView& experts = inputs[1];
+  const float* weights = inputs[2].As<float>();
+  const float* gate_up = inputs[3].As<float>();
+  const float* down = inputs[4].As<float>();
+  const float* dys = y_grad.As<float>();
+  float* dweights = outputs[1].As<float>();
+  float* dgate_up = outputs[2].As<float>();
+  float* ddown = outputs[3].As<float>();
+
+  std::vector<std::vector<int64_t>> slots_of(plan.experts);
+  for (int64_t slot = 0; slot < plan.tokens * plan.slots; ++slot) {
+    slots_of[ReadIndex(experts, slot)].push_back(slot);
+  }
+  std::vector<double> dx(plan.tokens * h, 0.0);
+  std::vector<double> gate_up_sum(2 * inter * h);
+  std::vector<double> down_sum(h * inter);
+  std::vector<double> projected(2 * inter), activation(inter), dactivation(inter);
+  std::vector<double> dprojected(2 * inter);
+  for (int64_t e = 0; e < plan.experts; ++e) {
+    const float* gu = gate_up + e * 2 * inter * h;
+    const float* dn = down + e * h * inter;
+    std::fill(gate_up_sum.begin(), gate_up_sum.end(), 0.0);
+    std::fill(down_sum.begin(), down_sum.end(), 0.0);
+    for (int64_t slot : slots_of[e]) {
+      int64_t t = slot / plan.slots;
+      const float* x_row = xs + t * h;
+      const float* dy_row = dys + t * h;
+      double weight = weights[slot];
+      for (int64_t r = 0; r < 2 * inter; ++r) projected[r] = Dot(gu + r * h, x_row, h);
+      for (int64_t c = 0; c < inter; ++c) {
+        double g = projected[c];
+        activation[c] = g / (1.0 + std::exp(-g)) * projected[inter + c];
+      }
+      std::fill(dactivation.begin(), dactivation.end(), 0.0);
+      double dweight = 0.0;
+      for (int64_t r = 0; r < h; ++r) {
+        const float* dn_row = dn + r * inter;
+        double out = 0.0;
+        for (int64_t c = 0; c < inter; ++c) out += static_cast<double>(dn_row[c]) * activation[c];
+        dweight += static_cast<double>(dy_row[r]) * out;
+        double dout = weight * dy_row[r];
+        double* down_sum_row = down_sum.data() + r * inter;
+        for (int64_t c = 0; c < inter; ++c) {
+          dactivation[c] += dn_row[c] * dout;
+          down_sum_row[c] += dout * activation[c];
+        }
+      }
+      dweights[slot] = static_cast<float>(dweight);
+      for (int64_t c = 0; c < inter; ++c) {
+        double g = projected[c];
+        double u = projected[inter + c];
+        double s = 1.0 / (1.0 + std::exp(-g));
+        dprojected[c] = dactivation[c] * u * s * (1.0 + g * (1.0 - s));
+        dprojected[inter + c] = dactivation[c] * g * s;
+      }
+      double* dx_row = dx.data() + t * h;
+      for (int64_t r = 0; r < 2 * inter; ++r) {
+        const float* gu_row = gu + r * h;
+        double* gate_up_sum_row = gate_up_sum.data() + r * h;
+        double dp = dprojected[r];
+        for (int64_t c = 0; c < h; ++c) {
+          gate_up_sum_row[c] += dp * x_row[c];
+          dx_row[c] += dp * gu_row[c];
+        }
+      }
+    }
+    std::transform(gate_up_sum.begin(), gate_up_sum.end(), dgate_up + e * 2 * inter * h,
+                   [](double v) { return static_cast<float>(v); });
+    std::transform(down_sum.begin(), down_sum.end(), ddown + e * h * inter,
+                   [](double v) { return static_cast<float>(v); });
+  }
+  std::transform(dx.begin(), dx.end(), outputs[0].As<float>(),
+                 [](double v) { return static_cast<float>(v); });
+  return absl::OkStatus();
+}
+
+}  // namespace veomni::runtime::cpu
