@@ -55,6 +55,11 @@ import warnings
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from reference_training import (  # noqa: E402  (shared with the other examples)
+    build_mapping, loss_and_grads, onnx_float_initializers, setup_determinism,
+    strip_stack_traces, tie_like_onnx, to_onnx_layout, train)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 ATTN_IMPLEMENTATION = "eager"  # "sdpa" not needed: eager exports fine
@@ -79,13 +84,6 @@ BATCH_SEED, STEPS_SEED = 1234, 5678
 IGNORE_TAIL = 5  # last 5 label positions of row 1 are -100
 NUM_STEPS = 20
 OPT = dict(lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
-
-
-def setup_determinism():
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(0)
-    np.random.seed(0)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 def build_model():
@@ -125,18 +123,6 @@ class LossWrapper(torch.nn.Module):
 
     def forward(self, input_ids, labels):
         return self.model(input_ids=input_ids, labels=labels).loss
-
-
-def strip_stack_traces(path):
-    """Drop the bulky, machine-specific 'pkg.torch.onnx.stack_trace' node metadata."""
-    import onnx
-
-    m = onnx.load(path)
-    for node in m.graph.node:
-        keep = [p for p in node.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
-        del node.metadata_props[:]
-        node.metadata_props.extend(keep)
-    onnx.save(m, path)
 
 
 def _optimize_preserving_params(prog):
@@ -214,92 +200,6 @@ def export_dynamic(model, ids, labels, path):
     except Exception as e:  # informational only
         info.update(ok=False, error=f"{type(e).__name__}: {e}"[:4000])
     return info
-
-
-def onnx_float_initializers(m):
-    from onnx import numpy_helper
-
-    return {i.name: numpy_helper.to_array(i) for i in m.graph.initializer
-            if i.data_type == 1}  # FLOAT
-
-
-def build_mapping(model, m):
-    """Map each HF parameter to the ONNX initializer holding it (identity or transposed)."""
-    inits = onnx_float_initializers(m)
-    tied = {"model.embed_tokens.weight": "model.lm_head.weight"}  # exporter keeps the last alias
-    mapping = {}
-    for hf_name, p in model.named_parameters():
-        w = p.detach().numpy()
-        # 1) by name ("model." + HF name, the wrapper attribute prefix), if the values agree
-        by_name = "model." + tied.get(hf_name, hf_name)
-        if by_name in inits and inits[by_name].shape == w.shape and np.array_equal(inits[by_name], w):
-            hits = [(by_name, False)]
-        else:  # 2) by value: identical, or transposed (constant-folded Transpose(W))
-            hits = []
-            for on, a in inits.items():
-                if a.shape == w.shape and np.array_equal(a, w):
-                    hits.append((on, False))
-                elif w.ndim == 2 and a.shape == w.T.shape and np.array_equal(a, w.T):
-                    hits.append((on, True))
-        if len(hits) != 1:
-            raise RuntimeError(f"{hf_name}: expected exactly one ONNX initializer, got {hits}")
-        on, transposed = hits[0]
-        mapping[hf_name] = {"onnx": on, "transposed": transposed, "hf_shape": list(w.shape),
-                            "onnx_shape": list(inits[on].shape)}
-    # groups (dedup'ed initializers)
-    groups = {}
-    for hf_name, e in mapping.items():
-        groups.setdefault(e["onnx"], []).append(hf_name)
-    for hf_name, e in mapping.items():
-        e["shared_with"] = [h for h in groups[e["onnx"]] if h != hf_name]
-    # cross-check transposed initializers structurally via the exporter's name scopes
-    scopes = {}
-    for node in m.graph.node:
-        meta = {p.key: p.value for p in node.metadata_props}
-        for inp in node.input:
-            if inp in groups:
-                scopes.setdefault(inp, set()).add(meta.get("namespace", "").split("/")[-2:][0])
-    for hf_name, e in mapping.items():
-        if e["transposed"]:
-            mod = hf_name.rsplit(".", 1)[0]  # e.g. model.layers.0.self_attn.q_proj
-            assert any(s.startswith("model." + mod + ":") for s in scopes[e["onnx"]]), (hf_name, scopes[e["onnx"]])
-    return mapping, groups
-
-
-def to_onnx_layout(arr: np.ndarray, transposed: bool) -> np.ndarray:
-    return np.ascontiguousarray(arr.T if transposed else arr)
-
-
-def tie_like_onnx(model, groups):
-    """Make the PyTorch model share parameters exactly like the deduplicated ONNX graph."""
-    for onnx_name, members in groups.items():
-        if len(members) < 2:
-            continue
-        first = model.get_parameter(members[0])
-        for hf in members[1:]:
-            mod_name, attr = hf.rsplit(".", 1)
-            setattr(model.get_submodule(mod_name), attr, first)
-
-
-def loss_and_grads(model, ids, labels):
-    model.zero_grad(set_to_none=True)
-    loss = model(input_ids=ids, labels=labels).loss
-    loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
-    model.zero_grad(set_to_none=True)
-    return loss.detach().clone(), grads
-
-
-def train(model, steps_ids, steps_labels):
-    opt = torch.optim.AdamW(model.parameters(), **OPT)
-    losses = []
-    for s in range(NUM_STEPS):
-        opt.zero_grad(set_to_none=True)
-        loss = model(input_ids=steps_ids[s], labels=steps_labels[s]).loss
-        losses.append(loss.item())
-        loss.backward()
-        opt.step()
-    return np.array(losses, dtype=np.float32)
 
 
 def main():
