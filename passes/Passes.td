@@ -129,7 +129,8 @@ def VoLowerToVrt : Pass<"vo-lower-to-vrt", "mlir::ModuleOp"> {
     0/1, enums as their integer values). `vo.param` reads become
     `vrt.state "param:<name>"`; arguments and results tagged `vo.state`
     become `vrt.state` reads and `vrt.store` writes, so a function's
-    signature keeps only its named inputs and outputs. Splat constants become
+    signature keeps only its named inputs and outputs. Each store goes right
+    after the last read of its key, so its value leaves the arena at once. Splat constants become
     `fill` launches; other constants stay in the artifact.
   }];
   let dependentDialects = ["::veomni::vrt::VrtDialect"];

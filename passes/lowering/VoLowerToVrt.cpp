@@ -120,6 +120,36 @@ LogicalResult lowerOp(OpBuilder &b, Operation *op, IRMapping &mapping) {
   return success();
 }
 
+/// Moves each store up to just after the later of its value's producer and
+/// the last reader of its state key: the function still reads every state as
+/// it was at its start, and the stored value stops occupying the arena at
+/// once (without this, an optimizer step would hold every updated parameter
+/// and moment until its end).
+void sinkStoresEarly(Block &body) {
+  DenseMap<Operation *, int64_t> position;
+  int64_t index = 0;
+  for (Operation &op : body)
+    position[&op] = index++;
+  llvm::StringMap<Operation *> lastReader;
+  for (auto read : body.getOps<vrt::StateOp>())
+    for (Operation *user : read->getUsers()) {
+      Operation *&last = lastReader[read.getKey()];
+      if (!last || position[user] > position[last])
+        last = user;
+    }
+  SmallVector<vrt::StoreOp> stores(body.getOps<vrt::StoreOp>());
+  for (vrt::StoreOp store : stores) {
+    Operation *after = store.getValue().getDefiningOp();
+    if (Operation *reader = lastReader.lookup(store.getKey()))
+      if (!after || position[reader] > position[after])
+        after = reader;
+    if (after && after != store.getOperation())
+      store->moveAfter(after);
+    else if (!after)
+      store->moveBefore(&body.front());
+  }
+}
+
 LogicalResult lowerFunction(func::FuncOp func) {
   Block &body = func.getBody().front();
   SmallVector<Operation *> ops;
@@ -167,6 +197,7 @@ LogicalResult lowerFunction(func::FuncOp func) {
     op->dropAllUses();
     op->erase();
   }
+  sinkStoresEarly(body);
   SmallVector<DictionaryAttr> argAttrs;
   for (unsigned i = 0; i < func.getNumArguments(); ++i)
     if (!llvm::is_contained(stateArgs, i))

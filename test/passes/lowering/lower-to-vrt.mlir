@@ -51,3 +51,28 @@ func.func @foreign(%x: tensor<4xf32>) -> tensor<4xf32> {
   %y = "test.unknown"(%x) : (tensor<4xf32>) -> tensor<4xf32>
   return %y : tensor<4xf32>
 }
+
+// -----
+
+// Each store follows its key's last reader (and its value), not the end of
+// the function, so the stored value leaves the arena at once; the function
+// still reads every state as it was at its start.
+vo.parameter @a : tensor<4xf32> init #vo.init<zeros>
+vo.parameter @b : tensor<4xf32> init #vo.init<zeros>
+// CHECK-LABEL: func.func @update
+// CHECK-DAG: %[[A:.*]] = vrt.state "param:a"
+// CHECK-DAG: %[[B:.*]] = vrt.state "param:b"
+// CHECK: %[[A2:.*]] = vrt.launch "exp"(%[[A]])
+// CHECK-NEXT: vrt.store "param:a", %[[A2]]
+// CHECK-NEXT: %[[B2:.*]] = vrt.launch "exp"(%[[B]])
+// CHECK-NEXT: %[[SUM:.*]] = vrt.launch "add"(%[[B]], %[[B2]])
+// CHECK-NEXT: vrt.store "param:b", %[[B2]]
+// CHECK-NEXT: return %[[SUM]]
+func.func @update() -> (tensor<4xf32> {vo.name = "sum"}, tensor<4xf32> {vo.state = "param:a"}, tensor<4xf32> {vo.state = "param:b"}) {
+  %a = vo.param @a : tensor<4xf32>
+  %b = vo.param @b : tensor<4xf32>
+  %a2 = vo.exp %a : tensor<4xf32>
+  %b2 = vo.exp %b : tensor<4xf32>
+  %sum = vo.add %b, %b2 : tensor<4xf32>, tensor<4xf32>
+  return %sum, %a2, %b2 : tensor<4xf32>, tensor<4xf32>, tensor<4xf32>
+}
