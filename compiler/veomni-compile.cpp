@@ -163,6 +163,19 @@ Error describeInputs(mlir::ModuleOp module, ArtifactMetadata &meta) {
       return createStringError(inconvertibleErrorCode(),
                                Twine("@forward has no input named '") + what +
                                    "' (set " + flag + ")");
+  // The runtime feeds exactly these two; any other input would stay zero.
+  for (mlir::BlockArgument arg : forward.getArguments())
+    if (arg != tokens && arg != labels) {
+      auto name = forward.getArgAttrOfType<mlir::StringAttr>(arg.getArgNumber(),
+                                                             vo::kNameAttr);
+      return createStringError(
+          inconvertibleErrorCode(),
+          "@forward input '" + (name ? name.getValue() : StringRef("?")) +
+              "' is neither the token input ('" + meta.tokenInput +
+              "') nor the label input ('" + meta.labelInput +
+              "'); the runtime feeds only those (export without it, e.g. no "
+              "attention_mask)");
+    }
   auto type = cast<mlir::RankedTensorType>(tokens.getType());
   if (type.getRank() != 2 || labels.getType() != tokens.getType())
     return createStringError(

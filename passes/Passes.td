@@ -43,8 +43,9 @@ def VoAutodiff : Pass<"vo-autodiff", "mlir::ModuleOp"> {
   let summary = "Reverse-mode autodiff: the loss function's parameter gradients";
   let description = [{
     Builds `@<function>_backward` returning the loss and the gradient of every
-    parameter the function reads (in declaration order; result attribute
-    `vo.name = "grad.<parameter>"`). Gradients flow through the values that
+    parameter with a differentiable path to the loss (in declaration order;
+    result attribute `vo.name = "grad.<parameter>"`); the others get none and
+    so no update, as in PyTorch. Gradients flow through the values that
     both depend on a parameter and reach the loss; each op's rule comes from
     its DifferentiableOpInterface. An op on that path without a rule is an
     error.

@@ -881,10 +881,13 @@ LogicalResult EmbeddingGradOp::inferReturnTypes(MLIRContext *,
                                                 Adaptor adaptor,
                                                 SmallVectorImpl<Type> &types) {
   RankedTensorType grad = tensorType(adaptor.getResultGrad());
-  if (grad.getRank() < 1 || adaptor.getVocab() <= 0)
+  int64_t idsRank = tensorType(adaptor.getIds()).getRank();
+  if (grad.getRank() <= idsRank || adaptor.getVocab() <= 0)
     return opError(loc, getOperationName(),
-                   "expects a result gradient [..., hidden] and vocab > 0");
-  types.push_back(grad.clone({adaptor.getVocab(), grad.getShape().back()}));
+                   "expects a result gradient [ids..., row...] and vocab > 0");
+  SmallVector<int64_t> shape = {adaptor.getVocab()};
+  shape.append(grad.getShape().begin() + idsRank, grad.getShape().end());
+  types.push_back(grad.clone(shape));
   return success();
 }
 

@@ -152,21 +152,22 @@ struct VoAutodiffPass : veomni::impl::VoAutodiffBase<VoAutodiffPass> {
       sum = sum ? Value(AddOp::create(builder, loc, sum, grad)) : grad;
     });
 
+    // A parameter with no differentiable path to the loss gets no gradient
+    // and so no update, as PyTorch leaves its .grad None and AdamW skips it
+    // (no weight decay either).
     SmallVector<Value> results = {loss};
     SmallVector<Attribute> resultNames = {builder.getStringAttr("loss")};
     for (auto &[name, grad] : paramGrads) {
-      if (!read.contains(name))
+      if (!read.contains(name) || !grad)
         continue;
       auto parameter = module.lookupSymbol<ParameterOp>(name);
-      Value value = grad;
-      if (!value) // The parameter does not influence the loss.
-        value = ConstantOp::create(
-            builder, loc,
-            SplatElementsAttr::get(parameter.getTensorType(),
-                                   builder.getFloatAttr(
-                                       parameter.getTensorType().getElementType(),
-                                       0.0)));
-      results.push_back(value);
+      if (grad.getType() != parameter.getType()) {
+        parameter.emitError() << "vo-autodiff: the gradient of @" << name.getValue()
+                              << " has type " << grad.getType() << ", not "
+                              << parameter.getType();
+        return signalPassFailure();
+      }
+      results.push_back(grad);
       resultNames.push_back(builder.getStringAttr("grad." + name.getValue()));
     }
     func::ReturnOp::create(builder, loc, results);

@@ -15,6 +15,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 
+#include <cstdlib>
+
 namespace veomni {
 #define GEN_PASS_DEF_VOLOWERTOVRT
 #include "passes/Passes.h.inc"
@@ -70,11 +72,18 @@ LogicalResult lowerOp(OpBuilder &b, Operation *op, IRMapping &mapping) {
     return success();
   }
   if (auto constant = dyn_cast<vo::ConstantOp>(op)) {
+    // `fill` takes an f64 and fills f32, i64 and i32: splats it represents
+    // exactly become fills, the rest stay constants.
     auto splat = dyn_cast<SplatElementsAttr>(constant.getValue());
+    Type element = splat ? splat.getElementType() : Type();
+    bool fillable = element && (element.isF32() || element.isInteger(32) ||
+                                (element.isInteger(64) &&
+                                 std::abs(splat.getSplatValue<APInt>().getSExtValue()) <=
+                                     (int64_t(1) << 53)));
     Value lowered;
-    if (splat && splat.getElementType().isIntOrFloat()) {
+    if (fillable) {
       double value =
-          isa<FloatType>(splat.getElementType())
+          isa<FloatType>(element)
               ? splat.getSplatValue<APFloat>().convertToDouble()
               : static_cast<double>(splat.getSplatValue<APInt>().getSExtValue());
       auto params = b.getDictionaryAttr(

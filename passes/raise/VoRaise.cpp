@@ -131,7 +131,11 @@ struct RaiseRmsNorm : OpRewritePattern<MulOp> {
       for (auto [x, inverse] : {std::pair(mul.getLhs(), mul.getRhs()),
                                 std::pair(mul.getRhs(), mul.getLhs())}) {
         std::optional<double> eps = matchInverseRms(inverse, x);
-        if (!eps || x.getType() != root.getType())
+        auto xType = cast<RankedTensorType>(x.getType());
+        // vo.rms_norm's weight is one value per element of the last dim.
+        if (!eps || x.getType() != root.getType() ||
+            weightType.getDimSize(0) != xType.getShape().back() ||
+            weightType.getElementType() != xType.getElementType())
           continue;
         rewriter.replaceOpWithNewOp<RmsNormOp>(root, x, weight,
                                                rewriter.getF64FloatAttr(*eps));
@@ -376,9 +380,13 @@ struct RaiseAttention : OpRewritePattern<MatmulOp> {
     auto q = cast<RankedTensorType>(query.getType());
     auto k = cast<RankedTensorType>(key.getType());
     auto v = cast<RankedTensorType>(value.getType());
+    // vo.attention's shape rule, checked before creating it.
     if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4 ||
         k.getDimSize(1) != v.getDimSize(1) || k.getDimSize(1) == 0 ||
-        q.getDimSize(1) % k.getDimSize(1) != 0)
+        q.getDimSize(1) % k.getDimSize(1) != 0 ||
+        q.getDimSize(0) != k.getDimSize(0) || q.getDimSize(0) != v.getDimSize(0) ||
+        k.getDimSize(2) != v.getDimSize(2) || q.getDimSize(3) != k.getDimSize(3) ||
+        (causal && q.getDimSize(2) != k.getDimSize(2)))
       return rewriter.notifyMatchFailure(root, "not [B, H, S, D] heads");
     auto attention = AttentionOp::create(
         rewriter, root.getLoc(), query, key, value, /*cu_seqlens=*/Value(),
@@ -418,13 +426,19 @@ struct RaiseMoeGate : OpRewritePattern<TopKOp> {
       if (!normalized)
         return rewriter.notifyMatchFailure(topK, "values used otherwise");
     }
+    ReduceSumOp sum = normalized ? normalized.getRhs().getDefiningOp<ReduceSumOp>()
+                                 : ReduceSumOp();
+    if (sum && !sum->hasOneUse())
+      return rewriter.notifyMatchFailure(topK, "the normalizer is used elsewhere");
     auto gate = MoeGateOp::create(rewriter, topK.getLoc(), softmax.getInput(),
                                   topK.getK(), static_cast<bool>(normalized));
     rewriter.replaceAllUsesWith(topK.getIndices(), gate.getExperts());
-    if (normalized)
+    if (normalized) {
       rewriter.replaceOp(normalized, gate.getWeights());
-    else
+      rewriter.eraseOp(sum);
+    } else {
       rewriter.replaceAllUsesWith(values, gate.getWeights());
+    }
     rewriter.eraseOp(topK);
     return success();
   }
@@ -523,6 +537,15 @@ struct RaiseMoeExperts : OpRewritePattern<ReduceSumOp> {
     if (!flat || cast<RankedTensorType>(flat.getInput().getType()).getShape() !=
                      cast<RankedTensorType>(weights.getType()).getShape())
       return fail("expert ids are not the router's [T, k]");
+    // vo.moe_experts' shape rule, checked before creating it.
+    auto down = cast<RankedTensorType>(downTake.getTable().getType());
+    if (gateUp.getRank() != 3 || down.getRank() != 3 ||
+        down.getDimSize(0) != numExperts || gateUp.getDimSize(1) != 2 * inter ||
+        gateUp.getDimSize(2) != hidden || down.getDimSize(1) != hidden ||
+        down.getDimSize(2) != inter ||
+        cast<RankedTensorType>(unsqueezed.getInput().getType()).getNumElements() !=
+            tokens * hidden)
+      return fail("expert weights do not match the tokens");
     Location loc = root.getLoc();
     Value x = ReshapeOp::create(rewriter, loc, unsqueezed.getInput(),
                                 ArrayRef<int64_t>{tokens, hidden});

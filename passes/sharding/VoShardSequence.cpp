@@ -69,6 +69,9 @@ private:
   OpBuilder b;
   IRMapping mapping;
   DenseMap<Value, int64_t> seq; // new value -> its sequence dim
+  /// Values whose sequence dim also holds other positions (a batch-major
+  /// flattening [B, S] -> [B*S]): the sequence is innermost in it.
+  DenseSet<Value> merged;
   int64_t seqLen = 0;           // global S
   int attentionIndex = 0;
 };
@@ -211,6 +214,8 @@ LogicalResult SequenceSharder::rewrite(Operation *op) {
     if (failed(reinfer(clone)))
       return failure();
     seq[clone->getResult(0)] = aligned;
+    if (llvm::any_of(operands, [&](Value v) { return merged.contains(v); }))
+      merged.insert(clone->getResult(0));
     mapping.map(op->getResults(), clone->getResults());
     return success();
   }
@@ -218,11 +223,16 @@ LogicalResult SequenceSharder::rewrite(Operation *op) {
   Operation *clone = b.clone(*op, mapping);
   Value input = clone->getOperand(0);
   int64_t d = seqDim(input);
+  bool inputMerged = llvm::any_of(clone->getOperands(),
+                                  [&](Value v) { return merged.contains(v); });
   auto mapResult = [&](int64_t dim) -> LogicalResult {
     if (failed(reinfer(clone)))
       return failure();
-    if (dim >= 0)
+    if (dim >= 0) {
       seq[clone->getResult(0)] = dim;
+      if (inputMerged)
+        merged.insert(clone->getResult(0));
+    }
     mapping.map(op->getResults(), clone->getResults());
     return success();
   };
@@ -238,8 +248,11 @@ LogicalResult SequenceSharder::rewrite(Operation *op) {
     }
     if (failed(reinfer(clone)))
       return failure();
-    for (Value result : clone->getResults())
+    for (Value result : clone->getResults()) {
       seq[result] = 0;
+      if (llvm::any_of(clone->getOperands(), [&](Value v) { return merged.contains(v); }))
+        merged.insert(result);
+    }
     mapping.map(op->getResults(), clone->getResults());
     return success();
   }
@@ -261,6 +274,9 @@ LogicalResult SequenceSharder::rewrite(Operation *op) {
     int64_t stride = 1;
     for (int64_t i = d + 1; i < static_cast<int64_t>(in.size()); ++i)
       stride *= in[i];
+    // The tracked dim must be exactly the S positions, and they must land
+    // whole in one target dim whose inner stride divides theirs; otherwise a
+    // local chunk would not be a contiguous block of the global tensor.
     int64_t inner = 1, target = -1;
     for (int64_t j = out.size() - 1; j >= 0; --j) {
       if (inner <= stride && stride * seqLen <= inner * out[j]) {
@@ -269,12 +285,25 @@ LogicalResult SequenceSharder::rewrite(Operation *op) {
       }
       inner *= out[j];
     }
-    if (target < 0 || out[target] % sp != 0)
+    // The sequence is the whole dim, or innermost in a merged one; it must
+    // land whole in one target dim whose inner stride divides its stride.
+    bool exact = in[d] == seqLen;
+    bool whole = exact || (merged.contains(input) && in[d] % seqLen == 0);
+    bool aligned = whole && target >= 0 && stride % inner == 0 &&
+                   (inner * out[target]) % (stride * seqLen) == 0;
+    // A target dim holding more than the sequence must keep it innermost.
+    bool mergesOuter = aligned && out[target] != seqLen && stride != inner;
+    if (!aligned || mergesOuter || out[target] % sp != 0)
       return fail(op, "reshapes the sequence across dims");
     SmallVector<int64_t> shape(out);
     shape[target] /= sp;
     reshape.setShape(shape);
-    return mapResult(target);
+    inputMerged = false;
+    if (failed(mapResult(target)))
+      return failure();
+    if (out[target] != seqLen)
+      merged.insert(clone->getResult(0));
+    return success();
   }
   if (auto matmul = dyn_cast<MatmulOp>(clone)) {
     int64_t lhsRank = typeOf(matmul.getLhs()).getRank();
