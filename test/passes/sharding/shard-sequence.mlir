@@ -113,3 +113,31 @@ func.func @forward(%ids: tensor<1x32xi64> {vo.name = "tokens"}) -> (tensor<f32> 
   %c = vo.constant dense<1.0> : tensor<f32>
   return %c : tensor<f32>
 }
+
+// -----
+
+// Splitting the sequence over two dims would make a rank's chunk a strided,
+// not contiguous, block of the global tensor.
+vo.parameter @e : tensor<256x16xf32> init #vo.init<zeros>
+func.func @forward(%ids: tensor<1x32xi64> {vo.name = "input_ids"}) -> (tensor<f32> {vo.name = "loss"}) {
+  %e = vo.param @e : tensor<256x16xf32>
+  %x = vo.embedding %e, %ids : tensor<256x16xf32>, tensor<1x32xi64>
+  // expected-error @+1 {{'vo.reshape' op under sp=4: reshapes the sequence across dims}}
+  %r = vo.reshape %x to [1, 4, 8, 16] : tensor<1x32x16xf32>
+  %l = vo.reduce_sum %r axes = [0, 1, 2, 3] : tensor<1x4x8x16xf32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// Merging the sequence with an inner dim would leave it outermost in the
+// merged dim, which later ops cannot track.
+vo.parameter @e : tensor<256x16xf32> init #vo.init<zeros>
+func.func @forward(%ids: tensor<1x32xi64> {vo.name = "input_ids"}) -> (tensor<f32> {vo.name = "loss"}) {
+  %e = vo.param @e : tensor<256x16xf32>
+  %x = vo.embedding %e, %ids : tensor<256x16xf32>, tensor<1x32xi64>
+  // expected-error @+1 {{'vo.reshape' op under sp=4: reshapes the sequence across dims}}
+  %r = vo.reshape %x to [1, 512] : tensor<1x32x16xf32>
+  %l = vo.reduce_sum %r axes = [0, 1] : tensor<1x512xf32>
+  return %l : tensor<f32>
+}
