@@ -1,6 +1,7 @@
 #include "runtime/artifact/Artifact.h"
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -13,7 +14,16 @@ absl::StatusOr<std::unique_ptr<Artifact>> Artifact::Load(absl::string_view path)
   if (!file) {
     return absl::NotFoundError(absl::StrCat("cannot open artifact '", path, "'"));
   }
+  // A directory opens too, and reports a bogus size.
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(std::string(path), error)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read artifact '", path, "': not a regular file"));
+  }
   std::streamsize size = file.tellg();
+  if (size < 0) {
+    return absl::DataLossError(absl::StrCat("cannot read artifact '", path, "'"));
+  }
   file.seekg(0);
   std::vector<uint8_t> bytes(static_cast<size_t>(size));
   if (size > 0 && !file.read(reinterpret_cast<char*>(bytes.data()), size)) {
@@ -45,7 +55,9 @@ absl::StatusOr<std::unique_ptr<Artifact>> Artifact::FromBytes(
   uint64_t expected = header.blobs_offset + header.blobs_bytes;
   if (header.header_bytes != sizeof(header) ||
       header.program_offset != sizeof(header) ||
-      header.blobs_offset < header.program_offset + header.program_bytes ||
+      // Compared by subtraction: a forged program_bytes must not wrap around.
+      header.blobs_offset < header.program_offset ||
+      header.program_bytes > header.blobs_offset - header.program_offset ||
       header.blobs_offset % artifact::kAlignment != 0 ||
       expected < header.blobs_offset) {
     return fail("corrupt header (inconsistent section offsets)");

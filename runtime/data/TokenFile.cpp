@@ -1,6 +1,7 @@
 #include "runtime/data/TokenFile.h"
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -17,11 +18,17 @@ constexpr uint64_t kHeaderBytes = 32;
 absl::StatusOr<TokenData> ReadTokenFile(absl::string_view path, int64_t vocab_size) {
   std::ifstream file(std::string(path), std::ios::binary | std::ios::ate);
   if (!file) return absl::NotFoundError(absl::StrCat("cannot open data file '", path, "'"));
-  uint64_t size = static_cast<uint64_t>(file.tellg());
+  std::streamoff end = file.tellg();
   file.seekg(0);
   auto fail = [&](absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat("data file '", path, "': ", what));
   };
+  // A directory opens too, and reports a bogus size.
+  std::error_code error;
+  if (end < 0 || !std::filesystem::is_regular_file(std::string(path), error)) {
+    return fail("not a regular file");
+  }
+  uint64_t size = static_cast<uint64_t>(end);
   if (size < kHeaderBytes) return fail("shorter than its 32-byte header");
   char header[kHeaderBytes];
   file.read(header, kHeaderBytes);

@@ -22,8 +22,9 @@ double LearningRate(const artifact::Optimizer& optimizer, int64_t step) {
   return optimizer.min_lr() + (peak - optimizer.min_lr()) * factor;
 }
 
-std::array<float, 3> AdamwHyper(const artifact::Optimizer& optimizer, int64_t step) {
-  double t = static_cast<double>(step);
+std::array<float, 3> AdamwHyper(const artifact::Optimizer& optimizer, int64_t step,
+                                int64_t update) {
+  double t = static_cast<double>(update);
   return {static_cast<float>(LearningRate(optimizer, step)),
           static_cast<float>(1.0 - std::pow(optimizer.beta1(), t)),
           static_cast<float>(1.0 - std::pow(optimizer.beta2(), t))};

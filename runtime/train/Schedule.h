@@ -16,8 +16,11 @@ namespace veomni::runtime {
 // to min_lr over total_steps), evaluated at step - 1 as HF's scheduler is.
 double LearningRate(const artifact::Optimizer& optimizer, int64_t step);
 
-// {lr, 1 - beta1^step, 1 - beta2^step}: the `hyper` input of optimizer_step.
-std::array<float, 3> AdamwHyper(const artifact::Optimizer& optimizer, int64_t step);
+// {lr at training step `step`, 1 - beta1^update, 1 - beta2^update}: the
+// `hyper` input of optimizer_step; `update` counts the updates applied
+// (1-based), which is less than `step` once a step has been skipped.
+std::array<float, 3> AdamwHyper(const artifact::Optimizer& optimizer, int64_t step,
+                                int64_t update);
 
 }  // namespace veomni::runtime
 

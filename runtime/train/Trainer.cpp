@@ -148,7 +148,9 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   }
 
   VEOMNI_ASSIGN_OR_RETURN(TensorView hyper, executor_->Input("optimizer_step", "hyper"));
-  std::array<float, 3> values = AdamwHyper(*program_->optimizer(), step_);
+  // As torch's AdamW, bias correction counts updates, not skipped steps;
+  // the learning-rate schedule follows the training step.
+  std::array<float, 3> values = AdamwHyper(*program_->optimizer(), step_, ++updates_);
   std::memcpy(hyper.data, values.data(), sizeof(values));
   VEOMNI_RETURN_IF_ERROR(executor_->Run("optimizer_step"));
   VEOMNI_ASSIGN_OR_RETURN(metrics.grad_norm,

@@ -61,7 +61,8 @@ class Trainer {
   const artifact::Program* program_ = nullptr;
   std::optional<BatchReader> reader_;  // shared data, read by window
   std::vector<int64_t> tokens_, labels_;  // [grad_accum, micro_batch, seq_len]
-  int64_t step_ = 0;
+  int64_t step_ = 0;     // training steps taken, skipped ones included
+  int64_t updates_ = 0;  // optimizer updates applied: AdamW's bias-correction t
 };
 
 }  // namespace veomni::runtime

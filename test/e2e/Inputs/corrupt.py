@@ -9,6 +9,8 @@ if kind == "version":        # the artifact header's schema version (offset 8)
     struct.pack_into("<I", data, 8, struct.unpack_from("<I", data, 8)[0] + 1)
 elif kind == "truncate":     # drop the last quarter
     data = data[: len(data) * 3 // 4]
+elif kind == "forge":        # program_bytes (offset 24) so large that offset + bytes wraps
+    struct.pack_into("<Q", data, 24, 2**64 - 32)
 elif kind == "flip":         # one byte of the program
     data[200] ^= 0xFF
 elif kind == "tokens":       # a token file: tokens, then labels; VOCAB as argv[4]
