@@ -1,5 +1,6 @@
 #include "runtime/base/Tensor.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
 namespace veomni::runtime {
@@ -35,6 +36,23 @@ int64_t TensorView::NumElements() const {
 }
 
 int64_t TensorView::Bytes() const { return NumElements() * DTypeBytes(dtype); }
+
+absl::StatusOr<int64_t> CheckedBytes(DType dtype, absl::Span<const int64_t> shape) {
+  constexpr int64_t kLimit = int64_t{1} << 48;
+  int64_t bytes = DTypeBytes(dtype);
+  if (bytes == 0) {
+    return absl::DataLossError(absl::StrCat("unknown dtype ", static_cast<int>(dtype)));
+  }
+  for (int64_t dim : shape) {
+    if (dim < 0) return absl::DataLossError(absl::StrCat("negative dim ", dim));
+    if (dim != 0 && bytes > kLimit / dim) {
+      return absl::DataLossError(absl::StrCat("a ", FormatShape(shape), " ", DTypeName(dtype),
+                                              " tensor is larger than 2^48 bytes"));
+    }
+    bytes *= dim;
+  }
+  return bytes;
+}
 
 std::string FormatShape(absl::Span<const int64_t> shape) {
   return "[" + absl::StrJoin(shape, ", ") + "]";

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
@@ -41,6 +42,11 @@ struct TensorView {
     return static_cast<T*>(data);
   }
 };
+
+// Bytes of a tensor whose shape comes from an artifact: fails on a negative
+// dim, an unknown dtype, or a size past 2^48 bytes (a corrupt shape, not a
+// model), instead of letting the product wrap around.
+absl::StatusOr<int64_t> CheckedBytes(DType dtype, absl::Span<const int64_t> shape);
 
 // "[2, 3, 4]"; "[]" for a scalar.
 std::string FormatShape(absl::Span<const int64_t> shape);

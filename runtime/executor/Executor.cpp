@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
+#include <stdexcept>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -20,16 +22,11 @@ absl::StatusOr<TensorView> MakeView(artifact::DType dtype,
                                     const flatbuffers::Vector<int64_t>* shape,
                                     uint8_t* region, uint64_t region_bytes,
                                     uint64_t offset) {
-  if (static_cast<int>(dtype) > static_cast<int>(DType::kI1)) {
-    return absl::DataLossError(absl::StrCat("unknown dtype ", static_cast<int>(dtype)));
-  }
   TensorView view;
   view.dtype = static_cast<DType>(dtype);
   if (shape) view.shape.assign(shape->begin(), shape->end());
-  for (int64_t dim : view.shape) {
-    if (dim < 0) return absl::DataLossError(absl::StrCat("negative dim ", dim));
-  }
-  uint64_t bytes = static_cast<uint64_t>(view.Bytes());
+  VEOMNI_ASSIGN_OR_RETURN(int64_t checked, CheckedBytes(view.dtype, view.shape));
+  uint64_t bytes = static_cast<uint64_t>(checked);
   if (offset > region_bytes || bytes > region_bytes - offset) {
     return absl::DataLossError(absl::StrCat("a ", FormatShape(view.shape), " ",
                                             DTypeName(view.dtype), " tensor at offset ",
@@ -38,6 +35,20 @@ absl::StatusOr<TensorView> MakeView(artifact::DType dtype,
   }
   view.data = region + offset;
   return view;
+}
+
+// Sizes come from the artifact: a corrupt one must fail, not abort.
+absl::Status Allocate(std::vector<uint8_t>& buffer, uint64_t bytes, absl::string_view what) {
+  try {
+    buffer.assign(bytes, 0);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate ", bytes, " bytes for ", what));
+  } catch (const std::length_error&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate ", bytes, " bytes for ", what));
+  }
+  return absl::OkStatus();
 }
 
 void FillNormal(const TensorView& view, double stddev, std::mt19937_64& rng) {
@@ -123,7 +134,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
     }
   }
   // Functions run one at a time, so they share one arena.
-  executor->arena_.assign(arena_bytes, 0);
+  VEOMNI_RETURN_IF_ERROR(Allocate(executor->arena_, arena_bytes, "arena"));
   VEOMNI_RETURN_IF_ERROR(executor->InitState(options));
   if (program.functions()) {
     for (const artifact::Function* function : *program.functions()) {
@@ -136,7 +147,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
 
 absl::Status Executor::InitState(const Options& options) {
   const artifact::Program& program = artifact_->program();
-  state_.assign(program.state_bytes(), 0);
+  VEOMNI_RETURN_IF_ERROR(Allocate(state_, program.state_bytes(), "state"));
   if (!program.state()) return absl::OkStatus();
   std::mt19937_64 rng(options.seed);
   const uint8_t* blobs = artifact_->blobs();
@@ -157,7 +168,18 @@ absl::Status Executor::InitState(const Options& options) {
         return absl::DataLossError(absl::StrCat("state '", key, "': sharded without a shape"));
       }
       full.shape.assign(entry->full_shape()->begin(), entry->full_shape()->end());
-      full_bytes.assign(full.Bytes(), 0);
+      auto bytes = CheckedBytes(full.dtype, full.shape);
+      if (!bytes.ok()) {
+        return absl::DataLossError(absl::StrCat("state '", key, "': ", bytes.status().message()));
+      }
+      // Every rank holds ceil(full / group) elements, the last one padded.
+      int64_t group = entry->shard_group();
+      if (view->NumElements() != (full.NumElements() + group - 1) / group) {
+        return absl::DataLossError(absl::StrCat(
+            "state '", key, "': a shard of ", view->NumElements(), " elements cannot hold 1/",
+            group, " of a ", FormatShape(full.shape), " tensor"));
+      }
+      VEOMNI_RETURN_IF_ERROR(Allocate(full_bytes, *bytes, key));
       full.data = full_bytes.data();
     }
     switch (entry->init()) {
@@ -250,11 +272,17 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
       if (!input->tensor() || input->tensor()->region() != artifact::Region_Input) {
         return absl::DataLossError(absl::StrCat(where, ": malformed input"));
       }
-      int64_t bytes = DTypeBytes(static_cast<DType>(input->tensor()->dtype()));
-      if (input->tensor()->shape()) {
-        for (int64_t dim : *input->tensor()->shape()) bytes *= dim;
+      const auto* shape = input->tensor()->shape();
+      auto bytes = CheckedBytes(static_cast<DType>(input->tensor()->dtype()),
+                                shape ? absl::Span<const int64_t>(shape->data(), shape->size())
+                                      : absl::Span<const int64_t>());
+      if (!bytes.ok()) {
+        return absl::DataLossError(absl::StrCat(where, ": input '", Name(input->name()),
+                                                "': ", bytes.status().message()));
       }
-      function.input_buffers.emplace_back(std::max<int64_t>(bytes, 0), 0);
+      function.input_buffers.emplace_back();
+      VEOMNI_RETURN_IF_ERROR(
+          Allocate(function.input_buffers.back(), *bytes, Name(input->name())));
     }
     for (const artifact::NamedTensor* input : *source.inputs()) {
       VEOMNI_ASSIGN_OR_RETURN(TensorView view, Resolve(input->tensor(), function, where));
@@ -295,6 +323,12 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
     }
     if (command->outputs()) {
       for (const artifact::Tensor* tensor : *command->outputs()) {
+        // Constants and fed inputs are read-only to commands.
+        if (tensor && tensor->region() != artifact::Region_Arena &&
+            tensor->region() != artifact::Region_State) {
+          return absl::DataLossError(
+              absl::StrCat(at, ": writes outside the arena and the state"));
+        }
         VEOMNI_ASSIGN_OR_RETURN(TensorView view, Resolve(tensor, function, at));
         built.outputs.push_back(view);
       }
@@ -407,8 +441,14 @@ absl::Status Executor::RunCollective(const Command& command) {
     std::vector<int> group = mesh_.Group(rank_, command.mesh_axes);
     int64_t index = std::find(group.begin(), group.end(), rank_) - group.begin();
     int dim = command.dim;
-    if (dim < 0 || dim >= static_cast<int>(in.shape.size()) || in.dtype != out.dtype ||
-        in.shape[dim] != out.shape[dim] * static_cast<int64_t>(group.size())) {
+    bool chunk_shape = in.shape.size() == out.shape.size() && dim >= 0 &&
+                       dim < static_cast<int>(in.shape.size());
+    for (size_t d = 0; chunk_shape && d < in.shape.size(); ++d) {
+      chunk_shape = in.shape[d] == out.shape[d] * (static_cast<int>(d) == dim
+                                                       ? static_cast<int64_t>(group.size())
+                                                       : 1);
+    }
+    if (!chunk_shape || in.dtype != out.dtype) {
       return absl::InvalidArgumentError("shard_slice: output is not one chunk of the input");
     }
     int64_t outer = 1, inner = DTypeBytes(in.dtype);

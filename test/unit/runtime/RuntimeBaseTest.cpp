@@ -37,6 +37,18 @@ TEST(RuntimeTensor, ElementsAndBytesIncludingScalarsAndEmpty) {
   EXPECT_EQ(empty.NumElements(), 0);
 }
 
+TEST(RuntimeTensor, CheckedBytesRejectsWhatACorruptArtifactCouldHold) {
+  EXPECT_EQ(*CheckedBytes(DType::kBF16, {3, 5}), 30);
+  EXPECT_EQ(*CheckedBytes(DType::kI64, {}), 8);
+  EXPECT_EQ(*CheckedBytes(DType::kF32, {0, int64_t{1} << 62}), 0);
+  EXPECT_EQ(*CheckedBytes(DType::kI1, {int64_t{1} << 24, int64_t{1} << 24}), int64_t{1} << 48);
+  EXPECT_FALSE(CheckedBytes(DType::kF32, {4, -1}).ok());
+  EXPECT_FALSE(CheckedBytes(static_cast<DType>(9), {4}).ok());
+  // 2^33 * 2^33 wraps to 0 in int64; the check must not.
+  EXPECT_FALSE(CheckedBytes(DType::kF32, {int64_t{1} << 33, int64_t{1} << 33}).ok());
+  EXPECT_FALSE(CheckedBytes(DType::kI1, {(int64_t{1} << 48) + 1}).ok());
+}
+
 TEST(RuntimeTensor, AsReinterpretsData) {
   float values[2] = {1.5f, -2.0f};
   TensorView view{values, DType::kF32, {2}};
