@@ -8,6 +8,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include <cmath>
+
 #include "compiler/ArtifactWriter.h"
 #include "compiler/InitVeomni.h"
 #include "dialects/vo/VoOps.h"
@@ -238,10 +240,16 @@ int main(int argc, char **argv) {
     return fail("--lr-schedule cosine needs --train-steps (" +
                 Twine(trainSteps) + ") > --warmup-steps (" +
                 Twine(warmupSteps) + ")");
-  if (lr <= 0 || beta1 < 0 || beta1 >= 1 || beta2 < 0 || beta2 >= 1 ||
-      eps <= 0 || weightDecay < 0 || maxGradNorm < 0)
+  // Written as negations of what is valid, so NaN is rejected too; the
+  // runtime checks the same ranges when it loads the artifact.
+  if (!(lr > 0 && std::isfinite(lr)) || !(beta1 >= 0 && beta1 < 1) ||
+      !(beta2 >= 0 && beta2 < 1) || !(eps > 0 && std::isfinite(eps)) ||
+      !(weightDecay >= 0 && std::isfinite(weightDecay)) ||
+      !(maxGradNorm >= 0 && std::isfinite(maxGradNorm)) ||
+      !(minLr >= 0 && std::isfinite(minLr)))
     return fail("optimizer flags out of range: need lr > 0, 0 <= beta < 1, "
-                "eps > 0, weight decay >= 0, max grad norm >= 0");
+                "eps > 0, weight decay >= 0, max grad norm >= 0, min lr >= 0 "
+                "(all finite)");
   meta.optimizer = {lr,         beta1,       beta2,      eps,
                     weightDecay, maxGradNorm, lrSchedule, warmupSteps,
                     trainSteps,  minLr};

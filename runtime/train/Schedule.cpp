@@ -6,6 +6,27 @@
 
 namespace veomni::runtime {
 
+absl::Status ValidateOptimizer(const artifact::Optimizer* optimizer) {
+  if (!optimizer) return absl::DataLossError("the artifact has no optimizer settings");
+  auto finite = [](double value) { return std::isfinite(value); };
+  std::string_view schedule =
+      optimizer->schedule() ? optimizer->schedule()->c_str() : "constant";
+  bool ok = finite(optimizer->lr()) && optimizer->lr() > 0 && optimizer->beta1() >= 0 &&
+            optimizer->beta1() < 1 && optimizer->beta2() >= 0 && optimizer->beta2() < 1 &&
+            finite(optimizer->eps()) && optimizer->eps() > 0 &&
+            finite(optimizer->weight_decay()) && optimizer->weight_decay() >= 0 &&
+            finite(optimizer->max_grad_norm()) && optimizer->max_grad_norm() >= 0 &&
+            (schedule == "constant" ||
+             (schedule == "cosine" && optimizer->warmup_steps() >= 0 &&
+              optimizer->total_steps() > optimizer->warmup_steps() &&
+              finite(optimizer->min_lr()) && optimizer->min_lr() >= 0));
+  if (!ok) {
+    return absl::DataLossError(
+        "the artifact's optimizer settings are out of range (corrupt artifact?)");
+  }
+  return absl::OkStatus();
+}
+
 double LearningRate(const artifact::Optimizer& optimizer, int64_t step) {
   double peak = optimizer.lr();
   std::string_view schedule =

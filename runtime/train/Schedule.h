@@ -7,9 +7,15 @@
 #include <array>
 #include <cstdint>
 
+#include "absl/status/status.h"
 #include "runtime/artifact/Artifact_generated.h"
 
 namespace veomni::runtime {
+
+// The artifact's optimizer settings are within the ranges veomni-compile
+// accepts (lr > 0, 0 <= beta < 1, eps > 0, ...); a corrupt or hand-edited
+// artifact fails here instead of training on NaN.
+absl::Status ValidateOptimizer(const artifact::Optimizer* optimizer);
 
 // Learning rate of 1-based optimizer step `step`. "cosine" is HF's
 // get_cosine_schedule_with_warmup (linear warmup from 0, then half a cosine

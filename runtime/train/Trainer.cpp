@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/Status.h"
@@ -57,6 +58,17 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   if (trainer->program_->micro_batch() <= 0 || trainer->program_->seq_len() <= 0 ||
       trainer->program_->grad_accum() <= 0 || trainer->program_->vocab_size() <= 0) {
     return absl::DataLossError("the artifact's batch shape or vocabulary is not positive");
+  }
+  VEOMNI_RETURN_IF_ERROR(ValidateOptimizer(trainer->program_->optimizer()));
+  // The scalars the trainer feeds each step, as it writes them.
+  for (auto [function, input, elements] :
+       {std::tuple("micro_step", "loss_scale", 1), std::tuple("optimizer_step", "hyper", 3)}) {
+    VEOMNI_ASSIGN_OR_RETURN(TensorView view, trainer->executor_->Input(function, input));
+    if (view.dtype != DType::kF32 || view.NumElements() != elements) {
+      return absl::DataLossError(absl::StrCat("@", function, " input '", input, "' must be ",
+                                              elements, " f32, not ", FormatShape(view.shape),
+                                              " ", DTypeName(view.dtype)));
+    }
   }
   return trainer;
 }
