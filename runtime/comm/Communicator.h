@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "runtime/base/Tensor.h"
 #include "runtime/comm/Mesh.h"
 
@@ -40,6 +41,16 @@ class Communicator {
   // out [B, S, H/sp, D].)
   virtual absl::Status AllToAll(const TensorView& in, const TensorView& out, uint32_t axes,
                                 int split_dim, int concat_dim) = 0;
+  // all_to_all_v: rows (dim 0) with counts that vary by member, as expert
+  // dispatch needs. This rank sends send_rows[g] consecutive rows of `in` to
+  // member g, in group order from row 0; it receives recv_rows[j] rows from
+  // member j into `out`, in order j from row 0. Rows past the counted ones
+  // are untouched, so buffers may be sized for the worst case. recv_rows[j]
+  // must equal member j's send_rows[this member] (exchange the counts first,
+  // e.g. with AllToAll); a mismatch is InvalidArgument on every member.
+  virtual absl::Status AllToAllV(const TensorView& in, absl::Span<const int64_t> send_rows,
+                                 const TensorView& out, absl::Span<const int64_t> recv_rows,
+                                 uint32_t axes) = 0;
   // Marks the whole world failed: every rank blocked in or entering a
   // collective returns Aborted naming the failed rank and `status`'s message.
   // Idempotent: the first failure is the one reported.

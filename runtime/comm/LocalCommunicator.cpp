@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -22,7 +23,7 @@
 namespace veomni::runtime {
 namespace comm_internal {
 
-enum class Collective : uint8_t { kAllGather, kReduceScatter, kAllReduce, kAllToAll };
+enum class Collective : uint8_t { kAllGather, kReduceScatter, kAllReduce, kAllToAll, kAllToAllV };
 
 // What one member passed to the collective in flight. Copied, not pointed to:
 // a member that leaves early (an error) must not leave dangling views behind.
@@ -36,6 +37,8 @@ struct Contribution {
   int64_t in_bytes = 0;
   const std::byte* out = nullptr;  // only for overlap checks
   int64_t out_bytes = 0;
+  // all_to_all_v: rows sent to / received from each member, in group order.
+  std::vector<int64_t> send_rows, recv_rows;
   absl::Status operand_error;  // this member's own operands against the op's rule
 };
 
@@ -91,16 +94,23 @@ struct LocalWorldState {
 
 LocalWorldState::LocalWorldState(Mesh world_mesh, absl::Duration wait_timeout)
     : mesh(world_mesh), timeout(wait_timeout) {
-  if (mesh.dp < 1 || mesh.fsdp < 1 || mesh.sp < 1) {
-    mesh_error = absl::InvalidArgumentError(absl::StrCat("local world: mesh dp=", mesh.dp,
-                                                         ", fsdp=", mesh.fsdp, ", sp=", mesh.sp,
-                                                         " has a degree below 1"));
+  if (mesh.dp < 1 || mesh.fsdp < 1 || mesh.sp < 1 || mesh.ep < 1) {
+    mesh_error = absl::InvalidArgumentError(
+        absl::StrCat("local world: mesh dp=", mesh.dp, ", fsdp=", mesh.fsdp, ", sp=", mesh.sp,
+                     ", ep=", mesh.ep, " has a degree below 1"));
+    return;
+  }
+  if ((mesh.fsdp * mesh.sp) % mesh.ep != 0) {
+    mesh_error = absl::InvalidArgumentError(
+        absl::StrCat("local world: ep=", mesh.ep, " does not divide fsdp*sp=",
+                     mesh.fsdp * mesh.sp));
     return;
   }
   const int size = mesh.size();
   claimed.assign(size, false);
   groups.resize((kAllMeshAxes + 1) * size);
   for (uint32_t axes = 1; axes <= kAllMeshAxes; ++axes) {
+    if (!Mesh::ValidAxes(axes)) continue;
     for (int rank = 0; rank < size; ++rank) {
       std::vector<int> members = mesh.Group(rank, axes);
       if (members.size() > 1 && members.front() == rank) {
@@ -144,6 +154,7 @@ absl::string_view CollectiveName(Collective op) {
     case Collective::kReduceScatter: return "reduce_scatter";
     case Collective::kAllReduce: return "all_reduce";
     case Collective::kAllToAll: return "all_to_all";
+    case Collective::kAllToAllV: return "all_to_all_v";
   }
   return "unknown collective";
 }
@@ -213,6 +224,39 @@ absl::Status CheckOperands(uint32_t axes, int rank, int group_size, const Tensor
         absl::StrCat(who(), " passes ", DTypeName(in.dtype), "; only f32 is reduced"));
   }
 
+  if (c.op == Collective::kAllToAllV) {
+    // Rows are dim 0; both sides share the row shape, and the counts must
+    // fit the buffers (sized for the worst case, as dropless dispatch needs).
+    if (in.shape.empty() || out.shape.empty() ||
+        !std::equal(in.shape.begin() + 1, in.shape.end(), out.shape.begin() + 1,
+                    out.shape.end())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          who(), " passes input ", FormatShape(in.shape), " and output ", FormatShape(out.shape),
+          "; both need rows (dim 0) of one shape"));
+    }
+    for (auto [counts, name, rows] : {std::tuple(&c.send_rows, "send", in.shape[0]),
+                                      std::tuple(&c.recv_rows, "receive", out.shape[0])}) {
+      if (static_cast<int>(counts->size()) != group_size) {
+        return absl::InvalidArgumentError(absl::StrCat(who(), " passes ", counts->size(), " ",
+                                                       name, " counts for ", group_size,
+                                                       " members"));
+      }
+      int64_t total = 0;
+      for (int64_t count : *counts) {
+        if (count < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(who(), " passes a negative ", name, " count ", count));
+        }
+        total += count;
+      }
+      if (total > rows) {
+        return absl::InvalidArgumentError(absl::StrCat(who(), "'s ", name, " counts total ", total,
+                                                       " rows; its buffer has ", rows));
+      }
+    }
+    return absl::OkStatus();
+  }
+
   const size_t rank_of_in = in.shape.size();
   auto normalize = [&](int& dim, absl::string_view name) -> absl::Status {
     const int normalized = NormalizeDim(dim, rank_of_in);
@@ -242,6 +286,7 @@ absl::Status CheckOperands(uint32_t axes, int rank, int group_size, const Tensor
       expected[c.dim] /= group_size;
       break;
     case Collective::kAllReduce: break;
+    case Collective::kAllToAllV: break;  // checked above
     case Collective::kAllToAll:
       VEOMNI_RETURN_IF_ERROR(normalize(c.dim, "split_dim"));
       VEOMNI_RETURN_IF_ERROR(normalize(c.concat_dim, "concat_dim"));
@@ -264,6 +309,7 @@ absl::Status CheckOperands(uint32_t axes, int rank, int group_size, const Tensor
       rule = absl::StrCat("split along dim ", c.dim, " and concatenated along dim ", c.concat_dim,
                           " over ", group_size, " members");
       break;
+    case Collective::kAllToAllV: break;
   }
   return absl::InvalidArgumentError(
       absl::StrCat(who(), "'s output has shape ", FormatShape(out.shape), ", expected ",
@@ -296,11 +342,39 @@ absl::Status CheckAgreement(Collective op, uint32_t axes, absl::Span<const Contr
                                                      dims(other), ", rank ", ranks[0], " passes ",
                                                      dims(first)));
     }
+    if (other.op == Collective::kAllToAllV) continue;  // checked below
     if (other.dtype != first.dtype || other.in_shape != first.in_shape) {
       return absl::InvalidArgumentError(absl::StrCat(
           label(), ": rank ", ranks[i], " passes input ", DTypeName(other.dtype), " ",
           FormatShape(other.in_shape), ", rank ", ranks[0], " passes ", DTypeName(first.dtype), " ",
           FormatShape(first.in_shape), "; members must pass identical shapes"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// all_to_all_v: one dtype and row shape, and what member j sends to member
+// g is what g expects from j.
+absl::Status CheckRowExchange(uint32_t axes, absl::Span<const Contribution> members,
+                              absl::Span<const int> ranks) {
+  const Contribution& first = members[0];
+  const std::vector<int64_t> row(first.in_shape.begin() + 1, first.in_shape.end());
+  for (size_t i = 0; i < members.size(); ++i) {
+    const Contribution& other = members[i];
+    const std::vector<int64_t> other_row(other.in_shape.begin() + 1, other.in_shape.end());
+    if (other.dtype != first.dtype || other_row != row) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          Label(Collective::kAllToAllV, axes), ": rank ", ranks[i], " passes rows of ",
+          DTypeName(other.dtype), " ", FormatShape(other_row), ", rank ", ranks[0], " of ",
+          DTypeName(first.dtype), " ", FormatShape(row), "; members must pass one row shape"));
+    }
+    for (size_t g = 0; g < members.size(); ++g) {
+      if (members[g].recv_rows[i] != other.send_rows[g]) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            Label(Collective::kAllToAllV, axes), ": rank ", ranks[i], " sends ",
+            other.send_rows[g], " rows to rank ", ranks[g], ", which expects ",
+            members[g].recv_rows[i]));
+      }
     }
   }
   return absl::OkStatus();
@@ -387,6 +461,21 @@ void Compute(absl::Span<const Contribution> members, int g, std::byte* dst) {
       SumInOrder(members, 0, first.in_bytes / 4, reinterpret_cast<float*>(dst));
       return;
     }
+    case Collective::kAllToAllV: {
+      // Member j's rows for g follow its rows for members before g; they
+      // land after the rows from members before j.
+      int64_t row_bytes = element_bytes;
+      for (size_t d = 1; d < in_shape.size(); ++d) row_bytes *= in_shape[d];
+      int64_t written = 0;
+      for (int j = 0; j < group_size; ++j) {
+        int64_t skipped = 0;
+        for (int h = 0; h < g; ++h) skipped += members[j].send_rows[h];
+        const int64_t bytes = members[j].send_rows[g] * row_bytes;
+        if (bytes > 0) std::memcpy(dst + written, members[j].in + skipped * row_bytes, bytes);
+        written += bytes;
+      }
+      return;
+    }
     case Collective::kAllToAll: {
       // Chunk g of member j's input is piece j of the output. Past the outer
       // of the two dims both sides are contiguous, so copy whole runs there.
@@ -453,6 +542,11 @@ class LocalCommunicator : public Communicator {
                         int concat_dim) override {
     return Run(Collective::kAllToAll, in, out, axes, split_dim, concat_dim);
   }
+  absl::Status AllToAllV(const TensorView& in, absl::Span<const int64_t> send_rows,
+                         const TensorView& out, absl::Span<const int64_t> recv_rows,
+                         uint32_t axes) override {
+    return Run(Collective::kAllToAllV, in, out, axes, -1, -1, send_rows, recv_rows);
+  }
 
   void Abort(const absl::Status& status) override {
     world_->Fail(rank_, status);
@@ -466,7 +560,8 @@ class LocalCommunicator : public Communicator {
   };
 
   absl::Status Run(Collective op, const TensorView& in, const TensorView& out, uint32_t axes,
-                   int dim, int concat_dim);
+                   int dim, int concat_dim, absl::Span<const int64_t> send_rows = {},
+                   absl::Span<const int64_t> recv_rows = {});
   // The first barrier: publishes `mine`, then waits for the whole group.
   absl::Status ArriveWithOperands(GroupState& group, int index, Contribution mine, Collective op,
                                   uint32_t axes);
@@ -489,11 +584,18 @@ class LocalCommunicator : public Communicator {
 };
 
 absl::Status LocalCommunicator::Run(Collective op, const TensorView& in, const TensorView& out,
-                                    uint32_t axes, int dim, int concat_dim) {
+                                    uint32_t axes, int dim, int concat_dim,
+                                    absl::Span<const int64_t> send_rows,
+                                    absl::Span<const int64_t> recv_rows) {
   if (!setup_error_.ok()) return setup_error_;
   if ((axes & ~kAllMeshAxes) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: axes mask 0x%x has bits outside dp|fsdp|sp|ep_fsdp|ep (0x1f)",
+                        CollectiveName(op), axes));
+  }
+  if (!Mesh::ValidAxes(axes)) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: axes mask 0x%x has bits outside dp|fsdp|sp (0x7)", CollectiveName(op), axes));
+        "%s: axes mask 0x%x mixes fsdp/sp with ep_fsdp/ep", CollectiveName(op), axes));
   }
   if (world_->failed()) return Aborted(op, axes);
 
@@ -503,6 +605,8 @@ absl::Status LocalCommunicator::Run(Collective op, const TensorView& in, const T
   mine.op = op;
   mine.dim = dim;
   mine.concat_dim = concat_dim;
+  mine.send_rows.assign(send_rows.begin(), send_rows.end());
+  mine.recv_rows.assign(recv_rows.begin(), recv_rows.end());
   mine.operand_error = CheckOperands(axes, rank_, group_size, in, out, mine);
   mine.dtype = in.dtype;
   mine.in_shape = in.shape;
@@ -525,6 +629,13 @@ absl::Status LocalCommunicator::Run(Collective op, const TensorView& in, const T
   absl::Status verdict = membership.group == nullptr
                              ? absl::OkStatus()
                              : CheckAgreement(op, axes, members, membership.group->ranks);
+  if (verdict.ok() && op == Collective::kAllToAllV) {
+    static const int kSelf[1] = {0};
+    verdict = CheckRowExchange(axes, members,
+                               membership.group == nullptr
+                                   ? absl::Span<const int>(kSelf)
+                                   : absl::Span<const int>(membership.group->ranks));
+  }
   bool staged = false;
   if (verdict.ok()) {
     const Contribution& self = members[membership.index];

@@ -361,7 +361,8 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
       built.split_dim = static_cast<int>(built.attrs.GetIntOr("split_dim", 0));
       built.concat_dim = static_cast<int>(built.attrs.GetIntOr("concat_dim", 0));
       int64_t group = static_cast<int64_t>(mesh_.Group(rank_, built.mesh_axes).size());
-      if (axes < 0 || axes > 7 || built.inputs.size() != 1 || built.outputs.size() != 1 ||
+      if (axes < 0 || !Mesh::ValidAxes(static_cast<uint32_t>(axes)) ||
+          built.inputs.size() != 1 || built.outputs.size() != 1 ||
           built.attrs.GetIntOr("group_size", group) != group) {
         return absl::DataLossError(absl::StrCat(
             at, ": malformed collective (its group is ", group, " ranks of this mesh)"));

@@ -68,6 +68,32 @@ TEST(Mesh, GroupsOfA2x2x2Mesh) {
   EXPECT_EQ(fsdp_only.Group(2, kAll), Group({0, 1, 2, 3}));
 }
 
+TEST(Mesh, ExpertGroupsFactorEachFsdpSpBlock) {
+  using Group = std::vector<int>;
+  // fsdp=2, sp=2, ep=2: in each dp slice g = rank % 4, ep_i = g % 2,
+  // ep_fsdp_i = g / 2.
+  Mesh mesh{2, 2, 2, 2};
+  EXPECT_EQ(mesh.size(), 8);  // ep does not multiply the world
+  EXPECT_EQ(mesh.Group(5, kAxisEp), Group({4, 5}));
+  EXPECT_EQ(mesh.Group(5, kAxisEpFsdp), Group({5, 7}));
+  EXPECT_EQ(mesh.Group(5, kAxisEp | kAxisEpFsdp), Group({4, 5, 6, 7}));
+  EXPECT_EQ(mesh.Group(5, kAxisDp | kAxisEp), Group({0, 1, 4, 5}));
+  EXPECT_EQ(mesh.Group(2, kAxisDp | kAxisEpFsdp), Group({0, 2, 4, 6}));
+  // ep=2 inside sp=4 (one fsdp rank): not a union of sp groups' halves...
+  Mesh inside_sp{1, 1, 4, 2};
+  EXPECT_EQ(inside_sp.Group(3, kAxisEp), Group({2, 3}));
+  EXPECT_EQ(inside_sp.Group(3, kAxisEpFsdp), Group({1, 3}));
+  // ...and ep=4 across fsdp=2 x sp=2 spans both axes.
+  Mesh across{1, 2, 2, 4};
+  EXPECT_EQ(across.Group(2, kAxisEp), Group({0, 1, 2, 3}));
+  EXPECT_EQ(across.Group(2, kAxisEpFsdp), Group({2}));
+
+  EXPECT_TRUE(Mesh::ValidAxes(kAxisDp | kAxisEp));
+  EXPECT_FALSE(Mesh::ValidAxes(kAxisSp | kAxisEp));
+  EXPECT_FALSE(Mesh::ValidAxes(kAxisFsdp | kAxisEpFsdp));
+  EXPECT_FALSE(Mesh::ValidAxes(32));
+}
+
 TEST(Mesh, ParseAxes) {
   using Names = std::vector<std::string>;
   EXPECT_EQ(Mesh::ParseAxes(Names{}).value(), 0u);
@@ -84,6 +110,18 @@ TEST(Mesh, ParseAxes) {
   absl::StatusOr<uint32_t> reversed = Mesh::ParseAxes(Names{"sp", "fsdp"});
   EXPECT_EQ(reversed.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(reversed.status().message(), HasSubstr("(sp, fsdp) are out of order"));
+}
+
+TEST(Mesh, ParseAndFormatExpertAxes) {
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(Mesh::ParseAxes(Names{"dp", "ep_fsdp", "ep"}).value(),
+            kAxisDp | kAxisEpFsdp | kAxisEp);
+  absl::StatusOr<uint32_t> mixed = Mesh::ParseAxes(Names{"fsdp", "ep"});
+  EXPECT_EQ(mixed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(mixed.status().message(), HasSubstr("mix fsdp/sp with ep_fsdp/ep"));
+  EXPECT_FALSE(Mesh::ParseAxes(Names{"ep", "ep_fsdp"}).ok());  // order
+  EXPECT_EQ(FormatAxes(kAxisDp | kAxisEp), "(dp, ep)");
+  EXPECT_EQ(FormatAxes(kAxisEpFsdp), "(ep_fsdp)");
 }
 
 TEST(Mesh, FormatAxes) {
@@ -284,11 +322,14 @@ struct MeshCase {
 
 std::string CaseName(const testing::TestParamInfo<MeshCase>& info) {
   const MeshCase& c = info.param;
-  std::string name = absl::StrCat("dp", c.mesh.dp, "_fsdp", c.mesh.fsdp, "_sp", c.mesh.sp, "_over");
+  std::string name = absl::StrCat("dp", c.mesh.dp, "_fsdp", c.mesh.fsdp, "_sp", c.mesh.sp, "_ep",
+                                  c.mesh.ep, "_over");
   if (c.axes == 0) absl::StrAppend(&name, "_none");
   if (c.axes & kAxisDp) absl::StrAppend(&name, "_dp");
   if (c.axes & kAxisFsdp) absl::StrAppend(&name, "_fsdp");
   if (c.axes & kAxisSp) absl::StrAppend(&name, "_sp");
+  if (c.axes & kAxisEpFsdp) absl::StrAppend(&name, "_epfsdp");
+  if (c.axes & kAxisEp) absl::StrAppend(&name, "_ep");
   return name;
 }
 
@@ -344,7 +385,12 @@ INSTANTIATE_TEST_SUITE_P(
                     MeshCase{{2, 2, 2}, kAxisDp | kAxisSp},
                     MeshCase{{2, 2, 2}, kAxisFsdp | kAxisSp}, MeshCase{{2, 2, 2}, kAll},
                     MeshCase{{2, 2, 2}, 0}, MeshCase{{8, 1, 1}, kAxisDp}, MeshCase{{1, 1, 8}, kAll},
-                    MeshCase{{2, 1, 4}, kAxisSp}, MeshCase{{2, 1, 4}, kAxisDp | kAxisSp}),
+                    MeshCase{{2, 1, 4}, kAxisSp}, MeshCase{{2, 1, 4}, kAxisDp | kAxisSp},
+                    // Expert sub-groups of (fsdp, sp): ep=2 inside sp=4, and
+                    // ep=4 across fsdp=2 x sp=2.
+                    MeshCase{{1, 1, 4, 2}, kAxisEp}, MeshCase{{1, 1, 4, 2}, kAxisEpFsdp},
+                    MeshCase{{2, 2, 2, 4}, kAxisEp}, MeshCase{{2, 2, 2, 2}, kAxisDp | kAxisEp},
+                    MeshCase{{2, 2, 2, 2}, kAxisDp | kAxisEpFsdp}),
     CaseName);
 
 TEST(LocalCommunicator, GatherAndAllToAllMoveEveryDType) {
@@ -566,6 +612,137 @@ TEST(LocalCommunicator, SuccessiveCollectivesOnDpAndFsdpGroupsDoNotInterfere) {
 
 // --- Failures ------------------------------------------------------------------
 
+// --- all_to_all_v ------------------------------------------------------------
+
+// Rows member j of a group sends to member g in collective t: 0 to 3, so
+// some pairs exchange nothing.
+int64_t RowsSent(int j, int g, int t) { return (j * 3 + g * 5 + t) % 4; }
+
+struct VCase {
+  Mesh mesh;
+  uint32_t axes;
+};
+
+class AllToAllVMatchesReference : public testing::TestWithParam<VCase> {};
+
+TEST_P(AllToAllVMatchesReference, OnEveryRank) {
+  const Mesh mesh = GetParam().mesh;
+  const uint32_t axes = GetParam().axes;
+  const int world_size = mesh.size();
+  const int64_t row = 3;  // elements per row
+  constexpr int kCollectives = 3;
+
+  // Rank r's input in collective t: row i element k = r * 1000 + t * 100 + i + k / 8.
+  auto input_of = [&](int rank, int t, int64_t rows) {
+    std::vector<float> values(rows * row);
+    for (int64_t i = 0; i < rows * row; ++i) {
+      values[i] = static_cast<float>(rank * 1000 + t * 100 + i / row) + (i % row) / 8.0f;
+    }
+    return values;
+  };
+  std::vector<std::vector<absl::Status>> statuses(world_size);
+  std::vector<std::vector<std::vector<float>>> outputs(world_size);
+  LocalWorld world(mesh, kGenerousTimeout);
+  RunRanks(world, world_size, [&](int rank, Communicator& comm) {
+    const std::vector<int> group = mesh.Group(rank, axes);
+    const int size = static_cast<int>(group.size());
+    const int g = static_cast<int>(std::find(group.begin(), group.end(), rank) - group.begin());
+    for (int t = 0; t < kCollectives; ++t) {
+      std::vector<int64_t> send(size), recv(size);
+      int64_t sent = 0, received = 0;
+      for (int h = 0; h < size; ++h) {
+        send[h] = RowsSent(g, h, t);
+        recv[h] = RowsSent(h, g, t);
+        sent += send[h];
+        received += recv[h];
+      }
+      // One spare input row, and two output rows the exchange must not touch.
+      std::vector<float> in = input_of(rank, t, sent + 1);
+      std::vector<float> out((received + 2) * row, std::nanf(""));
+      statuses[rank].push_back(comm.AllToAllV(View(in, DType::kF32, {sent + 1, row}), send,
+                                              View(out, DType::kF32, {received + 2, row}), recv,
+                                              axes));
+      outputs[rank].push_back(std::move(out));
+    }
+  });
+
+  for (int rank = 0; rank < world_size; ++rank) {
+    const std::vector<int> group = mesh.Group(rank, axes);
+    const int size = static_cast<int>(group.size());
+    const int g = static_cast<int>(std::find(group.begin(), group.end(), rank) - group.begin());
+    for (int t = 0; t < kCollectives; ++t) {
+      ASSERT_TRUE(statuses[rank][t].ok()) << "rank " << rank << ": " << statuses[rank][t];
+      // Naive: walk every sender's rows in order, keep those addressed to g.
+      std::vector<float> expected;
+      for (int j = 0; j < size; ++j) {
+        int64_t sent = 0;
+        for (int h = 0; h < size; ++h) sent += RowsSent(j, h, t);
+        std::vector<float> in = input_of(group[j], t, sent + 1);
+        int64_t first = 0;
+        for (int h = 0; h < g; ++h) first += RowsSent(j, h, t);
+        expected.insert(expected.end(), in.begin() + first * row,
+                        in.begin() + (first + RowsSent(j, g, t)) * row);
+      }
+      for (int i = 0; i < 2 * row; ++i) expected.push_back(std::nanf(""));
+      EXPECT_EQ(Bits(outputs[rank][t]), Bits(expected)) << "rank " << rank << " collective " << t;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Meshes, AllToAllVMatchesReference,
+    testing::Values(VCase{{1, 1, 1}, 0}, VCase{{1, 4, 1}, kAxisFsdp},
+                    VCase{{2, 2, 2}, kAxisFsdp | kAxisSp}, VCase{{1, 1, 4, 2}, kAxisEp},
+                    VCase{{1, 2, 2, 4}, kAxisEp}, VCase{{2, 2, 2, 4}, kAxisEp},
+                    VCase{{2, 2, 2, 2}, kAxisEpFsdp}),
+    [](const testing::TestParamInfo<VCase>& info) {
+      return CaseName(testing::TestParamInfo<MeshCase>(
+          MeshCase{info.param.mesh, info.param.axes}, info.index));
+    });
+
+TEST(LocalCommunicator, AllToAllVCountsThatDisagreeAreInvalidArgumentOnEveryRank) {
+  const Mesh mesh{1, 1, 4, 2};  // ep groups {0, 1} and {2, 3}
+  std::vector<std::vector<absl::Status>> statuses(4);
+  LocalWorld world(mesh, kGenerousTimeout);
+  RunRanks(world, 4, [&](int rank, Communicator& comm) {
+    std::vector<float> in(16, 1.0f), out(16, 0.0f);
+    std::vector<absl::Status>& s = statuses[rank];
+    // 0: rank 1 expects 2 rows from rank 0, which sends it 1.
+    std::vector<int64_t> recv = rank == 1 ? std::vector<int64_t>{2, 1} : std::vector<int64_t>{1, 1};
+    s.push_back(comm.AllToAllV(View(in, DType::kF32, {4, 2}), {1, 1},
+                               View(out, DType::kF32, {4, 2}), recv, kAxisEp));
+    // 1: counts that overrun the buffer; 2: rows of different shapes.
+    s.push_back(comm.AllToAllV(View(in, DType::kF32, {2, 2}), {2, 1},
+                               View(out, DType::kF32, {4, 2}), {2, 1}, kAxisEp));
+    s.push_back(comm.AllToAllV(View(in, DType::kF32, {2, 2}), {1, 1},
+                               View(out, DType::kF32, {2, 4}), {1, 1}, kAxisEp));
+    // 3: ep mixed with sp; 4: the world is still healthy.
+    s.push_back(comm.AllToAllV(View(in, DType::kF32, {2, 2}), {1, 1},
+                               View(out, DType::kF32, {2, 2}), {1, 1}, kAxisSp | kAxisEp));
+    s.push_back(comm.AllToAllV(View(in, DType::kF32, {2, 2}), {1, 1},
+                               View(out, DType::kF32, {2, 2}), {1, 1}, kAxisEp));
+  });
+  for (int rank = 0; rank < 4; ++rank) {
+    const std::vector<absl::Status>& s = statuses[rank];
+    ASSERT_EQ(s.size(), 5u);
+    for (int i = 1; i < 4; ++i) {
+      EXPECT_EQ(s[i].code(), absl::StatusCode::kInvalidArgument) << "rank " << rank << " " << i;
+    }
+    if (rank < 2) {  // the group with the disagreement; the other one agrees
+      EXPECT_EQ(s[0].code(), absl::StatusCode::kInvalidArgument) << "rank " << rank;
+      EXPECT_THAT(s[0].message(),
+                  HasSubstr("all_to_all_v over (ep): rank 0 sends 1 rows to rank 1, which "
+                            "expects 2"));
+    } else {
+      EXPECT_TRUE(s[0].ok()) << s[0];
+    }
+    EXPECT_THAT(s[1].message(), HasSubstr("send counts total 3 rows; its buffer has 2"));
+    EXPECT_THAT(s[2].message(), HasSubstr("both need rows (dim 0) of one shape"));
+    EXPECT_THAT(s[3].message(), HasSubstr("mixes fsdp/sp with ep_fsdp/ep"));
+    EXPECT_TRUE(s[4].ok()) << s[4];
+  }
+}
+
 TEST(LocalCommunicator, MismatchedOperandsAreInvalidArgumentOnEveryRank) {
   const Mesh mesh{1, 4, 1};
   struct Result {
@@ -606,7 +783,7 @@ TEST(LocalCommunicator, MismatchedOperandsAreInvalidArgumentOnEveryRank) {
         comm.AllReduce(View(in, DType::kF32, {4}), View(out, DType::kBF16, {4}), kAxisFsdp));
     s.push_back(comm.AllToAll(View(in, DType::kF32, {4, 4}), View(out, DType::kF32, {4, 4}),
                               kAxisFsdp, 2, 0));
-    s.push_back(comm.AllReduce(View(in, DType::kF32, {4}), View(out, DType::kF32, {4}), 8));
+    s.push_back(comm.AllReduce(View(in, DType::kF32, {4}), View(out, DType::kF32, {4}), 32));
     // 9: the world is still healthy: a valid collective succeeds.
     s.push_back(comm.AllGather(View(in, DType::kF32, {2, 4}), View(out, DType::kF32, {8, 4}),
                                kAxisFsdp, 0));
@@ -621,7 +798,7 @@ TEST(LocalCommunicator, MismatchedOperandsAreInvalidArgumentOnEveryRank) {
       "all_gather over (fsdp): rank 1 passes dim 1, rank 0 passes dim 0",
       "all_reduce over (fsdp): rank 0 passes input f32 and output bf16",
       "all_to_all over (fsdp): rank 0 passes split_dim 2 for an input of shape [4, 4]",
-      "all_reduce: axes mask 0x8 has bits outside dp|fsdp|sp",
+      "all_reduce: axes mask 0x20 has bits outside dp|fsdp|sp|ep_fsdp|ep",
   };
   for (int rank = 0; rank < 4; ++rank) {
     const std::vector<absl::Status>& s = results[rank].statuses;
@@ -758,7 +935,12 @@ TEST(LocalWorld, CommunicatorsThatCannotRunSayWhy) {
   LocalWorld broken(Mesh{2, 0, 1}, kGenerousTimeout);
   absl::Status degree = broken.ForRank(0)->AllReduce(in_view, out_view, 0);
   EXPECT_EQ(degree.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(degree.message(), HasSubstr("mesh dp=2, fsdp=0, sp=1 has a degree below 1"));
+  EXPECT_THAT(degree.message(), HasSubstr("mesh dp=2, fsdp=0, sp=1, ep=1 has a degree below 1"));
+
+  LocalWorld indivisible(Mesh{1, 2, 2, 3}, kGenerousTimeout);
+  absl::Status ep = indivisible.ForRank(0)->AllReduce(in_view, out_view, 0);
+  EXPECT_EQ(ep.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ep.message(), HasSubstr("ep=3 does not divide fsdp*sp=4"));
 }
 
 TEST(LocalWorld, CommunicatorsOutliveTheirWorld) {
