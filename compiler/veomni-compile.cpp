@@ -105,8 +105,8 @@ int fail(const Twine &message) {
   return 1;
 }
 
-/// Parses --recipe. dp, fsdp (FSDP/HSDP) and sp (Ulysses) compile; ep does
-/// not yet.
+/// Parses --recipe; checkExpertParallel and the passes check the degrees
+/// against the model.
 Error parseRecipe(StringRef text, ArtifactMetadata &meta) {
   SmallVector<StringRef> items;
   text.split(items, ',', -1, /*KeepEmpty=*/false);
@@ -133,13 +133,44 @@ Error parseRecipe(StringRef text, ArtifactMetadata &meta) {
                                "--recipe: unknown key '" + key +
                                    "' (expected dp, fsdp, sp, ep)");
     *slot = degree;
-    if (degree > 1 && key == "ep")
-      return createStringError(inconvertibleErrorCode(),
-                               "--recipe: ep=" + Twine(degree) +
-                                   ": expert parallelism is not implemented "
-                                   "yet (dp, fsdp and sp are)");
   }
   return Error::success();
+}
+
+/// Checks ep against the mesh and the model's MoE layers (DESIGN.md: ep
+/// divides fsdp*sp and every layer's expert count), so an impossible recipe
+/// is named as such; a possible one is still refused until the expert
+/// dispatch is compiled (docs/recipes.md).
+Error checkExpertParallel(mlir::ModuleOp module, const ArtifactMetadata &meta) {
+  if (meta.ep == 1)
+    return Error::success();
+  auto error = [](const Twine &message) {
+    return createStringError(inconvertibleErrorCode(), "--recipe: " + message);
+  };
+  if ((meta.fsdp * meta.sp) % meta.ep != 0)
+    return error("ep=" + Twine(meta.ep) + " does not divide fsdp*sp=" +
+                 Twine(meta.fsdp * meta.sp) +
+                 " (expert groups are carved from the fsdp x sp ranks; e.g. "
+                 "fsdp=" + Twine(meta.ep * meta.sp) + (meta.sp > 1 ? ",sp=" + Twine(meta.sp) : "") +
+                 ",ep=" + Twine(meta.ep) + ")");
+  int layer = 0;
+  Error found = Error::success();
+  module.walk([&](vo::MoeExpertsOp experts) {
+    ++layer;
+    int64_t count =
+        cast<mlir::RankedTensorType>(experts.getGateUp().getType()).getDimSize(0);
+    if (!found && count % meta.ep != 0)
+      found = error("ep=" + Twine(meta.ep) + " does not divide " + Twine(count) +
+                    " experts in layer " + Twine(layer));
+  });
+  if (found)
+    return found;
+  if (layer == 0)
+    return error("ep=" + Twine(meta.ep) +
+                 ": the model has no MoE layer (vo.moe_experts) to split");
+  return error("ep=" + Twine(meta.ep) +
+               ": expert parallelism is not implemented yet (dp, fsdp and sp "
+               "are; the recipe itself is valid)");
 }
 
 /// Finds the token and label inputs of @forward, checks their shapes against
@@ -271,6 +302,8 @@ int main(int argc, char **argv) {
   if (!module)
     return fail("cannot parse '" + inputPath + "' (see above)");
   if (Error error = describeInputs(*module, meta))
+    return fail(toString(std::move(error)));
+  if (Error error = checkExpertParallel(*module, meta))
     return fail(toString(std::move(error)));
 
   mlir::PassManager pm(&context);
