@@ -1,0 +1,259 @@
+#include "runtime/executor/ExpertParallel.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/base/Status.h"
+#include "runtime/kernels/Kernel.h"
+
+namespace veomni::runtime {
+namespace {
+
+// The (token, slot) pairs of this member in the order they are sent: grouped
+// by owner (ascending), each group in slot order. Rows come back in the same
+// order, so `order[r]` is the slot of returned row r.
+struct Routing {
+  int members = 0;
+  int64_t local_experts = 0;      // L
+  std::vector<int64_t> order;     // slots, by owner
+  std::vector<int64_t> send;      // rows to each member
+  std::vector<int64_t> recv;      // rows from each member
+  int64_t received = 0;
+};
+
+int64_t ExpertId(const TensorView& experts, int64_t slot) {
+  return experts.dtype == DType::kI64 ? experts.As<int64_t>()[slot]
+                                      : experts.As<int32_t>()[slot];
+}
+
+// Checks the operands the kernels cannot (the kernels check the rest on the
+// rows they receive), sorts the slots by owner and exchanges the counts.
+absl::StatusOr<Routing> Route(absl::string_view kernel, Communicator& comm, uint32_t axes,
+                              absl::Span<const TensorView> inputs) {
+  const TensorView& x = inputs[0];
+  const TensorView& experts = inputs[1];
+  const TensorView& gate_up = inputs[3];
+  if (x.dtype != DType::kF32 || x.shape.size() != 2 || experts.shape.size() != 2 ||
+      experts.shape[0] != x.shape[0] ||
+      (experts.dtype != DType::kI64 && experts.dtype != DType::kI32) ||
+      gate_up.shape.size() != 3) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kernel, " (expert parallel): expects x [T, H] f32, experts [T, k] i64/i32 and "
+                "gate_up [L, 2I, H]; got x ",
+        FormatShape(x.shape), ", experts ", FormatShape(experts.shape), ", gate_up ",
+        FormatShape(gate_up.shape)));
+  }
+  Routing routing;
+  std::vector<int> group = comm.mesh().Group(comm.rank(), axes);
+  routing.members = static_cast<int>(group.size());
+  routing.local_experts = gate_up.shape[0];
+  const int64_t total = routing.local_experts * routing.members;
+  const int64_t slots = experts.NumElements();
+  std::vector<std::vector<int64_t>> by_owner(routing.members);
+  for (int64_t slot = 0; slot < slots; ++slot) {
+    int64_t e = ExpertId(experts, slot);
+    if (e < 0 || e >= total) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          kernel, " (expert parallel): expert id ", e, " at slot ", slot, " is outside [0, ",
+          total, ") (", routing.members, " members x ", routing.local_experts, " experts)"));
+    }
+    by_owner[e / routing.local_experts].push_back(slot);
+  }
+  routing.send.resize(routing.members);
+  for (int g = 0; g < routing.members; ++g) {
+    routing.send[g] = static_cast<int64_t>(by_owner[g].size());
+    routing.order.insert(routing.order.end(), by_owner[g].begin(), by_owner[g].end());
+  }
+  routing.recv.assign(routing.members, 0);
+  TensorView send_view{routing.send.data(), DType::kI64, {routing.members}};
+  TensorView recv_view{routing.recv.data(), DType::kI64, {routing.members}};
+  VEOMNI_RETURN_IF_ERROR(comm.AllToAll(send_view, recv_view, axes, 0, 0));
+  for (int64_t count : routing.recv) routing.received += count;
+  return routing;
+}
+
+absl::Status CallKernel(absl::string_view name, absl::Span<const TensorView> inputs,
+                        absl::Span<const TensorView> outputs) {
+  const KernelFn* fn = LookupCpuKernel(name);
+  if (fn == nullptr) return absl::InternalError(absl::StrCat("no CPU kernel ", name));
+  return (*fn)(KernelAttrs(), inputs, outputs);
+}
+
+// Columns [begin, begin + width) of the f32 rows [n, row] as their own tensor.
+std::vector<float> Columns(const std::vector<float>& rows, int64_t n, int64_t row, int64_t begin,
+                           int64_t width) {
+  std::vector<float> out(n * width);
+  for (int64_t r = 0; r < n; ++r) {
+    std::copy_n(rows.data() + r * row + begin, width, out.data() + r * width);
+  }
+  return out;
+}
+
+// Packs each routed slot's [x_t, (y_grad_t,) weight, local expert id] into
+// f32 rows, sends them to the owners, and returns what this member received
+// as separate tensors for the expert kernels.
+struct Received {
+  std::vector<float> x, y_grad, weights;
+  std::vector<int64_t> ids;
+};
+
+absl::StatusOr<Received> Dispatch(Communicator& comm, uint32_t axes, const Routing& routing,
+                                  absl::Span<const TensorView> inputs, bool with_grad) {
+  const int64_t h = inputs[0].shape[1];
+  const int64_t k = inputs[1].shape[1];
+  const int64_t row = (with_grad ? 2 * h : h) + 2;
+  const float* x = inputs[0].As<float>();
+  const float* weights = inputs[2].As<float>();
+  const float* y_grad = with_grad ? inputs[5].As<float>() : nullptr;
+  const int64_t sent = static_cast<int64_t>(routing.order.size());
+  std::vector<float> out_rows(sent * row);
+  for (int64_t r = 0; r < sent; ++r) {
+    const int64_t slot = routing.order[r];
+    const int64_t t = slot / k;
+    float* dst = out_rows.data() + r * row;
+    std::copy_n(x + t * h, h, dst);
+    if (with_grad) std::copy_n(y_grad + t * h, h, dst + h);
+    dst[row - 2] = weights[slot];
+    // Exact in f32: expert counts stay far below 2^24.
+    dst[row - 1] = static_cast<float>(ExpertId(inputs[1], slot) % routing.local_experts);
+  }
+  std::vector<float> in_rows(routing.received * row);
+  VEOMNI_RETURN_IF_ERROR(comm.AllToAllV(TensorView{out_rows.data(), DType::kF32, {sent, row}},
+                                        routing.send,
+                                        TensorView{in_rows.data(), DType::kF32,
+                                                   {routing.received, row}},
+                                        routing.recv, axes));
+  Received received;
+  const int64_t n = routing.received;
+  received.x = Columns(in_rows, n, row, 0, h);
+  if (with_grad) received.y_grad = Columns(in_rows, n, row, h, h);
+  received.weights = Columns(in_rows, n, row, row - 2, 1);
+  received.ids.resize(n);
+  for (int64_t r = 0; r < n; ++r) {
+    received.ids[r] = static_cast<int64_t>(in_rows[r * row + row - 1]);
+  }
+  return received;
+}
+
+// Sends the owners' result rows [n, width] back; returns them in send order.
+absl::StatusOr<std::vector<float>> Return(Communicator& comm, uint32_t axes,
+                                          const Routing& routing, std::vector<float>& rows,
+                                          int64_t width) {
+  const int64_t sent = static_cast<int64_t>(routing.order.size());
+  std::vector<float> back(sent * width);
+  VEOMNI_RETURN_IF_ERROR(
+      comm.AllToAllV(TensorView{rows.data(), DType::kF32, {routing.received, width}},
+                     routing.recv, TensorView{back.data(), DType::kF32, {sent, width}},
+                     routing.send, axes));
+  return back;
+}
+
+}  // namespace
+
+absl::Status MoeExpertsExpertParallel(Communicator& comm, uint32_t axes,
+                                      absl::Span<const TensorView> inputs,
+                                      absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_experts";
+  if (inputs.size() != 5 || outputs.size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kKernel, " (expert parallel): expects 5 inputs and 1 output"));
+  }
+  VEOMNI_ASSIGN_OR_RETURN(Routing routing, Route(kKernel, comm, axes, inputs));
+  VEOMNI_ASSIGN_OR_RETURN(Received got, Dispatch(comm, axes, routing, inputs, false));
+  const int64_t n = routing.received;
+  const int64_t h = inputs[0].shape[1];
+  // The owner's rows: each one expert's output, already weighted.
+  std::vector<float> rows(n * h);
+  TensorView owner_in[] = {{got.x.data(), DType::kF32, {n, h}},
+                           {got.ids.data(), DType::kI64, {n, 1}},
+                           {got.weights.data(), DType::kF32, {n, 1}},
+                           inputs[3],
+                           inputs[4]};
+  TensorView owner_out[] = {{rows.data(), DType::kF32, {n, h}}};
+  VEOMNI_RETURN_IF_ERROR(CallKernel(kKernel, owner_in, owner_out));
+  VEOMNI_ASSIGN_OR_RETURN(std::vector<float> back, Return(comm, axes, routing, rows, h));
+
+  // y_t sums its slots in slot order, in double, as the one-rank kernel does.
+  const TensorView& y = outputs[0];
+  if (y.dtype != DType::kF32 || y.shape != inputs[0].shape) {
+    return absl::InvalidArgumentError(absl::StrCat(kKernel, " (expert parallel): output ",
+                                                   FormatShape(y.shape), " must be x's shape"));
+  }
+  const int64_t tokens = inputs[0].shape[0];
+  const int64_t k = inputs[1].shape[1];
+  std::vector<int64_t> row_of(tokens * k);
+  for (size_t r = 0; r < routing.order.size(); ++r) row_of[routing.order[r]] = r;
+  std::vector<double> sum(h);
+  for (int64_t t = 0; t < tokens; ++t) {
+    std::fill(sum.begin(), sum.end(), 0.0);
+    for (int64_t j = 0; j < k; ++j) {
+      const float* part = back.data() + row_of[t * k + j] * h;
+      for (int64_t c = 0; c < h; ++c) sum[c] += part[c];
+    }
+    for (int64_t c = 0; c < h; ++c) y.As<float>()[t * h + c] = static_cast<float>(sum[c]);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MoeExpertsGradExpertParallel(Communicator& comm, uint32_t axes,
+                                          absl::Span<const TensorView> inputs,
+                                          absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_experts_grad";
+  if (inputs.size() != 6 || outputs.size() != 4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kKernel, " (expert parallel): expects 6 inputs and 4 outputs"));
+  }
+  VEOMNI_ASSIGN_OR_RETURN(Routing routing, Route(kKernel, comm, axes, inputs));
+  const int64_t h = inputs[0].shape[1];
+  if (inputs[5].dtype != DType::kF32 || inputs[5].shape != inputs[0].shape ||
+      outputs[0].dtype != DType::kF32 || outputs[0].shape != inputs[0].shape ||
+      outputs[1].dtype != DType::kF32 || outputs[1].shape != inputs[1].shape) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kKernel, " (expert parallel): y_grad and x_grad must be x's shape ",
+        FormatShape(inputs[0].shape), ", weights_grad the experts' ",
+        FormatShape(inputs[1].shape)));
+  }
+  VEOMNI_ASSIGN_OR_RETURN(Received got, Dispatch(comm, axes, routing, inputs, true));
+  const int64_t n = routing.received;
+  std::vector<float> x_grad(n * h), weights_grad(n);
+  TensorView owner_in[] = {{got.x.data(), DType::kF32, {n, h}},
+                           {got.ids.data(), DType::kI64, {n, 1}},
+                           {got.weights.data(), DType::kF32, {n, 1}},
+                           inputs[3],
+                           inputs[4],
+                           {got.y_grad.data(), DType::kF32, {n, h}}};
+  // The owner's weight gradients are this member's outputs as they are.
+  TensorView owner_out[] = {{x_grad.data(), DType::kF32, {n, h}},
+                            {weights_grad.data(), DType::kF32, {n, 1}},
+                            outputs[2],
+                            outputs[3]};
+  VEOMNI_RETURN_IF_ERROR(CallKernel(kKernel, owner_in, owner_out));
+
+  // Back: [x_grad row, weight grad] per routed slot.
+  std::vector<float> rows(n * (h + 1));
+  for (int64_t r = 0; r < n; ++r) {
+    std::copy_n(x_grad.data() + r * h, h, rows.data() + r * (h + 1));
+    rows[r * (h + 1) + h] = weights_grad[r];
+  }
+  VEOMNI_ASSIGN_OR_RETURN(std::vector<float> back, Return(comm, axes, routing, rows, h + 1));
+  const int64_t tokens = inputs[0].shape[0];
+  const int64_t k = inputs[1].shape[1];
+  std::vector<int64_t> row_of(tokens * k);
+  for (size_t r = 0; r < routing.order.size(); ++r) row_of[routing.order[r]] = r;
+  std::vector<double> sum(h);
+  for (int64_t t = 0; t < tokens; ++t) {
+    std::fill(sum.begin(), sum.end(), 0.0);
+    for (int64_t j = 0; j < k; ++j) {
+      const float* part = back.data() + row_of[t * k + j] * (h + 1);
+      for (int64_t c = 0; c < h; ++c) sum[c] += part[c];
+      outputs[1].As<float>()[t * k + j] = part[h];
+    }
+    for (int64_t c = 0; c < h; ++c) {
+      outputs[0].As<float>()[t * h + c] = static_cast<float>(sum[c]);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace veomni::runtime
