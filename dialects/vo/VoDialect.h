@@ -19,10 +19,17 @@ inline constexpr llvm::StringLiteral kStateAttr = "vo.state";
 /// vo.parameter attribute set by vo-shard-fsdp: a dictionary with
 /// `mesh_axes` (array of axis names), `group_size` and `elements` (per rank).
 inline constexpr llvm::StringLiteral kShardAttr = "vo.shard";
-/// Module attribute set by vo-shard-fsdp: {dp, fsdp, sp} degrees.
+/// vo.parameter attribute set by vo-shard-experts on expert weights [E, ...]:
+/// {group_size = ep}. Each member of an ep group owns E/ep consecutive
+/// experts, and every vo.param of it reads that [E/ep, ...] block.
+inline constexpr llvm::StringLiteral kExpertShardAttr = "vo.expert_shard";
+/// Module attribute set by vo-shard-fsdp: {dp, fsdp, sp, ep} degrees.
 inline constexpr llvm::StringLiteral kMeshAttr = "vo.mesh";
-/// The mesh axes, outer to inner.
-inline constexpr llvm::StringLiteral kMeshAxisNames[] = {"dp", "fsdp", "sp"};
+/// The mesh axes: dp, fsdp, sp outer to inner; ep_fsdp and ep re-factor the
+/// (fsdp, sp) ranks (ep innermost), so they never combine with fsdp or sp.
+/// The index of a name is its bit in the runtime's axis mask.
+inline constexpr llvm::StringLiteral kMeshAxisNames[] = {"dp", "fsdp", "sp", "ep_fsdp",
+                                                         "ep"};
 } // namespace veomni::vo
 
 #define GET_ATTRDEF_CLASSES

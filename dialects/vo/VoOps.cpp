@@ -185,10 +185,23 @@ LogicalResult ParamOp::verifySymbolUses(SymbolTableCollection &symbols) {
       symbols.lookupNearestSymbolFrom<ParameterOp>(*this, getNameAttr());
   if (!parameter)
     return emitOpError("refers to unknown parameter ") << getNameAttr();
-  if (parameter.getType() != getType())
+  Type expected = parameter.getType();
+  // An expert-parallel parameter reads this rank's block of experts.
+  if (auto experts = parameter->getAttrOfType<DictionaryAttr>(kExpertShardAttr)) {
+    auto group = experts.getAs<IntegerAttr>("group_size");
+    RankedTensorType full = parameter.getTensorType();
+    if (!group || group.getInt() < 1 || full.getRank() < 1 ||
+        full.getDimSize(0) % group.getInt() != 0)
+      return emitOpError("parameter ")
+             << getNameAttr() << " has a malformed " << kExpertShardAttr;
+    SmallVector<int64_t> shape(full.getShape());
+    shape[0] /= group.getInt();
+    expected = RankedTensorType::get(shape, full.getElementType());
+  }
+  if (expected != getType())
     return emitOpError("has type ")
-           << getType() << ", but parameter " << getNameAttr() << " is "
-           << parameter.getType();
+           << getType() << ", but parameter " << getNameAttr() << " reads as "
+           << expected;
   return success();
 }
 
@@ -925,11 +938,14 @@ static LogicalResult checkMeshAxes(std::optional<Location> loc,
     auto it = llvm::find(kMeshAxisNames, name);
     if (it == std::end(kMeshAxisNames))
       return opError(loc, opName, "names unknown mesh axis '", name,
-                     "' (expected dp, fsdp, sp)");
+                     "' (expected dp, fsdp, sp, ep_fsdp, ep)");
     int index = it - std::begin(kMeshAxisNames);
     if (index <= last)
       return opError(loc, opName,
-                     "expects mesh axes in order dp, fsdp, sp, each once");
+                     "expects mesh axes in order dp, fsdp, sp, ep_fsdp, ep, each once");
+    if (index >= 3 && last >= 1 && last <= 2)
+      return opError(loc, opName,
+                     "mixes fsdp/sp with ep_fsdp/ep, which factor the same ranks");
     last = index;
   }
   if (groupSize < 1)

@@ -606,10 +606,17 @@ def Vo_MoeExpertsOp : Vo_Op<"moe_experts", [Pure, InferTypeOpAdaptor,
     first, then up), down [E, H, I] -> [T, H]:
     y_t = sum_j weights[t, j] * down[e] (silu(g) * u), [g; u] = gate_up[e] x_t,
     e = experts[t, j]. Dropless: every token reaches its k experts.
+
+    Expert parallel (set by vo-shard-experts): with `mesh_axes` and
+    `group_size` = G, gate_up and down hold only this member's E/G experts
+    (member g owns g*E/G ..); expert ids stay global, and each (token, slot)
+    is computed by its expert's owner in the group.
   }];
   let arguments = (ins Vo_FloatTensor:$input, Vo_IntTensor:$experts,
                        Vo_FloatTensor:$weights, Vo_FloatTensor:$gate_up,
-                       Vo_FloatTensor:$down);
+                       Vo_FloatTensor:$down,
+                       OptionalAttr<StrArrayAttr>:$mesh_axes,
+                       OptionalAttr<I64Attr>:$group_size);
   let results = (outs Vo_FloatTensor:$result);
   let assemblyFormat = "$input `,` $experts `,` $weights `,` $gate_up `,` $down "
                        "attr-dict `:` type($input) `,` type($experts) `,` "
@@ -629,9 +636,16 @@ def Vo_MoeGateGradOp : Vo_Op<"moe_gate_grad", [Pure, InferTypeOpAdaptor]> {
 def Vo_MoeExpertsGradOp : Vo_Op<"moe_experts_grad", [Pure, InferTypeOpAdaptor,
     AllTypesMatch<["input", "result_grad"]>]> {
   let summary = "Gradients of vo.moe_experts";
+  let description = [{
+    Expert parallel like vo.moe_experts when `mesh_axes` and `group_size`
+    are set: gate_up_grad and down_grad are this member's experts' sums over
+    every (token, slot) of the group routed to them.
+  }];
   let arguments = (ins Vo_FloatTensor:$input, Vo_IntTensor:$experts,
                        Vo_FloatTensor:$weights, Vo_FloatTensor:$gate_up,
-                       Vo_FloatTensor:$down, Vo_FloatTensor:$result_grad);
+                       Vo_FloatTensor:$down, Vo_FloatTensor:$result_grad,
+                       OptionalAttr<StrArrayAttr>:$mesh_axes,
+                       OptionalAttr<I64Attr>:$group_size);
   let results = (outs Vo_FloatTensor:$input_grad, Vo_FloatTensor:$weights_grad,
                       Vo_FloatTensor:$gate_up_grad, Vo_FloatTensor:$down_grad);
   let assemblyFormat = "$input `,` $experts `,` $weights `,` $gate_up `,` $down "

@@ -550,7 +550,8 @@ struct RaiseMoeExperts : OpRewritePattern<ReduceSumOp> {
     Value x = ReshapeOp::create(rewriter, loc, unsqueezed.getInput(),
                                 ArrayRef<int64_t>{tokens, hidden});
     auto experts = MoeExpertsOp::create(rewriter, loc, x, flat.getInput(), weights,
-                                        guTake.getTable(), downTake.getTable());
+                                        guTake.getTable(), downTake.getTable(),
+                                        /*mesh_axes=*/nullptr, /*group_size=*/nullptr);
     if (experts.getType() != root.getType()) {
       rewriter.eraseOp(experts);
       return fail("shapes do not match");

@@ -18,7 +18,7 @@ func.func @collectives(%x: tensor<4x6xf32>) {
 // -----
 
 func.func @unknown_axis(%x: tensor<4xf32>) {
-  // expected-error @+1 {{'vo.all_reduce' op names unknown mesh axis 'tp' (expected dp, fsdp, sp)}}
+  // expected-error @+1 {{'vo.all_reduce' op names unknown mesh axis 'tp' (expected dp, fsdp, sp, ep_fsdp, ep)}}
   %a = vo.all_reduce %x over ["tp"] group_size = 2 : tensor<4xf32>
   return
 }
@@ -26,8 +26,16 @@ func.func @unknown_axis(%x: tensor<4xf32>) {
 // -----
 
 func.func @axis_order(%x: tensor<4xf32>) {
-  // expected-error @+1 {{'vo.all_gather' op expects mesh axes in order dp, fsdp, sp, each once}}
+  // expected-error @+1 {{'vo.all_gather' op expects mesh axes in order dp, fsdp, sp, ep_fsdp, ep, each once}}
   %a = vo.all_gather %x over ["sp", "fsdp"] group_size = 4 dim = 0 : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @mixed_axes(%x: tensor<4xf32>) {
+  // expected-error @+1 {{'vo.all_reduce' op mixes fsdp/sp with ep_fsdp/ep, which factor the same ranks}}
+  %a = vo.all_reduce %x over ["fsdp", "ep"] group_size = 4 : tensor<4xf32>
   return
 }
 

@@ -37,7 +37,7 @@ func.func @unknown_parameter() -> tensor<4xf32> {
 
 vo.parameter @w : tensor<4xf32> init #vo.init<zeros>
 func.func @parameter_type() -> tensor<8xf32> {
-  // expected-error @+1 {{'vo.param' op has type 'tensor<8xf32>', but parameter @w is 'tensor<4xf32>'}}
+  // expected-error @+1 {{'vo.param' op has type 'tensor<8xf32>', but parameter @w reads as 'tensor<4xf32>'}}
   %0 = vo.param @w : tensor<8xf32>
   return %0 : tensor<8xf32>
 }
