@@ -340,18 +340,29 @@ llvm::Error ProgramBuilder::build() {
     std::vector<int64_t> fullShape;
     uint32_t shardAxes = 0;
     int64_t shardGroup = 1;
+    auto axisBit = [](StringRef axis) {
+      return 1u << (llvm::find(vo::kMeshAxisNames, axis) -
+                    std::begin(vo::kMeshAxisNames));
+    };
     if (auto shard = param->getAttrOfType<DictionaryAttr>(vo::kShardAttr)) {
       auto full = param.getTensorType().getShape();
       fullShape.assign(full.begin(), full.end());
       shardGroup = shard.getAs<IntegerAttr>("group_size").getInt();
       for (Attribute axis : shard.getAs<ArrayAttr>("mesh_axes"))
-        shardAxes |= 1u << (llvm::find(vo::kMeshAxisNames,
-                                       cast<StringAttr>(axis).getValue()) -
-                            std::begin(vo::kMeshAxisNames));
+        shardAxes |= axisBit(cast<StringAttr>(axis).getValue());
+    }
+    uint32_t expertAxes = 0;
+    int64_t expertGroup = 1;
+    if (auto experts = param->getAttrOfType<DictionaryAttr>(vo::kExpertShardAttr)) {
+      auto full = param.getTensorType().getShape();
+      fullShape.assign(full.begin(), full.end());
+      expertGroup = experts.getAs<IntegerAttr>("group_size").getInt();
+      expertAxes = axisBit("ep");
     }
     entries.push_back(va::CreateStateEntryDirect(
         fbb, key.str().c_str(), *dtype, &shape, stateBytes, bytes, init, std,
-        blob, fullShape.empty() ? nullptr : &fullShape, shardAxes, shardGroup));
+        blob, fullShape.empty() ? nullptr : &fullShape, shardAxes, shardGroup,
+        expertAxes, expertGroup));
     stateBytes = va::AlignUp(stateBytes + bytes);
   }
 

@@ -138,9 +138,8 @@ Error parseRecipe(StringRef text, ArtifactMetadata &meta) {
 }
 
 /// Checks ep against the mesh and the model's MoE layers (DESIGN.md: ep
-/// divides fsdp*sp and every layer's expert count), so an impossible recipe
-/// is named as such; a possible one is still refused until the expert
-/// dispatch is compiled (docs/recipes.md).
+/// divides fsdp*sp and every layer's expert count) before any pass runs, so
+/// the error names the recipe.
 Error checkExpertParallel(mlir::ModuleOp module, const ArtifactMetadata &meta) {
   if (meta.ep == 1)
     return Error::success();
@@ -168,9 +167,7 @@ Error checkExpertParallel(mlir::ModuleOp module, const ArtifactMetadata &meta) {
   if (layer == 0)
     return error("ep=" + Twine(meta.ep) +
                  ": the model has no MoE layer (vo.moe_experts) to split");
-  return error("ep=" + Twine(meta.ep) +
-               ": expert parallelism is not implemented yet (dp, fsdp and sp "
-               "are; the recipe itself is valid)");
+  return Error::success();
 }
 
 /// Finds the token and label inputs of @forward, checks their shapes against
@@ -311,7 +308,9 @@ int main(int argc, char **argv) {
       VoShardSequenceOptions{meta.sp, meta.tokenInput}));
   pm.addPass(createVoTokenMeanLoss());
   pm.addPass(createVoAutodiff());
-  pm.addPass(createVoShardFsdp(VoShardFsdpOptions{meta.dp, meta.fsdp, meta.sp}));
+  pm.addPass(createVoShardExperts(VoShardExpertsOptions{meta.ep}));
+  pm.addPass(createVoShardFsdp(
+      VoShardFsdpOptions{meta.dp, meta.fsdp, meta.sp, meta.ep}));
   pm.addPass(createVoOptimizer(VoOptimizerOptions{beta1, beta2, eps,
                                                   weightDecay, maxGradNorm}));
   pm.addPass(mlir::createCanonicalizerPass());

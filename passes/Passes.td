@@ -102,6 +102,27 @@ def VoShardSequence : Pass<"vo-shard-sequence", "mlir::ModuleOp"> {
   ];
 }
 
+def VoShardExperts : Pass<"vo-shard-experts", "mlir::ModuleOp"> {
+  let summary = "Expert parallelism: split MoE expert weights over ep";
+  let description = [{
+    After vo-autodiff and before vo-shard-fsdp. Each member of an ep group
+    (ep consecutive ranks of a (fsdp, sp) group) owns E/ep consecutive
+    experts of every MoE layer: the expert weight parameters get
+    `vo.expert_shard = {group_size = ep}` and their reads become this
+    member's [E/ep, ...] block; every vo.moe_experts and vo.moe_experts_grad
+    gets `mesh_axes = ["ep"]` and `group_size = ep`, so the runtime sends
+    each (token, slot) to its expert's owner and back; the expert weight
+    gradients become the member's block. Routing stays local.
+
+    Rejects (naming the op or parameter): ep not dividing a layer's expert
+    count, expert weights that are not parameters, and expert parameters
+    read by anything but one vo.moe_experts and its gradient.
+  }];
+  let options = [
+    Option<"ep", "ep", "int64_t", "1", "Expert-parallel degree">
+  ];
+}
+
 def VoShardFsdp : Pass<"vo-shard-fsdp", "mlir::ModuleOp"> {
   let summary = "FSDP/HSDP: shard parameters, gradients and optimizer state";
   let description = [{
@@ -118,7 +139,11 @@ def VoShardFsdp : Pass<"vo-shard-fsdp", "mlir::ModuleOp"> {
   let options = [
     Option<"dp", "dp", "int64_t", "1", "Replicate degree (HSDP outer axis)">,
     Option<"fsdp", "fsdp", "int64_t", "1", "Shard degree">,
-    Option<"sp", "sp", "int64_t", "1", "Sequence-parallel degree">
+    Option<"sp", "sp", "int64_t", "1", "Sequence-parallel degree">,
+    Option<"ep", "ep", "int64_t", "1",
+           "Expert-parallel degree (as given to vo-shard-experts): expert "
+           "weights shard over the fsdp*sp/ep ranks (ep_fsdp) that own the "
+           "same experts">
   ];
 }
 

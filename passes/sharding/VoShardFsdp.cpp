@@ -24,7 +24,7 @@ using namespace veomni::vo;
 namespace {
 
 struct Mesh {
-  int64_t dp, fsdp, sp;
+  int64_t dp, fsdp, sp, ep;
   int64_t group() const { return fsdp * sp; }
   int64_t world() const { return dp * fsdp * sp; }
   /// Names of the axes among {dp, fsdp, sp} selected, with degree > 1.
@@ -39,6 +39,27 @@ struct Mesh {
     return b.getArrayAttr(names);
   }
 };
+
+/// How one parameter is sharded: over (fsdp, sp), or, for expert weights
+/// split over ep (vo.expert_shard), their block over the ep_fsdp ranks that
+/// own the same experts; `count` is what one rank's reads hold.
+struct ShardPlan {
+  int64_t group;
+  ArrayAttr axes;
+  int64_t count;
+  int64_t elements() const { return (count + group - 1) / group; }
+};
+
+ShardPlan planFor(Builder &b, ParameterOp param, const Mesh &mesh) {
+  int64_t count = param.getTensorType().getNumElements();
+  if (!param->hasAttr(kExpertShardAttr))
+    return {mesh.group(), mesh.axes(b, false, true), count};
+  int64_t group = mesh.group() / mesh.ep;
+  SmallVector<StringRef> axes;
+  if (group > 1)
+    axes.push_back("ep_fsdp");
+  return {group, b.getStrArrayAttr(axes), count / mesh.ep};
+}
 
 /// Sums a scalar result over every rank.
 void sumOverWorld(OpBuilder &b, func::ReturnOp ret, unsigned index,
@@ -55,17 +76,29 @@ struct VoShardFsdpPass : veomni::impl::VoShardFsdpBase<VoShardFsdpPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (dp < 1 || fsdp < 1 || sp < 1) {
-      module.emitError() << "vo-shard-fsdp: degrees must be >= 1, got dp="
-                         << dp << " fsdp=" << fsdp << " sp=" << sp;
+    if (dp < 1 || fsdp < 1 || sp < 1 || ep < 1 || (fsdp * sp) % ep != 0) {
+      module.emitError() << "vo-shard-fsdp: degrees must be >= 1 and ep must "
+                            "divide fsdp*sp, got dp="
+                         << dp << " fsdp=" << fsdp << " sp=" << sp << " ep=" << ep;
       return signalPassFailure();
     }
-    Mesh mesh{dp, fsdp, sp};
+    Mesh mesh{dp, fsdp, sp, ep};
+    for (auto param : module.getOps<ParameterOp>()) {
+      auto experts = param->getAttrOfType<DictionaryAttr>(kExpertShardAttr);
+      auto group = experts ? experts.getAs<IntegerAttr>("group_size") : IntegerAttr();
+      if (experts && (!group || group.getInt() != ep)) {
+        param.emitOpError() << "is split over ep by vo-shard-experts, but "
+                               "vo-shard-fsdp runs with ep="
+                            << ep;
+        return signalPassFailure();
+      }
+    }
     OpBuilder b(module.getContext());
     module->setAttr(kMeshAttr,
                     b.getDictionaryAttr({b.getNamedAttr("dp", b.getI64IntegerAttr(dp)),
                                          b.getNamedAttr("fsdp", b.getI64IntegerAttr(fsdp)),
-                                         b.getNamedAttr("sp", b.getI64IntegerAttr(sp))}));
+                                         b.getNamedAttr("sp", b.getI64IntegerAttr(sp)),
+                                         b.getNamedAttr("ep", b.getI64IntegerAttr(ep))}));
     if (mesh.world() == 1)
       return;
     auto backward = module.lookupSymbol<func::FuncOp>("forward_backward");
@@ -76,19 +109,20 @@ struct VoShardFsdpPass : veomni::impl::VoShardFsdpBase<VoShardFsdpPass> {
     }
 
     // Parameter shards.
-    int64_t group = mesh.group();
-    ArrayAttr shardAxes = mesh.axes(b, false, true);
-    if (group > 1) {
+    if (mesh.group() > 1) {
+      DenseMap<StringAttr, ShardPlan> plans;
       for (auto param : module.getOps<ParameterOp>()) {
-        int64_t elements = (param.getTensorType().getNumElements() + group - 1) / group;
+        ShardPlan plan = planFor(b, param, mesh);
+        plans.try_emplace(param.getSymNameAttr(), plan);
         param->setAttr(kShardAttr,
                        b.getDictionaryAttr(
-                           {b.getNamedAttr("mesh_axes", shardAxes),
-                            b.getNamedAttr("group_size", b.getI64IntegerAttr(group)),
-                            b.getNamedAttr("elements", b.getI64IntegerAttr(elements))}));
+                           {b.getNamedAttr("mesh_axes", plan.axes),
+                            b.getNamedAttr("group_size", b.getI64IntegerAttr(plan.group)),
+                            b.getNamedAttr("elements",
+                                           b.getI64IntegerAttr(plan.elements()))}));
       }
-      shardParameterReads(b, backward, group, shardAxes);
-      if (failed(scatterGradients(b, module, backward, group, shardAxes)))
+      shardParameterReads(b, backward, plans);
+      if (failed(scatterGradients(b, module, backward, plans)))
         return signalPassFailure();
     }
 
@@ -102,14 +136,16 @@ struct VoShardFsdpPass : veomni::impl::VoShardFsdpBase<VoShardFsdpPass> {
 
   /// vo.param @p -> one vo.param_shard, and an all-gather (then unpadding
   /// and reshaping) in front of each use.
-  void shardParameterReads(OpBuilder &b, func::FuncOp func, int64_t group,
-                           ArrayAttr axes) {
+  void shardParameterReads(OpBuilder &b, func::FuncOp func,
+                           const DenseMap<StringAttr, ShardPlan> &plans) {
     SmallVector<ParamOp> reads;
     func.walk([&](ParamOp read) { reads.push_back(read); });
     for (ParamOp read : reads) {
       auto type = cast<RankedTensorType>(read.getType());
+      const ShardPlan &plan = plans.at(read.getNameAttr().getAttr());
+      int64_t group = plan.group;
       int64_t count = type.getNumElements();
-      int64_t elements = (count + group - 1) / group;
+      int64_t elements = plan.elements();
       b.setInsertionPoint(read);
       Value shard = ParamShardOp::create(
           b, read.getLoc(), RankedTensorType::get({elements}, type.getElementType()),
@@ -120,7 +156,9 @@ struct VoShardFsdpPass : veomni::impl::VoShardFsdpBase<VoShardFsdpPass> {
       for (OpOperand *use : uses) {
         b.setInsertionPoint(use->getOwner());
         Location loc = use->getOwner()->getLoc();
-        Value full = AllGatherOp::create(b, loc, shard, axes, group, 0);
+        Value full = group == 1 ? shard
+                                : Value(AllGatherOp::create(b, loc, shard, plan.axes,
+                                                            group, 0));
         if (elements * group != count)
           full = SliceOp::create(b, loc, full, ArrayRef<int64_t>{0},
                                  ArrayRef<int64_t>{count}, ArrayRef<int64_t>{1});
@@ -132,8 +170,8 @@ struct VoShardFsdpPass : veomni::impl::VoShardFsdpBase<VoShardFsdpPass> {
 
   /// Gradient results ("grad.<p>") -> this rank's shard of their sum.
   LogicalResult scatterGradients(OpBuilder &b, ModuleOp module,
-                                 func::FuncOp func, int64_t group,
-                                 ArrayAttr axes) {
+                                 func::FuncOp func,
+                                 const DenseMap<StringAttr, ShardPlan> &plans) {
     auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
     b.setInsertionPoint(ret);
     Location loc = ret.getLoc();
@@ -143,9 +181,15 @@ struct VoShardFsdpPass : veomni::impl::VoShardFsdpBase<VoShardFsdpPass> {
       if (!name || !name.getValue().starts_with("grad."))
         return func.emitError() << "vo-shard-fsdp: result " << i
                                 << " of @forward_backward is not a gradient";
+      auto it = plans.find(b.getStringAttr(name.getValue().drop_front(5)));
+      if (it == plans.end())
+        return func.emitError() << "vo-shard-fsdp: result " << i << " (" << name
+                                << ") names no parameter";
+      const ShardPlan &plan = it->second;
+      int64_t group = plan.group;
       auto type = cast<RankedTensorType>(results[i].getType());
       int64_t count = type.getNumElements();
-      int64_t elements = (count + group - 1) / group;
+      int64_t elements = plan.elements();
       Value flat = ReshapeOp::create(b, loc, results[i], ArrayRef<int64_t>{count});
       if (elements * group != count) {
         auto padType = RankedTensorType::get({elements * group - count},
@@ -155,7 +199,9 @@ struct VoShardFsdpPass : veomni::impl::VoShardFsdpBase<VoShardFsdpPass> {
             SplatElementsAttr::get(padType, b.getFloatAttr(type.getElementType(), 0.0)));
         flat = ConcatOp::create(b, loc, ValueRange{flat, zeros}, 0);
       }
-      results[i] = ReduceScatterOp::create(b, loc, flat, axes, group, 0);
+      results[i] = group == 1 ? flat
+                              : Value(ReduceScatterOp::create(b, loc, flat, plan.axes,
+                                                              group, 0));
     }
     ret->setOperands(results);
     func.setType(b.getFunctionType(func.getArgumentTypes(),

@@ -17,7 +17,7 @@ namespace veomni::artifact {
 
 inline constexpr char kMagic[8] = {'V', 'E', 'O', 'M', 'N', 'I', 'V', 'B'};
 /// Bump on any change of Artifact.fbs or of this layout.
-inline constexpr uint32_t kSchemaVersion = 2;
+inline constexpr uint32_t kSchemaVersion = 3;  // 3: expert-parallel state
 inline constexpr uint64_t kAlignment = 64;
 
 struct Header {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/base/FloatBits.h"
 #include "runtime/base/Status.h"
+#include "runtime/executor/ExpertParallel.h"
 
 namespace veomni::runtime {
 namespace {
@@ -106,21 +107,23 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
   executor->artifact_ = std::move(artifact);
   const artifact::Program& program = executor->artifact_->program();
   if (const artifact::Recipe* recipe = program.recipe()) {
-    executor->mesh_ = Mesh{recipe->dp(), recipe->fsdp(), recipe->sp()};
+    executor->mesh_ = Mesh{recipe->dp(), recipe->fsdp(), recipe->sp(), recipe->ep()};
   }
-  if (executor->mesh_.dp < 1 || executor->mesh_.fsdp < 1 || executor->mesh_.sp < 1) {
-    return absl::DataLossError("the artifact's recipe has a degree below 1");
+  const Mesh& own = executor->mesh_;
+  if (own.dp < 1 || own.fsdp < 1 || own.sp < 1 || own.ep < 1 ||
+      (own.fsdp * own.sp) % own.ep != 0) {
+    return absl::DataLossError(
+        "the artifact's recipe has a degree below 1 or an ep that does not divide fsdp*sp");
   }
   executor->communicator_ = options.communicator;
   if (options.communicator) {
     executor->rank_ = options.communicator->rank();
     const Mesh& mesh = options.communicator->mesh();
-    if (mesh.dp != executor->mesh_.dp || mesh.fsdp != executor->mesh_.fsdp ||
-        mesh.sp != executor->mesh_.sp) {
+    if (mesh.dp != own.dp || mesh.fsdp != own.fsdp || mesh.sp != own.sp || mesh.ep != own.ep) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "the artifact was compiled for dp=", executor->mesh_.dp, ",fsdp=",
-          executor->mesh_.fsdp, ",sp=", executor->mesh_.sp, " but runs on dp=", mesh.dp,
-          ",fsdp=", mesh.fsdp, ",sp=", mesh.sp));
+          "the artifact was compiled for dp=", own.dp, ",fsdp=", own.fsdp, ",sp=", own.sp,
+          ",ep=", own.ep, " but runs on dp=", mesh.dp, ",fsdp=", mesh.fsdp, ",sp=", mesh.sp,
+          ",ep=", mesh.ep));
     }
   } else if (executor->mesh_.size() != 1) {
     return absl::InvalidArgumentError(
@@ -159,10 +162,14 @@ absl::Status Executor::InitState(const Options& options) {
       return absl::DataLossError(
           absl::StrCat("state '", key, "': ", view.status().message()));
     }
-    // A sharded entry starts as this rank's slice of the full initial tensor.
+    // A sharded entry starts as this rank's slice of the full initial tensor:
+    // under ep its block of experts, then its FSDP shard of that block.
     TensorView full = *view;
     std::vector<uint8_t> full_bytes;
-    bool sharded = entry->shard_group() > 1;
+    const int64_t blocks = entry->expert_group();
+    const int64_t shards = entry->shard_group();
+    const bool sharded = shards > 1 || blocks > 1;
+    int64_t block = 0;  // elements of one expert block (the whole tensor without ep)
     if (sharded) {
       if (!entry->full_shape()) {
         return absl::DataLossError(absl::StrCat("state '", key, "': sharded without a shape"));
@@ -172,12 +179,17 @@ absl::Status Executor::InitState(const Options& options) {
       if (!bytes.ok()) {
         return absl::DataLossError(absl::StrCat("state '", key, "': ", bytes.status().message()));
       }
-      // Every rank holds ceil(full / group) elements, the last one padded.
-      int64_t group = entry->shard_group();
-      if (view->NumElements() != (full.NumElements() + group - 1) / group) {
+      if (blocks < 1 || shards < 1 || full.shape.empty() || full.shape[0] % blocks != 0) {
+        return absl::DataLossError(absl::StrCat("state '", key, "': cannot split a ",
+                                                FormatShape(full.shape), " tensor into ",
+                                                blocks, " expert blocks of ", shards, " shards"));
+      }
+      block = full.NumElements() / blocks;
+      // Every rank holds ceil(block / shards) elements, the last one padded.
+      if (view->shape.size() != 1 || view->NumElements() != (block + shards - 1) / shards) {
         return absl::DataLossError(absl::StrCat(
             "state '", key, "': a shard of ", view->NumElements(), " elements cannot hold 1/",
-            group, " of a ", FormatShape(full.shape), " tensor"));
+            shards, " of 1/", blocks, " of a ", FormatShape(full.shape), " tensor"));
       }
       VEOMNI_RETURN_IF_ERROR(Allocate(full_bytes, *bytes, key));
       full.data = full_bytes.data();
@@ -204,19 +216,28 @@ absl::Status Executor::InitState(const Options& options) {
         return absl::DataLossError(absl::StrCat("state '", key, "': unknown init rule"));
     }
     if (sharded) {
-      std::vector<int> group = mesh_.Group(rank_, entry->shard_axes());
-      int64_t index = std::find(group.begin(), group.end(), rank_) - group.begin();
+      // This rank's index in a group of `size` ranks along `axes`.
+      auto index_in = [&](uint32_t axes, int64_t size) -> absl::StatusOr<int64_t> {
+        if (!Mesh::ValidAxes(axes)) {
+          return absl::DataLossError(absl::StrCat("state '", key, "': bad mesh axes ", axes));
+        }
+        std::vector<int> group = mesh_.Group(rank_, axes);
+        if (static_cast<int64_t>(group.size()) != size) {
+          return absl::DataLossError(absl::StrCat("state '", key, "': split ", size,
+                                                  " ways, but its group over ",
+                                                  FormatAxes(axes), " has ", group.size(),
+                                                  " ranks"));
+        }
+        return std::find(group.begin(), group.end(), rank_) - group.begin();
+      };
+      VEOMNI_ASSIGN_OR_RETURN(int64_t block_index, index_in(entry->expert_axes(), blocks));
+      VEOMNI_ASSIGN_OR_RETURN(int64_t shard_index, index_in(entry->shard_axes(), shards));
       int64_t width = DTypeBytes(view->dtype);
-      int64_t begin = index * view->NumElements();
-      int64_t end = std::min(begin + view->NumElements(), full.NumElements());
-      if (static_cast<int64_t>(group.size()) != entry->shard_group() ||
-          view->shape.size() != 1) {
-        return absl::DataLossError(absl::StrCat(
-            "state '", key, "': sharded ", entry->shard_group(), " ways, but its group has ",
-            group.size(), " ranks"));
-      }
+      int64_t begin = shard_index * view->NumElements();
+      int64_t end = std::min(begin + view->NumElements(), block);
       if (end > begin) {
-        std::memcpy(view->data, full_bytes.data() + begin * width, (end - begin) * width);
+        std::memcpy(view->data, full_bytes.data() + (block_index * block + begin) * width,
+                    (end - begin) * width);
       }
     }
     state_views_.emplace_back(key, *view);
@@ -354,7 +375,23 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
         }
       }
     }
-    if (built.collective != Collective::kNone) {
+    // moe_experts(_grad) over an ep group exchange rows with the owners of
+    // the experts (ExpertParallel.h) instead of computing locally.
+    if ((built.kernel == "moe_experts" || built.kernel == "moe_experts_grad") &&
+        built.attrs.Has("mesh_axes")) {
+      int64_t axes = built.attrs.GetIntOr("mesh_axes", 0);
+      int64_t group = Mesh::ValidAxes(static_cast<uint32_t>(axes))
+                          ? static_cast<int64_t>(
+                                mesh_.Group(rank_, static_cast<uint32_t>(axes)).size())
+                          : 0;
+      if (axes <= 0 || group < 2 || built.attrs.GetIntOr("group_size", 0) != group) {
+        return absl::DataLossError(
+            absl::StrCat(at, ": malformed expert-parallel launch (its group is ", group,
+                         " ranks of this mesh)"));
+      }
+      built.collective = Collective::kExperts;
+      built.mesh_axes = static_cast<uint32_t>(axes);
+    } else if (built.collective != Collective::kNone) {
       int64_t axes = built.attrs.GetIntOr("mesh_axes", 0);
       built.mesh_axes = static_cast<uint32_t>(axes);
       built.dim = static_cast<int>(built.attrs.GetIntOr("dim", 0));
@@ -434,6 +471,14 @@ absl::Status Executor::Run(absl::string_view name) {
 }
 
 absl::Status Executor::RunCollective(const Command& command) {
+  if (command.collective == Collective::kExperts) {
+    if (!communicator_) return absl::InternalError("expert parallelism needs a communicator");
+    return command.kernel == "moe_experts"
+               ? MoeExpertsExpertParallel(*communicator_, command.mesh_axes, command.inputs,
+                                          command.outputs)
+               : MoeExpertsGradExpertParallel(*communicator_, command.mesh_axes,
+                                              command.inputs, command.outputs);
+  }
   const TensorView& in = command.inputs[0];
   const TensorView& out = command.outputs[0];
   if (command.collective == Collective::kShardSlice) {
@@ -483,6 +528,7 @@ absl::Status Executor::RunCollective(const Command& command) {
       return communicator_->AllToAll(in, out, command.mesh_axes, command.split_dim,
                                      command.concat_dim);
     case Collective::kShardSlice:
+    case Collective::kExperts:
     case Collective::kNone:
       break;
   }

@@ -49,7 +49,15 @@ class Executor {
   const Artifact& artifact() const { return *artifact_; }
 
  private:
-  enum class Collective { kNone, kAllGather, kReduceScatter, kAllReduce, kAllToAll, kShardSlice };
+  enum class Collective {
+    kNone,
+    kAllGather,
+    kReduceScatter,
+    kAllReduce,
+    kAllToAll,
+    kShardSlice,
+    kExperts,  // moe_experts(_grad) over an ep group
+  };
   struct Command {
     std::string kernel;
     KernelFn fn = nullptr;

@@ -217,18 +217,34 @@ absl::Status MoeExpertsGradExpertParallel(Communicator& comm, uint32_t axes,
   VEOMNI_ASSIGN_OR_RETURN(Received got, Dispatch(comm, axes, routing, inputs, true));
   const int64_t n = routing.received;
   std::vector<float> x_grad(n * h), weights_grad(n);
-  TensorView owner_in[] = {{got.x.data(), DType::kF32, {n, h}},
-                           {got.ids.data(), DType::kI64, {n, 1}},
-                           {got.weights.data(), DType::kF32, {n, 1}},
-                           inputs[3],
-                           inputs[4],
-                           {got.y_grad.data(), DType::kF32, {n, h}}};
-  // The owner's weight gradients are this member's outputs as they are.
-  TensorView owner_out[] = {{x_grad.data(), DType::kF32, {n, h}},
-                            {weights_grad.data(), DType::kF32, {n, 1}},
-                            outputs[2],
-                            outputs[3]};
-  VEOMNI_RETURN_IF_ERROR(CallKernel(kKernel, owner_in, owner_out));
+  // One kernel call per sending member, its weight gradients summed in f32
+  // in member order: each call sees exactly the (token, slot) rows one
+  // member's batch routed here, in that batch's order, so it rounds as the
+  // one-rank kernel does on that batch, and the sum over members is
+  // associated like the sum over micro-batches or ranks without ep.
+  const TensorView& gate_up_grad = outputs[2];
+  const TensorView& down_grad = outputs[3];
+  std::vector<float> gate_up_part(gate_up_grad.NumElements()),
+      down_part(down_grad.NumElements());
+  std::fill_n(gate_up_grad.As<float>(), gate_up_grad.NumElements(), 0.0f);
+  std::fill_n(down_grad.As<float>(), down_grad.NumElements(), 0.0f);
+  int64_t first = 0;
+  for (int64_t rows : routing.recv) {
+    TensorView owner_in[] = {{got.x.data() + first * h, DType::kF32, {rows, h}},
+                             {got.ids.data() + first, DType::kI64, {rows, 1}},
+                             {got.weights.data() + first, DType::kF32, {rows, 1}},
+                             inputs[3],
+                             inputs[4],
+                             {got.y_grad.data() + first * h, DType::kF32, {rows, h}}};
+    TensorView owner_out[] = {{x_grad.data() + first * h, DType::kF32, {rows, h}},
+                              {weights_grad.data() + first, DType::kF32, {rows, 1}},
+                              {gate_up_part.data(), DType::kF32, gate_up_grad.shape},
+                              {down_part.data(), DType::kF32, down_grad.shape}};
+    VEOMNI_RETURN_IF_ERROR(CallKernel(kKernel, owner_in, owner_out));
+    for (size_t i = 0; i < gate_up_part.size(); ++i) gate_up_grad.As<float>()[i] += gate_up_part[i];
+    for (size_t i = 0; i < down_part.size(); ++i) down_grad.As<float>()[i] += down_part[i];
+    first += rows;
+  }
 
   // Back: [x_grad row, weight grad] per routed slot.
   std::vector<float> rows(n * (h + 1));

@@ -110,14 +110,15 @@ int main(int argc, char** argv) {
   std::shared_ptr<const veomni::runtime::Artifact> artifact = std::move(*loaded);
   veomni::runtime::Mesh mesh;
   if (const auto* recipe = artifact->program().recipe()) {
-    mesh = veomni::runtime::Mesh{recipe->dp(), recipe->fsdp(), recipe->sp()};
+    mesh = veomni::runtime::Mesh{recipe->dp(), recipe->fsdp(), recipe->sp(), recipe->ep()};
   }
   int ranks = absl::GetFlag(FLAGS_n);
   if (ranks != mesh.size()) {
     return Fail(absl::StrFormat(
-        "-n %d: the artifact was compiled for %d rank%s (dp=%d, fsdp=%d, sp=%d); run it with -n %d",
+        "-n %d: the artifact was compiled for %d rank%s (dp=%d, fsdp=%d, sp=%d%s); run it with "
+        "-n %d",
         ranks, mesh.size(), mesh.size() == 1 ? "" : "s", mesh.dp, mesh.fsdp, mesh.sp,
-        mesh.size()));
+        mesh.ep > 1 ? absl::StrCat(", ep=", mesh.ep) : "", mesh.size()));
   }
 
   std::unique_ptr<veomni::runtime::LocalWorld> world;

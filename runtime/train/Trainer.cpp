@@ -1,5 +1,6 @@
 #include "runtime/train/Trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -184,21 +185,28 @@ absl::Status SaveParameters(const std::vector<Trainer*>& ranks, absl::string_vie
       std::string key = Str(entry->key());
       if (key.rfind("param:", 0) != 0) continue;
       VEOMNI_ASSIGN_OR_RETURN(TensorView local, first.State(key));
-      if (entry->shard_group() <= 1) {
+      if (entry->shard_group() <= 1 && entry->expert_group() <= 1) {
         tensors.emplace_back(key.substr(6), local);
         continue;
       }
-      // Shards in group order, then drop the padding.
+      // Expert blocks in ep order (one block without ep); each block is its
+      // shards in group order, less the padding.
       TensorView full = local;
       full.shape.assign(entry->full_shape()->begin(), entry->full_shape()->end());
+      const int64_t blocks = std::max<int64_t>(1, entry->expert_group());
+      const int64_t block_bytes = full.Bytes() / blocks;
       std::vector<uint8_t> bytes;
-      for (int rank : first.mesh().Group(first.rank(), entry->shard_axes())) {
-        if (rank >= static_cast<int>(ranks.size())) {
-          return absl::InvalidArgumentError("saving needs every rank of the shard group");
+      for (int owner : first.mesh().Group(first.rank(), entry->expert_axes())) {
+        const size_t block_begin = bytes.size();
+        for (int rank : first.mesh().Group(owner, entry->shard_axes())) {
+          if (rank >= static_cast<int>(ranks.size())) {
+            return absl::InvalidArgumentError("saving needs every rank of the shard group");
+          }
+          VEOMNI_ASSIGN_OR_RETURN(TensorView shard, ranks[rank]->executor().State(key));
+          const uint8_t* data = static_cast<const uint8_t*>(shard.data);
+          bytes.insert(bytes.end(), data, data + shard.Bytes());
         }
-        VEOMNI_ASSIGN_OR_RETURN(TensorView shard, ranks[rank]->executor().State(key));
-        const uint8_t* data = static_cast<const uint8_t*>(shard.data);
-        bytes.insert(bytes.end(), data, data + shard.Bytes());
+        bytes.resize(block_begin + block_bytes);
       }
       bytes.resize(full.Bytes());
       assembled.push_back(std::move(bytes));

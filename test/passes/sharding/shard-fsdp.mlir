@@ -37,7 +37,7 @@ vo.parameter @w : tensor<2x5xf32> init #vo.init<zeros>
 // OPT: vo.adamw %[[P]], %[[SUM]]
 
 // One rank: nothing changes but the recorded mesh.
-// ONE: module attributes {vo.mesh = {dp = 1 : i64, fsdp = 1 : i64, sp = 1 : i64}}
+// ONE: module attributes {vo.mesh = {dp = 1 : i64, ep = 1 : i64, fsdp = 1 : i64, sp = 1 : i64}}
 // ONE-NOT: vo.all_gather
 // ONE: vo.param @w
 func.func @forward_backward() -> (tensor<f32> {vo.name = "loss"}, tensor<2x5xf32> {vo.name = "grad.w"}) {
