@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/Status.h"
-#include "runtime/kernels/Kernel.h"
+#include "runtime/kernels/cpu/CpuKernels.h"
 
 namespace veomni::runtime {
 namespace {
@@ -73,12 +73,13 @@ absl::StatusOr<Routing> Route(absl::string_view kernel, Communicator& comm, uint
   return routing;
 }
 
-absl::Status CallKernel(absl::string_view name, absl::Span<const TensorView> inputs,
-                        absl::Span<const TensorView> outputs) {
-  const KernelFn* fn = LookupCpuKernel(name);
-  if (fn == nullptr) return absl::InternalError(absl::StrCat("no CPU kernel ", name));
-  return (*fn)(KernelAttrs(), inputs, outputs);
+// A double as two floats whose sum restores it to ~48 bits: the owners'
+// rows travel as f32, yet the combine still rounds once, as one rank does.
+void Split(double value, float* pair) {
+  pair[0] = static_cast<float>(value);
+  pair[1] = static_cast<float>(value - pair[0]);
 }
+double Join(const float* pair) { return static_cast<double>(pair[0]) + pair[1]; }
 
 // Columns [begin, begin + width) of the f32 rows [n, row] as their own tensor.
 std::vector<float> Columns(const std::vector<float>& rows, int64_t n, int64_t row, int64_t begin,
@@ -164,15 +165,16 @@ absl::Status MoeExpertsExpertParallel(Communicator& comm, uint32_t axes,
   const int64_t n = routing.received;
   const int64_t h = inputs[0].shape[1];
   // The owner's rows: each one expert's output, already weighted.
-  std::vector<float> rows(n * h);
+  std::vector<double> outs(n * h);
   TensorView owner_in[] = {{got.x.data(), DType::kF32, {n, h}},
                            {got.ids.data(), DType::kI64, {n, 1}},
                            {got.weights.data(), DType::kF32, {n, 1}},
                            inputs[3],
                            inputs[4]};
-  TensorView owner_out[] = {{rows.data(), DType::kF32, {n, h}}};
-  VEOMNI_RETURN_IF_ERROR(CallKernel(kKernel, owner_in, owner_out));
-  VEOMNI_ASSIGN_OR_RETURN(std::vector<float> back, Return(comm, axes, routing, rows, h));
+  VEOMNI_RETURN_IF_ERROR(cpu::MoeExpertsInDouble(owner_in, outs.data()));
+  std::vector<float> rows(n * 2 * h);
+  for (int64_t i = 0; i < n * h; ++i) Split(outs[i], rows.data() + 2 * i);
+  VEOMNI_ASSIGN_OR_RETURN(std::vector<float> back, Return(comm, axes, routing, rows, 2 * h));
 
   // y_t sums its slots in slot order, in double, as the one-rank kernel does.
   const TensorView& y = outputs[0];
@@ -188,8 +190,8 @@ absl::Status MoeExpertsExpertParallel(Communicator& comm, uint32_t axes,
   for (int64_t t = 0; t < tokens; ++t) {
     std::fill(sum.begin(), sum.end(), 0.0);
     for (int64_t j = 0; j < k; ++j) {
-      const float* part = back.data() + row_of[t * k + j] * h;
-      for (int64_t c = 0; c < h; ++c) sum[c] += part[c];
+      const float* part = back.data() + row_of[t * k + j] * 2 * h;
+      for (int64_t c = 0; c < h; ++c) sum[c] += Join(part + 2 * c);
     }
     for (int64_t c = 0; c < h; ++c) y.As<float>()[t * h + c] = static_cast<float>(sum[c]);
   }
@@ -216,7 +218,8 @@ absl::Status MoeExpertsGradExpertParallel(Communicator& comm, uint32_t axes,
   }
   VEOMNI_ASSIGN_OR_RETURN(Received got, Dispatch(comm, axes, routing, inputs, true));
   const int64_t n = routing.received;
-  std::vector<float> x_grad(n * h), weights_grad(n);
+  std::vector<float> x_grad_f32(n * h), weights_grad(n);
+  std::vector<double> x_grad(n * h);
   // One kernel call per sending member, its weight gradients summed in f32
   // in member order: each call sees exactly the (token, slot) rows one
   // member's batch routed here, in that batch's order, so it rounds as the
@@ -236,23 +239,25 @@ absl::Status MoeExpertsGradExpertParallel(Communicator& comm, uint32_t axes,
                              inputs[3],
                              inputs[4],
                              {got.y_grad.data() + first * h, DType::kF32, {rows, h}}};
-    TensorView owner_out[] = {{x_grad.data() + first * h, DType::kF32, {rows, h}},
+    TensorView owner_out[] = {{x_grad_f32.data() + first * h, DType::kF32, {rows, h}},
                               {weights_grad.data() + first, DType::kF32, {rows, 1}},
                               {gate_up_part.data(), DType::kF32, gate_up_grad.shape},
                               {down_part.data(), DType::kF32, down_grad.shape}};
-    VEOMNI_RETURN_IF_ERROR(CallKernel(kKernel, owner_in, owner_out));
+    VEOMNI_RETURN_IF_ERROR(
+        cpu::MoeExpertsGradInDouble(owner_in, owner_out, x_grad.data() + first * h));
     for (size_t i = 0; i < gate_up_part.size(); ++i) gate_up_grad.As<float>()[i] += gate_up_part[i];
     for (size_t i = 0; i < down_part.size(); ++i) down_grad.As<float>()[i] += down_part[i];
     first += rows;
   }
 
-  // Back: [x_grad row, weight grad] per routed slot.
-  std::vector<float> rows(n * (h + 1));
+  // Back: [x_grad row as float pairs, weight grad] per routed slot.
+  const int64_t width = 2 * h + 1;
+  std::vector<float> rows(n * width);
   for (int64_t r = 0; r < n; ++r) {
-    std::copy_n(x_grad.data() + r * h, h, rows.data() + r * (h + 1));
-    rows[r * (h + 1) + h] = weights_grad[r];
+    for (int64_t c = 0; c < h; ++c) Split(x_grad[r * h + c], rows.data() + r * width + 2 * c);
+    rows[r * width + 2 * h] = weights_grad[r];
   }
-  VEOMNI_ASSIGN_OR_RETURN(std::vector<float> back, Return(comm, axes, routing, rows, h + 1));
+  VEOMNI_ASSIGN_OR_RETURN(std::vector<float> back, Return(comm, axes, routing, rows, width));
   const int64_t tokens = inputs[0].shape[0];
   const int64_t k = inputs[1].shape[1];
   std::vector<int64_t> row_of(tokens * k);
@@ -261,9 +266,9 @@ absl::Status MoeExpertsGradExpertParallel(Communicator& comm, uint32_t axes,
   for (int64_t t = 0; t < tokens; ++t) {
     std::fill(sum.begin(), sum.end(), 0.0);
     for (int64_t j = 0; j < k; ++j) {
-      const float* part = back.data() + row_of[t * k + j] * (h + 1);
-      for (int64_t c = 0; c < h; ++c) sum[c] += part[c];
-      outputs[1].As<float>()[t * k + j] = part[h];
+      const float* part = back.data() + row_of[t * k + j] * width;
+      for (int64_t c = 0; c < h; ++c) sum[c] += Join(part + 2 * c);
+      outputs[1].As<float>()[t * k + j] = part[2 * h];
     }
     for (int64_t c = 0; c < h; ++c) {
       outputs[0].As<float>()[t * h + c] = static_cast<float>(sum[c]);

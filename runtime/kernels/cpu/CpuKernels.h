@@ -85,6 +85,12 @@ VEOMNI_DECLARE_CPU_KERNEL(MoeGate);
 VEOMNI_DECLARE_CPU_KERNEL(MoeGateGrad);
 VEOMNI_DECLARE_CPU_KERNEL(MoeExperts);
 VEOMNI_DECLARE_CPU_KERNEL(MoeExpertsGrad);
+// The two kernels above with y (resp. x_grad) left in double, unrounded:
+// expert parallelism combines the owners' rows in double and rounds once,
+// as one rank does. `y` / `x_grad` hold T * H doubles.
+absl::Status MoeExpertsInDouble(absl::Span<const TensorView> inputs, double* y);
+absl::Status MoeExpertsGradInDouble(absl::Span<const TensorView> inputs,
+                                    absl::Span<const TensorView> outputs, double* x_grad);
 
 // Optimizer.cpp
 VEOMNI_DECLARE_CPU_KERNEL(AdamW);

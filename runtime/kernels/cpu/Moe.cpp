@@ -286,6 +286,17 @@ absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
   const TensorView& y = outputs[0];
   VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", y, DType::kF32));
   VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", y, {plan.tokens, plan.hidden}));
+  std::vector<double> sums(plan.tokens * plan.hidden);
+  VEOMNI_RETURN_IF_ERROR(MoeExpertsInDouble(inputs, sums.data()));
+  std::transform(sums.begin(), sums.end(), y.As<float>(),
+                 [](double v) { return static_cast<float>(v); });
+  return absl::OkStatus();
+}
+
+absl::Status MoeExpertsInDouble(absl::Span<const TensorView> inputs, double* ys) {
+  constexpr absl::string_view kKernel = "moe_experts";
+  if (inputs.size() != 5) return absl::InvalidArgumentError("moe_experts: expects 5 inputs");
+  VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
   const int64_t h = plan.hidden;
   const int64_t inter = plan.intermediate;
   const float* xs = inputs[0].As<float>();
@@ -293,12 +304,11 @@ absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
   const float* weights = inputs[2].As<float>();
   const float* gate_up = inputs[3].As<float>();
   const float* down = inputs[4].As<float>();
-  float* ys = y.As<float>();
   std::vector<double> projected(2 * inter), activation(inter);
-  std::vector<double> accumulator(h);
   for (int64_t t = 0; t < plan.tokens; ++t) {
     const float* x_row = xs + t * h;
-    std::fill(accumulator.begin(), accumulator.end(), 0.0);
+    double* accumulator = ys + t * h;
+    std::fill(accumulator, accumulator + h, 0.0);
     for (int64_t j = 0; j < plan.slots; ++j) {
       int64_t slot = t * plan.slots + j;
       int64_t e = ReadIndex(experts, slot);
@@ -317,7 +327,6 @@ absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
         accumulator[r] += weight * out;
       }
     }
-    for (int64_t r = 0; r < h; ++r) ys[t * h + r] = static_cast<float>(accumulator[r]);
   }
   return absl::OkStatus();
 }
@@ -333,6 +342,20 @@ absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
 // expert's weight gradients accumulate in a double buffer of one expert's size.
 absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
                             absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_experts_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 6, 6, outputs, 4));
+  VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "x_grad", outputs[0], DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "x_grad", outputs[0], inputs[0].shape));
+  std::vector<double> dx(plan.tokens * plan.hidden);
+  VEOMNI_RETURN_IF_ERROR(MoeExpertsGradInDouble(inputs, outputs, dx.data()));
+  std::transform(dx.begin(), dx.end(), outputs[0].As<float>(),
+                 [](double v) { return static_cast<float>(v); });
+  return absl::OkStatus();
+}
+
+absl::Status MoeExpertsGradInDouble(absl::Span<const TensorView> inputs,
+                                    absl::Span<const TensorView> outputs, double* dx) {
   constexpr absl::string_view kKernel = "moe_experts_grad";
   VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 6, 6, outputs, 4));
   VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
@@ -361,7 +384,7 @@ absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inp
   for (int64_t slot = 0; slot < plan.tokens * plan.slots; ++slot) {
     slots_of[ReadIndex(experts, slot)].push_back(slot);
   }
-  std::vector<double> dx(plan.tokens * h, 0.0);
+  std::fill(dx, dx + plan.tokens * h, 0.0);
   std::vector<double> gate_up_sum(2 * inter * h);
   std::vector<double> down_sum(h * inter);
   std::vector<double> projected(2 * inter), activation(inter), dactivation(inter);
@@ -403,7 +426,7 @@ absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inp
         dprojected[c] = dactivation[c] * u * s * (1.0 + g * (1.0 - s));
         dprojected[inter + c] = dactivation[c] * g * s;
       }
-      double* dx_row = dx.data() + t * h;
+      double* dx_row = dx + t * h;
       for (int64_t r = 0; r < 2 * inter; ++r) {
         const float* gu_row = gu + r * h;
         double* gate_up_sum_row = gate_up_sum.data() + r * h;
@@ -419,8 +442,6 @@ absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inp
     std::transform(down_sum.begin(), down_sum.end(), ddown + e * h * inter,
                    [](double v) { return static_cast<float>(v); });
   }
-  std::transform(dx.begin(), dx.end(), outputs[0].As<float>(),
-                 [](double v) { return static_cast<float>(v); });
   return absl::OkStatus();
 }
 
