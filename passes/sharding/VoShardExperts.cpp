@@ -39,7 +39,7 @@ struct VoShardExpertsPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     if (ep < 1) {
-      module.emitError() << "vo-shard-experts: ep must be >= 1, got " << ep;
+      module.emitError() << "vo-shard-experts: ep must be >= 1, got " << int64_t(ep);
       return signalPassFailure();
     }
     if (ep == 1)
@@ -69,7 +69,7 @@ struct VoShardExpertsPass
         return signalPassFailure();
     }
     if (!anyInBackward) {
-      module.emitError() << "vo-shard-experts: ep=" << ep
+      module.emitError() << "vo-shard-experts: ep=" << int64_t(ep)
                          << " but @forward_backward has no vo.moe_experts";
       return signalPassFailure();
     }
@@ -112,12 +112,12 @@ struct VoShardExpertsPass
     for (unsigned index : {kGateUp, kDown})
       if (!op->getOperand(index).getDefiningOp<ParamOp>())
         return op->emitOpError()
-               << "under ep=" << ep
+               << "under ep=" << int64_t(ep)
                << ": expects its expert weights to be parameters (vo.param)";
     int64_t count =
         cast<RankedTensorType>(op->getOperand(kGateUp).getType()).getDimSize(0);
     if (count % ep != 0)
-      return op->emitOpError() << "ep=" << ep << " does not divide " << count
+      return op->emitOpError() << "ep=" << int64_t(ep) << " does not divide " << count
                                << " experts in layer " << layer;
     return success();
   }

@@ -79,7 +79,8 @@ struct VoShardFsdpPass : veomni::impl::VoShardFsdpBase<VoShardFsdpPass> {
     if (dp < 1 || fsdp < 1 || sp < 1 || ep < 1 || (fsdp * sp) % ep != 0) {
       module.emitError() << "vo-shard-fsdp: degrees must be >= 1 and ep must "
                             "divide fsdp*sp, got dp="
-                         << dp << " fsdp=" << fsdp << " sp=" << sp << " ep=" << ep;
+                         << int64_t(dp) << " fsdp=" << int64_t(fsdp) << " sp=" << int64_t(sp)
+                         << " ep=" << int64_t(ep);
       return signalPassFailure();
     }
     Mesh mesh{dp, fsdp, sp, ep};
@@ -89,7 +90,7 @@ struct VoShardFsdpPass : veomni::impl::VoShardFsdpBase<VoShardFsdpPass> {
       if (experts && (!group || group.getInt() != ep)) {
         param.emitOpError() << "is split over ep by vo-shard-experts, but "
                                "vo-shard-fsdp runs with ep="
-                            << ep;
+                            << int64_t(ep);
         return signalPassFailure();
       }
     }

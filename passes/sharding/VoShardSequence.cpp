@@ -456,7 +456,7 @@ struct VoShardSequencePass
 
   void runOnOperation() override {
     if (sp < 1) {
-      getOperation().emitError() << "vo-shard-sequence: sp must be >= 1, got " << sp;
+      getOperation().emitError() << "vo-shard-sequence: sp must be >= 1, got " << int64_t(sp);
       return signalPassFailure();
     }
     if (sp == 1)

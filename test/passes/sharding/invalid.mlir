@@ -14,3 +14,4 @@ func.func @forward_backward() -> (tensor<f32> {vo.name = "loss"}, tensor<4xf32> 
   %l = vo.reduce_sum %w axes = [0] : tensor<4xf32>
   return %l, %w : tensor<f32>, tensor<4xf32>
 }
+
