@@ -412,9 +412,11 @@ llvm::Expected<MemoryReport> veomni::measureArtifact(ModuleOp module) {
       report.arenas.push_back({func.getSymName().str(), arena.getInt()});
     func.walk([&](vrt::LaunchOp launch) {
       StringRef kind = launch.getKernel();
-      if (!llvm::is_contained({"all_gather", "reduce_scatter", "all_reduce",
-                               "all_to_all"},
-                              kind))
+      bool experts = (kind == "moe_experts" || kind == "moe_experts_grad") &&
+                     launch.getParams().get("mesh_axes");
+      if (!experts && !llvm::is_contained({"all_gather", "reduce_scatter",
+                                           "all_reduce", "all_to_all"},
+                                          kind))
         return;
       int64_t mask = 0;
       if (auto axes = launch.getParams().getAs<IntegerAttr>("mesh_axes"))
@@ -427,6 +429,21 @@ llvm::Expected<MemoryReport> veomni::measureArtifact(ModuleOp module) {
       int64_t bytes = std::max(
           tensorBytes(cast<RankedTensorType>(launch.getInputs()[0].getType())),
           tensorBytes(cast<RankedTensorType>(launch.getResult(0).getType())));
+      int64_t calls = 1;
+      if (experts) {
+        // Expert dispatch: rows out to the owners and back (runtime/executor/
+        // ExpertParallel.cpp); the counts depend on the routing, so this is
+        // the dropless bound: every slot of the group lands on this rank.
+        auto x = cast<RankedTensorType>(launch.getInputs()[0].getType());
+        auto slots = cast<RankedTensorType>(launch.getInputs()[1].getType());
+        int64_t group = launch.getParams().getAs<IntegerAttr>("group_size").getInt();
+        int64_t rows = slots.getNumElements() * group, hidden = x.getDimSize(1);
+        bool grad = kind == "moe_experts_grad";
+        int64_t floats = (grad ? 2 * hidden + 2 : hidden + 2) + (grad ? 2 * hidden + 1 : 2 * hidden);
+        bytes = rows * floats * 4;
+        calls = 2;
+        kind = "all_to_all_v (expert dispatch, bound)";
+      }
       auto it = llvm::find_if(report.collectives, [&](auto &c) {
         return c.function == func.getSymName() && c.kind == kind && c.axes == axes;
       });
@@ -434,7 +451,7 @@ llvm::Expected<MemoryReport> veomni::measureArtifact(ModuleOp module) {
         report.collectives.push_back({func.getSymName().str(), kind.str(), axes, 0, 0});
         it = std::prev(report.collectives.end());
       }
-      it->calls += 1;
+      it->calls += calls;
       it->bytes += bytes;
     });
   }
