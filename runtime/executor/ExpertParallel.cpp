@@ -137,6 +137,13 @@ absl::StatusOr<Received> Dispatch(Communicator& comm, uint32_t axes, const Routi
   return received;
 }
 
+// For each slot, the row that carries it (the inverse of `order`).
+std::vector<int64_t> RowOfSlot(const Routing& routing) {
+  std::vector<int64_t> row_of(routing.order.size());
+  for (size_t r = 0; r < routing.order.size(); ++r) row_of[routing.order[r]] = r;
+  return row_of;
+}
+
 // Sends the owners' result rows [n, width] back; returns them in send order.
 absl::StatusOr<std::vector<float>> Return(Communicator& comm, uint32_t axes,
                                           const Routing& routing, std::vector<float>& rows,
@@ -184,8 +191,7 @@ absl::Status MoeExpertsExpertParallel(Communicator& comm, uint32_t axes,
   }
   const int64_t tokens = inputs[0].shape[0];
   const int64_t k = inputs[1].shape[1];
-  std::vector<int64_t> row_of(tokens * k);
-  for (size_t r = 0; r < routing.order.size(); ++r) row_of[routing.order[r]] = r;
+  const std::vector<int64_t> row_of = RowOfSlot(routing);
   std::vector<double> sum(h);
   for (int64_t t = 0; t < tokens; ++t) {
     std::fill(sum.begin(), sum.end(), 0.0);
@@ -260,8 +266,7 @@ absl::Status MoeExpertsGradExpertParallel(Communicator& comm, uint32_t axes,
   VEOMNI_ASSIGN_OR_RETURN(std::vector<float> back, Return(comm, axes, routing, rows, width));
   const int64_t tokens = inputs[0].shape[0];
   const int64_t k = inputs[1].shape[1];
-  std::vector<int64_t> row_of(tokens * k);
-  for (size_t r = 0; r < routing.order.size(); ++r) row_of[routing.order[r]] = r;
+  const std::vector<int64_t> row_of = RowOfSlot(routing);
   std::vector<double> sum(h);
   for (int64_t t = 0; t < tokens; ++t) {
     std::fill(sum.begin(), sum.end(), 0.0);
