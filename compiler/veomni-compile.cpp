@@ -140,6 +140,14 @@ Error parseRecipe(StringRef text, ArtifactMetadata &meta) {
 /// Checks ep against the mesh and the model's MoE layers (DESIGN.md: ep
 /// divides fsdp*sp and every layer's expert count) before any pass runs, so
 /// the error names the recipe.
+/// The smallest fsdp that, with the recipe's sp, makes room for its ep.
+int smallestFsdp(const ArtifactMetadata &meta) {
+  int fsdp = 1;
+  while ((fsdp * meta.sp) % meta.ep != 0)
+    ++fsdp;
+  return fsdp;
+}
+
 Error checkExpertParallel(mlir::ModuleOp module, const ArtifactMetadata &meta) {
   if (meta.ep == 1)
     return Error::success();
@@ -150,8 +158,8 @@ Error checkExpertParallel(mlir::ModuleOp module, const ArtifactMetadata &meta) {
     return error("ep=" + Twine(meta.ep) + " does not divide fsdp*sp=" +
                  Twine(meta.fsdp * meta.sp) +
                  " (expert groups are carved from the fsdp x sp ranks; e.g. "
-                 "fsdp=" + Twine(meta.ep * meta.sp) + (meta.sp > 1 ? ",sp=" + Twine(meta.sp) : "") +
-                 ",ep=" + Twine(meta.ep) + ")");
+                 "fsdp=" + Twine(smallestFsdp(meta)) +
+                 (meta.sp > 1 ? ",sp=" + Twine(meta.sp) : "") + ",ep=" + Twine(meta.ep) + ")");
   int layer = 0;
   Error found = Error::success();
   module.walk([&](vo::MoeExpertsOp experts) {

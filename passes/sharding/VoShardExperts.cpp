@@ -52,18 +52,20 @@ struct VoShardExpertsPass
     }
 
     // The MoE ops of every function (@forward too, so the module stays
-    // valid), in order; layers are numbered by @forward_backward's forward ops.
+    // valid), in order.
     SmallVector<Operation *> moeOps;
     module.walk([&](Operation *op) {
       if (isa<MoeExpertsOp, MoeExpertsGradOp>(op))
         moeOps.push_back(op);
     });
-    int layer = 0;
+    // Layers are numbered per function, by their vo.moe_experts in order.
+    DenseMap<func::FuncOp, int> layers;
     bool anyInBackward = false;
     for (Operation *op : moeOps) {
-      if (op->getParentOfType<func::FuncOp>() == backward)
-        anyInBackward = true;
-      if (isa<MoeExpertsOp>(op) && op->getParentOfType<func::FuncOp>() == backward)
+      auto func = op->getParentOfType<func::FuncOp>();
+      anyInBackward |= func == backward;
+      int &layer = layers[func];
+      if (isa<MoeExpertsOp>(op))
         ++layer;
       if (failed(checkOp(op, layer)))
         return signalPassFailure();

@@ -384,7 +384,8 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
                           ? static_cast<int64_t>(
                                 mesh_.Group(rank_, static_cast<uint32_t>(axes)).size())
                           : 0;
-      if (axes <= 0 || group < 2 || built.attrs.GetIntOr("group_size", 0) != group) {
+      // Owners are found by their ep index, as the expert state's blocks are.
+      if (axes != kAxisEp || group < 2 || built.attrs.GetIntOr("group_size", 0) != group) {
         return absl::DataLossError(
             absl::StrCat(at, ": malformed expert-parallel launch (its group is ", group,
                          " ranks of this mesh)"));

@@ -1,6 +1,8 @@
 #include "runtime/executor/ExpertParallel.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -33,16 +35,25 @@ absl::StatusOr<Routing> Route(absl::string_view kernel, Communicator& comm, uint
                               absl::Span<const TensorView> inputs) {
   const TensorView& x = inputs[0];
   const TensorView& experts = inputs[1];
+  const TensorView& weights = inputs[2];
   const TensorView& gate_up = inputs[3];
+  const TensorView& down = inputs[4];
+  // Everything read or written here before the owner's kernel checks it;
+  // the same on every member, so all fail before any exchange.
   if (x.dtype != DType::kF32 || x.shape.size() != 2 || experts.shape.size() != 2 ||
       experts.shape[0] != x.shape[0] ||
       (experts.dtype != DType::kI64 && experts.dtype != DType::kI32) ||
-      gate_up.shape.size() != 3) {
+      weights.dtype != DType::kF32 || weights.shape != experts.shape ||
+      gate_up.dtype != DType::kF32 || gate_up.shape.size() != 3 ||
+      down.dtype != DType::kF32 || down.shape.size() != 3) {
     return absl::InvalidArgumentError(absl::StrCat(
-        kernel, " (expert parallel): expects x [T, H] f32, experts [T, k] i64/i32 and "
-                "gate_up [L, 2I, H]; got x ",
-        FormatShape(x.shape), ", experts ", FormatShape(experts.shape), ", gate_up ",
-        FormatShape(gate_up.shape)));
+        kernel, " (expert parallel): expects x [T, H] f32, experts [T, k] i64/i32, "
+                "weights [T, k] f32, gate_up [L, 2I, H] f32 and down [L, H, I] f32; got x ",
+        FormatShape(x.shape), " ", DTypeName(x.dtype), ", experts ", FormatShape(experts.shape),
+        " ", DTypeName(experts.dtype), ", weights ", FormatShape(weights.shape), " ",
+        DTypeName(weights.dtype), ", gate_up ", FormatShape(gate_up.shape), " ",
+        DTypeName(gate_up.dtype), ", down ", FormatShape(down.shape), " ",
+        DTypeName(down.dtype)));
   }
   Routing routing;
   std::vector<int> group = comm.mesh().Group(comm.rank(), axes);
@@ -76,6 +87,13 @@ absl::StatusOr<Routing> Route(absl::string_view kernel, Communicator& comm, uint
 // A double as two floats whose sum restores it to ~48 bits: the owners'
 // rows travel as f32, yet the combine still rounds once, as one rank does.
 void Split(double value, float* pair) {
+  if (!(std::abs(value) <= std::numeric_limits<float>::max())) {
+    // Out of f32's range (or NaN): what the one-rank kernel would round to.
+    pair[0] = std::isnan(value) ? std::numeric_limits<float>::quiet_NaN()
+                                : std::copysign(std::numeric_limits<float>::infinity(), value);
+    pair[1] = 0.0f;
+    return;
+  }
   pair[0] = static_cast<float>(value);
   pair[1] = static_cast<float>(value - pair[0]);
 }
@@ -167,6 +185,11 @@ absl::Status MoeExpertsExpertParallel(Communicator& comm, uint32_t axes,
     return absl::InvalidArgumentError(
         absl::StrCat(kKernel, " (expert parallel): expects 5 inputs and 1 output"));
   }
+  if (outputs[0].dtype != DType::kF32 || outputs[0].shape != inputs[0].shape) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kKernel, " (expert parallel): output ", FormatShape(outputs[0].shape), " ",
+                     DTypeName(outputs[0].dtype), " must be f32 of x's shape"));
+  }
   VEOMNI_ASSIGN_OR_RETURN(Routing routing, Route(kKernel, comm, axes, inputs));
   VEOMNI_ASSIGN_OR_RETURN(Received got, Dispatch(comm, axes, routing, inputs, false));
   const int64_t n = routing.received;
@@ -185,10 +208,6 @@ absl::Status MoeExpertsExpertParallel(Communicator& comm, uint32_t axes,
 
   // y_t sums its slots in slot order, in double, as the one-rank kernel does.
   const TensorView& y = outputs[0];
-  if (y.dtype != DType::kF32 || y.shape != inputs[0].shape) {
-    return absl::InvalidArgumentError(absl::StrCat(kKernel, " (expert parallel): output ",
-                                                   FormatShape(y.shape), " must be x's shape"));
-  }
   const int64_t tokens = inputs[0].shape[0];
   const int64_t k = inputs[1].shape[1];
   const std::vector<int64_t> row_of = RowOfSlot(routing);
@@ -212,16 +231,20 @@ absl::Status MoeExpertsGradExpertParallel(Communicator& comm, uint32_t axes,
     return absl::InvalidArgumentError(
         absl::StrCat(kKernel, " (expert parallel): expects 6 inputs and 4 outputs"));
   }
+  bool f32 = true;
+  for (const TensorView* view : {&inputs[5], &outputs[0], &outputs[1], &outputs[2], &outputs[3]}) {
+    f32 = f32 && view->dtype == DType::kF32;
+  }
+  if (!f32 || inputs[5].shape != inputs[0].shape || outputs[0].shape != inputs[0].shape ||
+      outputs[1].shape != inputs[1].shape || outputs[2].shape != inputs[3].shape ||
+      outputs[3].shape != inputs[4].shape) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kKernel, " (expert parallel): y_grad and x_grad must be f32 of x's shape ",
+        FormatShape(inputs[0].shape), ", weights_grad f32 of the experts' ",
+        FormatShape(inputs[1].shape), ", and the weight gradients f32 of the weights' shapes"));
+  }
   VEOMNI_ASSIGN_OR_RETURN(Routing routing, Route(kKernel, comm, axes, inputs));
   const int64_t h = inputs[0].shape[1];
-  if (inputs[5].dtype != DType::kF32 || inputs[5].shape != inputs[0].shape ||
-      outputs[0].dtype != DType::kF32 || outputs[0].shape != inputs[0].shape ||
-      outputs[1].dtype != DType::kF32 || outputs[1].shape != inputs[1].shape) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kKernel, " (expert parallel): y_grad and x_grad must be x's shape ",
-        FormatShape(inputs[0].shape), ", weights_grad the experts' ",
-        FormatShape(inputs[1].shape)));
-  }
   VEOMNI_ASSIGN_OR_RETURN(Received got, Dispatch(comm, axes, routing, inputs, true));
   const int64_t n = routing.received;
   std::vector<float> x_grad_f32(n * h), weights_grad(n);

@@ -195,3 +195,36 @@ TEST(ExpertParallel, AnExpertIdOutsideTheGroupIsInvalidArgument) {
 
 }  // namespace
 }  // namespace veomni::runtime
+
+namespace veomni::runtime {
+namespace {
+
+TEST(ExpertParallel, OperandsOfTheWrongDTypeFailBeforeAnyExchange) {
+  const Mesh mesh{1, 2, 1, 2};
+  LocalWorld world(mesh, absl::Seconds(10));
+  std::vector<std::unique_ptr<Communicator>> comms;
+  for (int r = 0; r < 2; ++r) comms.push_back(world.ForRank(r));
+  std::vector<absl::Status> statuses(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      std::vector<float> x(4, 1.0f), gu(2 * 2 * 2, 0.1f), dn(2 * 2, 0.1f), y(4);
+      std::vector<uint16_t> weights(2, 0);  // bf16: the runtime's EP path reads f32
+      std::vector<int64_t> experts = {0, 1};
+      statuses[r] = MoeExpertsExpertParallel(
+          *comms[r], kAxisEp,
+          {{x.data(), DType::kF32, {2, 2}}, {experts.data(), DType::kI64, {2, 1}},
+           {weights.data(), DType::kBF16, {2, 1}}, {gu.data(), DType::kF32, {1, 2, 2}},
+           {dn.data(), DType::kF32, {1, 2, 1}}},
+          {{y.data(), DType::kF32, {2, 2}}});
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(statuses[r].code(), absl::StatusCode::kInvalidArgument) << r;
+    EXPECT_THAT(statuses[r].message(), testing::HasSubstr("weights [2, 1] bf16")) << r;
+  }
+}
+
+}  // namespace
+}  // namespace veomni::runtime
