@@ -19,37 +19,9 @@ using testing::I64;
 using testing::OwnedTensor;
 using testing::RunKernel;
 
-// As ModelGradKernelsTest: loose enough for f32 forwards differenced at step
-// 1e-3, tight enough to catch any wrong term.
-constexpr double kGradAtol = 5e-4;
-constexpr double kGradRtol = 1e-2;
-
-double WeightedSum(const std::vector<float>& values, const std::vector<float>& weights) {
-  double sum = 0;
-  for (size_t i = 0; i < values.size(); ++i) sum += double(values[i]) * weights[i];
-  return sum;
-}
-
-// d/dx of sum(weights * forward()) by central differences, perturbing each
-// element of `x` in place (and restoring it). The divisor is the perturbation
-// f32 actually represents.
-std::vector<double> NumericalGradient(OwnedTensor& x,
-                                      const std::function<std::vector<float>()>& forward,
-                                      const std::vector<float>& weights, float step = 1e-3f) {
-  std::vector<double> gradient;
-  for (int64_t i = 0; i < x.NumElements(); ++i) {
-    float original = x.Data<float>()[i];
-    float plus = original + step;
-    float minus = original - step;
-    x.Data<float>()[i] = plus;
-    double f_plus = WeightedSum(forward(), weights);
-    x.Data<float>()[i] = minus;
-    double f_minus = WeightedSum(forward(), weights);
-    x.Data<float>()[i] = original;
-    gradient.push_back((f_plus - f_minus) / (double(plus) - double(minus)));
-  }
-  return gradient;
-}
+using testing::kGradAtol;
+using testing::kGradRtol;
+using testing::NumericalGradient;
 
 struct OutputSpec {
   DType dtype;
