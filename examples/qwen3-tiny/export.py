@@ -57,8 +57,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from reference_training import (  # noqa: E402  (shared with the other examples)
-    build_mapping, loss_and_grads, onnx_float_initializers, setup_determinism,
-    strip_stack_traces, tie_like_onnx, to_onnx_layout, train)
+    BATCH, BATCH_SEED, IGNORE_TAIL, NUM_STEPS, OPT, SEQ, STEPS_SEED, LossWrapper, build_mapping,
+    export_static, fixed_batch, loss_and_grads, onnx_float_initializers, setup_determinism,
+    step_batches, tie_like_onnx, to_onnx_layout, train)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -79,11 +80,6 @@ CONFIG = dict(
     attn_implementation=ATTN_IMPLEMENTATION,
 )
 MODEL_SEED = 0
-BATCH, SEQ = 2, 32
-BATCH_SEED, STEPS_SEED = 1234, 5678
-IGNORE_TAIL = 5  # last 5 label positions of row 1 are -100
-NUM_STEPS = 20
-OPT = dict(lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
 
 
 def build_model():
@@ -96,79 +92,6 @@ def build_model():
     assert model.config._attn_implementation == ATTN_IMPLEMENTATION
     assert model.lm_head.weight is model.model.embed_tokens.weight
     return model
-
-
-def make_labels(ids: torch.Tensor) -> torch.Tensor:
-    labels = ids.clone()
-    labels[..., 1, -IGNORE_TAIL:] = -100
-    return labels
-
-
-def fixed_batch():
-    g = torch.Generator().manual_seed(BATCH_SEED)
-    ids = torch.randint(0, 256, (BATCH, SEQ), generator=g, dtype=torch.int64)
-    return ids, make_labels(ids)
-
-
-def step_batches():
-    g = torch.Generator().manual_seed(STEPS_SEED)
-    ids = torch.randint(0, 256, (NUM_STEPS, BATCH, SEQ), generator=g, dtype=torch.int64)
-    return ids, make_labels(ids)
-
-
-class LossWrapper(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, labels):
-        return self.model(input_ids=input_ids, labels=labels).loss
-
-
-def _optimize_preserving_params(prog):
-    """Run the exporter's default optimizer, but keep every PARAMETER initializer intact.
-
-    onnxscript's constant folder and initializer de-duplication both skip values that are
-    graph inputs, so parameters are temporarily listed as graph inputs while optimizing.
-    """
-    from torch.onnx._internal._lazy_import import onnxscript_apis
-
-    import logging
-
-    logging.getLogger("onnx_ir.passes.common.initializer_deduplication").setLevel(logging.ERROR)
-    g = prog.model.graph
-    kind = "pkg.torch.export.graph_signature.InputSpec.kind"
-    params = [v for v in g.initializers.values() if v.metadata_props.get(kind) == "PARAMETER"]
-    inputs = list(g.inputs)
-    g.inputs.extend(params)
-    prog.model = onnxscript_apis.optimize(prog.model)
-    g = prog.model.graph
-    g.inputs.clear()
-    g.inputs.extend(inputs)
-
-
-def export_static(model, ids, labels, path, keep_stack_traces, preserve_params=False):
-    import onnx
-
-    kwargs = dict(dynamo=True, input_names=["input_ids", "labels"], output_names=["loss"],
-                  verbose=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if not preserve_params:
-            # default: exporter's own optimization (folds W^T, dedups equal initializers)
-            prog = torch.onnx.export(LossWrapper(model), (ids, labels), path,
-                                     external_data=False,  # initializers inline
-                                     **kwargs)
-        else:
-            prog = torch.onnx.export(LossWrapper(model), (ids, labels), optimize=False, **kwargs)
-            _optimize_preserving_params(prog)
-            prog.save(path, external_data=False)
-    if not keep_stack_traces:
-        strip_stack_traces(path)
-    assert not os.path.exists(path + ".data")
-    m = onnx.load(path)
-    onnx.checker.check_model(m, full_check=True)
-    return prog, m
 
 
 def export_dynamic(model, ids, labels, path):
