@@ -116,6 +116,19 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
         "the artifact's recipe has a degree below 1 or an ep that does not divide fsdp*sp");
   }
   executor->communicator_ = options.communicator;
+  executor->synchronize_each_command_ = options.synchronize_each_command;
+  if (options.device) {
+    executor->device_ = options.device;
+  } else {
+    executor->own_device_ = CreateCpuDevice();
+    executor->device_ = executor->own_device_.get();
+  }
+  Device& device = *executor->device_;
+  if (!device.host_accessible() && options.communicator) {
+    return absl::UnimplementedError(absl::StrCat(
+        "this runtime runs several ranks on the CPU only: ", device.Describe(),
+        " has no communicator yet (NCCL)"));
+  }
   if (options.communicator) {
     executor->rank_ = options.communicator->rank();
     const Mesh& mesh = options.communicator->mesh();
@@ -137,8 +150,9 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
     }
   }
   // Functions run one at a time, so they share one arena.
-  VEOMNI_RETURN_IF_ERROR(Allocate(executor->arena_, arena_bytes, "arena"));
+  VEOMNI_ASSIGN_OR_RETURN(executor->arena_, DeviceBuffer::Allocate(device, arena_bytes, "arena"));
   VEOMNI_RETURN_IF_ERROR(executor->InitState(options));
+  VEOMNI_RETURN_IF_ERROR(executor->UploadConstants());
   if (program.functions()) {
     for (const artifact::Function* function : *program.functions()) {
       VEOMNI_ASSIGN_OR_RETURN(Function built, executor->BuildFunction(*function));
@@ -150,14 +164,31 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
 
 absl::Status Executor::InitState(const Options& options) {
   const artifact::Program& program = artifact_->program();
-  VEOMNI_RETURN_IF_ERROR(Allocate(state_, program.state_bytes(), "state"));
+  VEOMNI_RETURN_IF_ERROR(Allocate(state_host_, program.state_bytes(), "state"));
+  VEOMNI_RETURN_IF_ERROR(FillState(options));
+  if (device_->host_accessible()) {
+    state_ = state_host_.data();
+    return absl::OkStatus();
+  }
+  VEOMNI_ASSIGN_OR_RETURN(state_device_,
+                          DeviceBuffer::Allocate(*device_, state_host_.size(), "state"));
+  VEOMNI_RETURN_IF_ERROR(
+      device_->CopyToDevice(state_device_.data(), state_host_.data(), state_host_.size()));
+  state_ = state_device_.data();
+  return absl::OkStatus();
+}
+
+// The initial state, on the host: values, zeros, ones or seeded normals, each
+// rank keeping its expert block and FSDP shard of the full tensor.
+absl::Status Executor::FillState(const Options& options) {
+  const artifact::Program& program = artifact_->program();
   if (!program.state()) return absl::OkStatus();
   std::mt19937_64 rng(options.seed);
   const uint8_t* blobs = artifact_->blobs();
   for (const artifact::StateEntry* entry : *program.state()) {
     std::string key = Name(entry->key());
-    auto view = MakeView(entry->dtype(), entry->shape(), state_.data(), state_.size(),
-                         entry->offset());
+    auto view = MakeView(entry->dtype(), entry->shape(), state_host_.data(),
+                         state_host_.size(), entry->offset());
     if (!view.ok()) {
       return absl::DataLossError(
           absl::StrCat("state '", key, "': ", view.status().message()));
@@ -256,13 +287,26 @@ absl::StatusOr<TensorView> Executor::Resolve(const artifact::Tensor* tensor,
                       tensor->offset());
       break;
     case artifact::Region_State:
-      view = MakeView(tensor->dtype(), tensor->shape(), state_.data(), state_.size(),
+      view = MakeView(tensor->dtype(), tensor->shape(), state_, state_host_.size(),
                       tensor->offset());
       break;
     case artifact::Region_Constant:
       view = MakeView(tensor->dtype(), tensor->shape(),
                       const_cast<uint8_t*>(artifact_->blobs()), artifact_->blobs_bytes(),
                       tensor->offset());
+      if (view.ok() && !device_->host_accessible()) {
+        // The range UploadConstants copied that holds this tensor.
+        uint64_t offset = tensor->offset();
+        auto range = std::find_if(constant_ranges_.begin(), constant_ranges_.end(),
+                                  [&](const ConstantRange& r) {
+                                    return offset >= r.blob_offset &&
+                                           offset - r.blob_offset + view->Bytes() <= r.bytes;
+                                  });
+        if (range == constant_ranges_.end()) {
+          return absl::InternalError(absl::StrCat(where, ": constant not on the device"));
+        }
+        view->data = range->device + (offset - range->blob_offset);
+      }
       break;
     case artifact::Region_Input: {
       uint64_t index = tensor->offset();
@@ -271,8 +315,13 @@ absl::StatusOr<TensorView> Executor::Resolve(const artifact::Tensor* tensor,
             absl::StrCat(where, ": reads input ", index, " of ",
                          function.input_buffers.size()));
       }
-      std::vector<uint8_t>& buffer = function.input_buffers[index];
-      view = MakeView(tensor->dtype(), tensor->shape(), buffer.data(), buffer.size(), 0);
+      if (device_->host_accessible()) {
+        std::vector<uint8_t>& buffer = function.input_buffers[index];
+        view = MakeView(tensor->dtype(), tensor->shape(), buffer.data(), buffer.size(), 0);
+      } else {
+        DeviceBuffer& buffer = function.device_inputs[index];
+        view = MakeView(tensor->dtype(), tensor->shape(), buffer.data(), buffer.size(), 0);
+      }
       break;
     }
     default:
@@ -304,9 +353,17 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
       function.input_buffers.emplace_back();
       VEOMNI_RETURN_IF_ERROR(
           Allocate(function.input_buffers.back(), *bytes, Name(input->name())));
+      if (!device_->host_accessible()) {
+        VEOMNI_ASSIGN_OR_RETURN(DeviceBuffer buffer,
+                                DeviceBuffer::Allocate(*device_, *bytes, Name(input->name())));
+        function.device_inputs.push_back(std::move(buffer));
+      }
     }
     for (const artifact::NamedTensor* input : *source.inputs()) {
       VEOMNI_ASSIGN_OR_RETURN(TensorView view, Resolve(input->tensor(), function, where));
+      // Callers fill the host buffer; Run copies it to the device.
+      std::vector<uint8_t>& host = function.input_buffers[input->tensor()->offset()];
+      view.data = host.data();
       function.inputs.emplace_back(Name(input->name()), view);
     }
   }
@@ -314,6 +371,13 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
     for (const artifact::NamedTensor* output : *source.outputs()) {
       VEOMNI_ASSIGN_OR_RETURN(TensorView view, Resolve(output->tensor(), function, where));
       function.outputs.emplace_back(Name(output->name()), view);
+      if (!device_->host_accessible()) {
+        function.output_buffers.emplace_back();
+        VEOMNI_RETURN_IF_ERROR(
+            Allocate(function.output_buffers.back(), view.Bytes(), Name(output->name())));
+        view.data = function.output_buffers.back().data();
+        function.host_outputs.emplace_back(Name(output->name()), view);
+      }
     }
   }
   if (!source.commands()) return function;
@@ -329,10 +393,11 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
                        : built.kernel == "shard_slice"    ? Collective::kShardSlice
                                                           : Collective::kNone;
     if (built.collective == Collective::kNone) {
-      const KernelFn* fn = LookupCpuKernel(built.kernel);
+      const KernelFn* fn = device_->LookupKernel(built.kernel);
       if (!fn) {
-        return absl::UnimplementedError(
-            absl::StrCat(at, ": the CPU runtime has no kernel '", built.kernel, "'"));
+        return absl::UnimplementedError(absl::StrCat(at, ": the runtime has no kernel '",
+                                                     built.kernel, "' for ",
+                                                     device_->Describe()));
       }
       built.fn = *fn;
     }
@@ -434,7 +499,8 @@ absl::StatusOr<TensorView> Executor::Output(absl::string_view function,
                                             absl::string_view name) const {
   const Function* found = Find(function);
   if (!found) return absl::NotFoundError(absl::StrCat("no function @", function));
-  for (const auto& [output, view] : found->outputs) {
+  for (const auto& [output, view] :
+       device_->host_accessible() ? found->outputs : found->host_outputs) {
     if (output == name) return view;
   }
   return absl::NotFoundError(absl::StrCat("@", function, " has no output '", name, "'"));
@@ -453,20 +519,92 @@ std::vector<std::string> Executor::StateKeys() const {
   return keys;
 }
 
+absl::Status Executor::SyncStateToHost() {
+  if (device_->host_accessible()) return absl::OkStatus();
+  return device_->CopyToHost(state_host_.data(), state_, state_host_.size());
+}
+
 absl::Status Executor::Run(absl::string_view name) {
-  const Function* function = Find(name);
+  Function* function = const_cast<Function*>(Find(name));
   if (!function) return absl::NotFoundError(absl::StrCat("no function @", name));
+  VEOMNI_RETURN_IF_ERROR(device_->Activate());
+  for (size_t i = 0; i < function->device_inputs.size(); ++i) {
+    VEOMNI_RETURN_IF_ERROR(device_->CopyToDevice(function->device_inputs[i].data(),
+                                                 function->input_buffers[i].data(),
+                                                 function->input_buffers[i].size()));
+  }
   int index = 0;
   for (const Command& command : function->commands) {
     absl::Status status = command.collective == Collective::kNone
                               ? command.fn(command.attrs, command.inputs, command.outputs)
                               : RunCollective(command);
+    if (status.ok() && synchronize_each_command_) status = device_->Synchronize();
     if (!status.ok()) {
       return absl::Status(status.code(), absl::StrCat("@", name, " command ", index, " (",
                                                       command.kernel,
                                                       "): ", status.message()));
     }
     ++index;
+  }
+  for (size_t i = 0; i < function->output_buffers.size(); ++i) {
+    VEOMNI_RETURN_IF_ERROR(device_->CopyToHost(function->output_buffers[i].data(),
+                                               function->outputs[i].second.data,
+                                               function->output_buffers[i].size()));
+  }
+  absl::Status status = device_->Synchronize();
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("@", name, ": ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Executor::UploadConstants() {
+  if (device_->host_accessible()) return absl::OkStatus();
+  // Only the blob ranges that commands read as constants go to the device:
+  // the rest holds initial state values, which InitState has copied.
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // [begin, end) of the blobs
+  const artifact::Program& program = artifact_->program();
+  auto note = [&](const artifact::Tensor* tensor) {
+    if (!tensor || tensor->region() != artifact::Region_Constant) return;
+    const auto* shape = tensor->shape();
+    auto bytes = CheckedBytes(static_cast<DType>(tensor->dtype()),
+                              shape ? absl::Span<const int64_t>(shape->data(), shape->size())
+                                    : absl::Span<const int64_t>());
+    // A bad shape or offset is reported by Resolve, with its command.
+    if (!bytes.ok() || tensor->offset() > artifact_->blobs_bytes() ||
+        static_cast<uint64_t>(*bytes) > artifact_->blobs_bytes() - tensor->offset()) {
+      return;
+    }
+    ranges.emplace_back(tensor->offset(), tensor->offset() + *bytes);
+  };
+  if (program.functions()) {
+    for (const artifact::Function* function : *program.functions()) {
+      if (!function->commands()) continue;
+      for (const artifact::Command* command : *function->commands()) {
+        if (command->inputs()) {
+          for (const artifact::Tensor* tensor : *command->inputs()) note(tensor);
+        }
+      }
+    }
+  }
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<uint64_t, uint64_t>> merged;
+  for (const auto& range : ranges) {
+    if (!merged.empty() && range.first <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, range.second);
+    } else {
+      merged.push_back(range);
+    }
+  }
+  uint64_t total = 0;
+  for (const auto& range : merged) total += (range.second - range.first + 255) / 256 * 256;
+  VEOMNI_ASSIGN_OR_RETURN(constants_, DeviceBuffer::Allocate(*device_, total, "constants"));
+  uint64_t at = 0;
+  for (const auto& [begin, end] : merged) {
+    VEOMNI_RETURN_IF_ERROR(
+        device_->CopyToDevice(constants_.data() + at, artifact_->blobs() + begin, end - begin));
+    constant_ranges_.push_back({begin, end - begin, constants_.data() + at});
+    at += (end - begin + 255) / 256 * 256;
   }
   return absl::OkStatus();
 }
@@ -503,10 +641,10 @@ absl::Status Executor::RunCollective(const Command& command) {
     for (size_t d = dim + 1; d < in.shape.size(); ++d) inner *= in.shape[d];
     int64_t chunk = out.shape[dim] * inner;
     for (int64_t o = 0; o < outer; ++o) {
-      std::memcpy(static_cast<uint8_t*>(out.data) + o * chunk,
-                  static_cast<const uint8_t*>(in.data) + (o * in.shape[dim] * inner) +
-                      index * chunk,
-                  chunk);
+      VEOMNI_RETURN_IF_ERROR(device_->CopyOnDevice(
+          static_cast<uint8_t*>(out.data) + o * chunk,
+          static_cast<const uint8_t*>(in.data) + (o * in.shape[dim] * inner) + index * chunk,
+          chunk));
     }
     return absl::OkStatus();
   }
@@ -515,8 +653,7 @@ absl::Status Executor::RunCollective(const Command& command) {
     if (in.Bytes() != out.Bytes()) {
       return absl::InvalidArgumentError("a one-rank collective must keep its size");
     }
-    std::memmove(out.data, in.data, in.Bytes());
-    return absl::OkStatus();
+    return device_->CopyOnDevice(out.data, in.data, in.Bytes());
   }
   switch (command.collective) {
     case Collective::kAllGather:

@@ -1,7 +1,12 @@
-// Executes the functions of an artifact on the CPU: a flat list of kernel
-// launches over one arena, the persistent state, the function's inputs and
-// the artifact's constants. Everything is resolved and bounds-checked once,
-// when the executor is created; Run only calls kernels.
+// Executes the functions of an artifact on a device (the host, or one CUDA
+// GPU): a flat list of kernel launches over one arena, the persistent state,
+// the function's inputs and the artifact's constants. Everything is resolved
+// and bounds-checked once, when the executor is created; Run only launches.
+//
+// Inputs and outputs are host buffers whatever the device: Run copies the
+// inputs in first and the outputs out last. The state lives on the device;
+// State() reads a host copy, which SyncStateToHost refreshes (on the host
+// device it is the state itself).
 
 #ifndef VEOMNI_RUNTIME_EXECUTOR_EXECUTOR_H
 #define VEOMNI_RUNTIME_EXECUTOR_EXECUTOR_H
@@ -17,6 +22,7 @@
 #include "runtime/artifact/Artifact.h"
 #include "runtime/base/Tensor.h"
 #include "runtime/comm/LocalCommunicator.h"
+#include "runtime/device/Device.h"
 #include "runtime/kernels/Kernel.h"
 
 namespace veomni::runtime {
@@ -29,6 +35,12 @@ class Executor {
     uint64_t seed = 0;
     // This rank's link to the others; null runs a one-rank artifact.
     Communicator* communicator = nullptr;
+    // Where tensors live and kernels run; null is the host (CPU kernels).
+    // Not owned: it must outlive the executor.
+    Device* device = nullptr;
+    // Waits for every command and reports a failure at the command that
+    // caused it (slow; for debugging asynchronous devices).
+    bool synchronize_each_command = false;
   };
 
   static absl::StatusOr<std::unique_ptr<Executor>> Create(
@@ -40,8 +52,11 @@ class Executor {
   // Output `name` of `function`, valid until the next Run.
   absl::StatusOr<TensorView> Output(absl::string_view function,
                                     absl::string_view name) const;
-  // Persistent state by key ("param:<name>", "grad:<name>", ...).
+  // Persistent state by key ("param:<name>", "grad:<name>", ...): a host
+  // view, current after SyncStateToHost.
   absl::StatusOr<TensorView> State(absl::string_view key) const;
+  absl::Status SyncStateToHost();
+  const Device& device() const { return *device_; }
   std::vector<std::string> StateKeys() const;
   bool HasFunction(absl::string_view name) const;
   int rank() const { return rank_; }
@@ -71,13 +86,28 @@ class Executor {
   };
   struct Function {
     std::string name;
+    // Host buffers of the inputs and, on a device the host cannot address,
+    // their device copies that commands read.
     std::vector<std::vector<uint8_t>> input_buffers;
-    std::vector<std::pair<std::string, TensorView>> inputs, outputs;
+    std::vector<DeviceBuffer> device_inputs;
+    std::vector<std::pair<std::string, TensorView>> inputs;   // host views
+    std::vector<std::pair<std::string, TensorView>> outputs;  // device views
+    // Host copies of the outputs (empty on the host device).
+    std::vector<std::vector<uint8_t>> output_buffers;
+    std::vector<std::pair<std::string, TensorView>> host_outputs;
     std::vector<Command> commands;
+  };
+  // A range of the artifact's blobs that commands read as constants, and
+  // where its copy lives on the device.
+  struct ConstantRange {
+    uint64_t blob_offset = 0, bytes = 0;
+    uint8_t* device = nullptr;
   };
 
   Executor() = default;
   absl::Status InitState(const Options& options);
+  absl::Status FillState(const Options& options);
+  absl::Status UploadConstants();
   absl::Status RunCollective(const Command& command);
   absl::StatusOr<TensorView> Resolve(const artifact::Tensor* tensor, Function& function,
                                      absl::string_view where);
@@ -86,10 +116,16 @@ class Executor {
 
   std::shared_ptr<const Artifact> artifact_;
   Communicator* communicator_ = nullptr;
+  std::unique_ptr<Device> own_device_;  // the host, when no device is given
+  Device* device_ = nullptr;
+  bool synchronize_each_command_ = false;
   Mesh mesh_;
   int rank_ = 0;
-  std::vector<uint8_t> arena_, state_;
-  std::vector<std::pair<std::string, TensorView>> state_views_;
+  DeviceBuffer arena_, state_device_, constants_;
+  std::vector<uint8_t> state_host_;
+  uint8_t* state_ = nullptr;  // the state commands use: host or device
+  std::vector<ConstantRange> constant_ranges_;
+  std::vector<std::pair<std::string, TensorView>> state_views_;  // host views
   std::vector<Function> functions_;
 };
 

@@ -14,10 +14,12 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "runtime/artifact/Artifact.h"
 #include "runtime/comm/LocalCommunicator.h"
+#include "runtime/device/Device.h"
 #include "runtime/train/Trainer.h"
 
 ABSL_FLAG(std::string, data, "", "Token file to train on (make one with veomni-tokenize)");
@@ -33,6 +35,14 @@ ABSL_FLAG(int32_t, n, 1,
 ABSL_FLAG(int64_t, timeout, 600,
           "Seconds a rank waits for the others in a collective before giving up");
 ABSL_FLAG(int64_t, log, 1, "Print a log line every this many steps (and the last)");
+ABSL_FLAG(std::string, device, "cpu",
+          "Where to run: cpu (the reference kernels), or cuda / cuda:N (GPU N; one rank)");
+ABSL_FLAG(std::string, matmul_precision, "bf16",
+          "On cuda: what matmul rounds its fp32 operands to on the tensor cores: bf16 "
+          "(the training default), tf32, or fp32 (no rounding)");
+ABSL_FLAG(bool, debug_sync, false,
+          "Wait for every kernel and report a failure at the command that caused it "
+          "(slow; for debugging the GPU backend)");
 
 namespace {
 
@@ -121,6 +131,30 @@ int main(int argc, char** argv) {
         mesh.ep > 1 ? absl::StrCat(", ep=", mesh.ep) : "", mesh.size()));
   }
 
+  // The device: the host, or one GPU of this process.
+  std::unique_ptr<veomni::runtime::Device> device;
+  std::string device_name = absl::GetFlag(FLAGS_device);
+  if (device_name == "cuda" || device_name.rfind("cuda:", 0) == 0) {
+    int ordinal = 0;
+    if (device_name.size() > 5 && !absl::SimpleAtoi(device_name.substr(5), &ordinal)) {
+      return Fail(absl::StrCat("--device ", device_name, ": expected cuda or cuda:N"));
+    }
+    if (ranks > 1) {
+      return Fail(absl::StrCat("--device ", device_name, " runs one rank per process; this "
+                               "build has no multi-GPU communicator yet (NCCL), so -n ", ranks,
+                               " runs only on --device cpu"));
+    }
+    auto precision = veomni::runtime::ParseMatmulPrecision(absl::GetFlag(FLAGS_matmul_precision));
+    if (!precision.ok()) return Fail(precision.status().message());
+    auto opened = veomni::runtime::CreateCudaDevice(ordinal, *precision);
+    if (!opened.ok()) return Fail(opened.status().message());
+    device = std::move(*opened);
+    std::printf("device %s, matmul %s\n", device->Describe().c_str(),
+                absl::GetFlag(FLAGS_matmul_precision).c_str());
+  } else if (device_name != "cpu") {
+    return Fail(absl::StrCat("--device ", device_name, ": expected cpu, cuda or cuda:N"));
+  }
+
   std::unique_ptr<veomni::runtime::LocalWorld> world;
   std::vector<std::unique_ptr<veomni::runtime::Communicator>> communicators;
   if (ranks > 1) {
@@ -134,6 +168,8 @@ int main(int argc, char** argv) {
     veomni::runtime::Executor::Options options;
     options.seed = absl::GetFlag(FLAGS_seed);
     options.communicator = ranks > 1 ? communicators[r].get() : nullptr;
+    options.device = device.get();
+    options.synchronize_each_command = absl::GetFlag(FLAGS_debug_sync);
     auto trainer = veomni::runtime::Trainer::Create(artifact, options);
     if (!trainer.ok()) return Fail(trainer.status().message());
     if (auto status = (*trainer)->LoadData(absl::GetFlag(FLAGS_data)); !status.ok()) {

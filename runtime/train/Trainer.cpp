@@ -180,6 +180,7 @@ absl::Status SaveParameters(const std::vector<Trainer*>& ranks, absl::string_vie
   std::vector<std::pair<std::string, TensorView>> tensors;
   std::vector<std::vector<uint8_t>> assembled;
   assembled.reserve(program.state() ? program.state()->size() : 0);
+  for (Trainer* rank : ranks) VEOMNI_RETURN_IF_ERROR(rank->executor().SyncStateToHost());
   if (program.state()) {
     for (const artifact::StateEntry* entry : *program.state()) {
       std::string key = Str(entry->key());

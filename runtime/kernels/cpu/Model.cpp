@@ -19,12 +19,17 @@ int64_t ReadIndex(const TensorView& indices, int64_t index) {
   return indices.As<int64_t>()[index];
 }
 
-absl::Status CheckTokenIds(absl::string_view kernel, const TensorView& ids, int64_t vocab) {
+absl::Status CheckTokenIdsDType(absl::string_view kernel, const TensorView& ids) {
   if (ids.dtype != DType::kI64 && ids.dtype != DType::kI32) {
     return absl::InvalidArgumentError(absl::StrCat(kernel, ": ids have dtype ",
                                                    DTypeName(ids.dtype),
                                                    ", expected i64 or i32"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTokenIds(absl::string_view kernel, const TensorView& ids, int64_t vocab) {
+  VEOMNI_RETURN_IF_ERROR(CheckTokenIdsDType(kernel, ids));
   for (int64_t i = 0; i < ids.NumElements(); ++i) {
     int64_t id = ReadIndex(ids, i);
     if (id < 0 || id >= vocab) {
@@ -50,9 +55,9 @@ std::pair<int64_t, int64_t> AttentionGeometry::VisibleKeys(int64_t b, int64_t i)
   return {begin, end};
 }
 
-absl::StatusOr<AttentionGeometry> PlanAttention(absl::string_view kernel,
-                                                const KernelAttrs& attrs,
-                                                absl::Span<const TensorView> inputs) {
+absl::StatusOr<AttentionGeometry> PlanAttentionShapes(absl::string_view kernel,
+                                                      const KernelAttrs& attrs,
+                                                      absl::Span<const TensorView> inputs) {
   const TensorView& q = inputs[0];
   const TensorView& k = inputs[1];
   const TensorView& v = inputs[2];
@@ -107,25 +112,34 @@ absl::StatusOr<AttentionGeometry> PlanAttention(absl::string_view kernel,
           absl::StrCat(kernel, ": cu_seqlens needs equal query and key lengths, got ",
                        geometry.q_len, " and ", geometry.kv_len));
     }
-    int64_t tokens = geometry.batch * geometry.q_len;
-    for (int64_t d = 0; d < cu.shape[0]; ++d) {
-      int64_t offset = ReadIndex(cu, d);
-      int64_t previous = d == 0 ? 0 : geometry.cu_seqlens.back();
-      if (offset < previous || offset > tokens) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            kernel, ": cu_seqlens[", d, "] = ", offset,
-            " must be non-decreasing and within [0, ", tokens, "] (B * S tokens)"));
-      }
-      geometry.cu_seqlens.push_back(offset);
-    }
+    geometry.num_offsets = cu.shape[0];
   }
   return geometry;
 }
 
-absl::StatusOr<CrossEntropyPlan> PlanCrossEntropy(absl::string_view kernel,
-                                                  const KernelAttrs& attrs,
-                                                  const TensorView& logits,
-                                                  const TensorView& labels) {
+absl::StatusOr<AttentionGeometry> PlanAttention(absl::string_view kernel,
+                                                const KernelAttrs& attrs,
+                                                absl::Span<const TensorView> inputs) {
+  VEOMNI_ASSIGN_OR_RETURN(AttentionGeometry geometry,
+                          PlanAttentionShapes(kernel, attrs, inputs));
+  int64_t tokens = geometry.batch * geometry.q_len;
+  for (int64_t d = 0; d < geometry.num_offsets; ++d) {
+    int64_t offset = ReadIndex(inputs[3], d);
+    int64_t previous = d == 0 ? 0 : geometry.cu_seqlens.back();
+    if (offset < previous || offset > tokens) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          kernel, ": cu_seqlens[", d, "] = ", offset,
+          " must be non-decreasing and within [0, ", tokens, "] (B * S tokens)"));
+    }
+    geometry.cu_seqlens.push_back(offset);
+  }
+  return geometry;
+}
+
+absl::StatusOr<CrossEntropyPlan> PlanCrossEntropyShapes(absl::string_view kernel,
+                                                        const KernelAttrs& attrs,
+                                                        const TensorView& logits,
+                                                        const TensorView& labels) {
   VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kernel, logits.dtype, {DType::kF32}));
   if (labels.dtype != DType::kI64 && labels.dtype != DType::kI32) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -148,13 +162,24 @@ absl::StatusOr<CrossEntropyPlan> PlanCrossEntropy(absl::string_view kernel,
   plan.vocab = logits.shape.back();
   plan.rows = labels.NumElements();
   plan.reduction = static_cast<LossReduction>(reduction);
+  plan.ignore_index = ignore_index;
+  return plan;
+}
+
+absl::StatusOr<CrossEntropyPlan> PlanCrossEntropy(absl::string_view kernel,
+                                                  const KernelAttrs& attrs,
+                                                  const TensorView& logits,
+                                                  const TensorView& labels) {
+  VEOMNI_ASSIGN_OR_RETURN(CrossEntropyPlan plan,
+                          PlanCrossEntropyShapes(kernel, attrs, logits, labels));
   for (int64_t r = 0; r < plan.rows; ++r) {
     int64_t label = ReadIndex(labels, r);
-    bool ignored = label == ignore_index;
+    bool ignored = label == plan.ignore_index;
     if (!ignored && (label < 0 || label >= plan.vocab)) {
       return absl::OutOfRangeError(absl::StrCat(kernel, ": label ", label, " at position ", r,
                                                 " is outside [0, ", plan.vocab,
-                                                ") and is not ignore_index ", ignore_index));
+                                                ") and is not ignore_index ",
+                                                plan.ignore_index));
     }
     plan.labels.push_back(label);
     plan.ignored.push_back(ignored);

@@ -1,5 +1,7 @@
 // Operand checks shared by the LLM kernels and their gradients, so the forward
-// and backward of one op agree on shapes, masks and label handling.
+// and backward of one op agree on shapes, masks and label handling. The CUDA
+// kernels use the checks that read no operand data (their operands live on the
+// GPU) and check ids, labels and cu_seqlens on the device instead.
 
 #ifndef VEOMNI_RUNTIME_KERNELS_CPU_MODELCOMMON_H
 #define VEOMNI_RUNTIME_KERNELS_CPU_MODELCOMMON_H
@@ -19,7 +21,9 @@ namespace veomni::runtime::cpu {
 // Element `index` of an i64 or i32 tensor.
 int64_t ReadIndex(const TensorView& indices, int64_t index);
 
-// InvalidArgument unless `ids` is i64/i32; OutOfRange
+// InvalidArgument "<kernel>: ids have dtype f32, expected i64 or i32".
+absl::Status CheckTokenIdsDType(absl::string_view kernel, const TensorView& ids);
+// CheckTokenIdsDType, then OutOfRange
 // "<kernel>: token id 300 is outside the vocabulary [0, 256)" for a bad id.
 absl::Status CheckTokenIds(absl::string_view kernel, const TensorView& ids, int64_t vocab);
 
@@ -35,7 +39,10 @@ struct AttentionGeometry {
   int64_t value_dim = 0;
   double scale = 1.0;
   bool causal = false;
-  // Document boundaries in the flattened B * S token axis; empty if none.
+  // cu_seqlens' length N + 1; 0 without cu_seqlens.
+  int64_t num_offsets = 0;
+  // Document boundaries in the flattened B * S token axis; empty if none or
+  // not read (PlanAttentionShapes).
   std::vector<int64_t> cu_seqlens;
 
   int64_t KvHeadOf(int64_t q_head) const { return q_head / (q_heads / kv_heads); }
@@ -45,7 +52,13 @@ struct AttentionGeometry {
 };
 
 // Reads {scale (default 1/sqrt(D)), causal (default 0)} and checks q, k, v and
-// cu_seqlens; with cu_seqlens, S must equal Sk.
+// cu_seqlens' dtype and shape; with cu_seqlens, S must equal Sk. Reads no
+// operand data, so cu_seqlens stays empty.
+absl::StatusOr<AttentionGeometry> PlanAttentionShapes(absl::string_view kernel,
+                                                      const KernelAttrs& attrs,
+                                                      absl::Span<const TensorView> inputs);
+// PlanAttentionShapes, then reads cu_seqlens, which must be non-decreasing
+// offsets within [0, B * S].
 absl::StatusOr<AttentionGeometry> PlanAttention(absl::string_view kernel,
                                                 const KernelAttrs& attrs,
                                                 absl::Span<const TensorView> inputs);
@@ -57,13 +70,21 @@ struct CrossEntropyPlan {
   int64_t rows = 0;
   int64_t vocab = 0;
   LossReduction reduction = LossReduction::kMean;
+  int64_t ignore_index = -100;
+  // Filled by PlanCrossEntropy only (PlanCrossEntropyShapes reads no labels).
   std::vector<int64_t> labels;   // one per row
   std::vector<bool> ignored;     // label == ignore_index
   int64_t counted = 0;           // rows not ignored
 };
 
-// Reads {ignore_index (default -100), reduction (default 0 = mean)}; a label
-// outside [0, V) that is not ignore_index is OutOfRange.
+// Reads {ignore_index (default -100), reduction (default 0 = mean)} and checks
+// dtypes and shapes, reading no operand data.
+absl::StatusOr<CrossEntropyPlan> PlanCrossEntropyShapes(absl::string_view kernel,
+                                                        const KernelAttrs& attrs,
+                                                        const TensorView& logits,
+                                                        const TensorView& labels);
+// PlanCrossEntropyShapes, then reads the labels; a label outside [0, V) that
+// is not ignore_index is OutOfRange.
 absl::StatusOr<CrossEntropyPlan> PlanCrossEntropy(absl::string_view kernel,
                                                   const KernelAttrs& attrs,
                                                   const TensorView& logits,

@@ -12,6 +12,7 @@
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
 #include "runtime/kernels/cpu/ModelCommon.h"
+#include "runtime/kernels/cpu/MoeCommon.h"
 
 namespace veomni::runtime::cpu {
 namespace {
@@ -38,14 +39,27 @@ void SelectTopK(const T* values, int64_t count, int64_t k, std::vector<int64_t>&
   order.resize(k);
 }
 
+// softmax(row) in double, shifted by the row's max.
+void SoftmaxRow(const float* row, int64_t count, std::vector<double>& probabilities) {
+  double log_sum_exp = LogSumExp(row, count);
+  probabilities.resize(count);
+  for (int64_t j = 0; j < count; ++j) probabilities[j] = std::exp(row[j] - log_sum_exp);
+}
+
+double Dot(const float* a, const float* b, int64_t count) {
+  double sum = 0.0;
+  for (int64_t c = 0; c < count; ++c) sum += static_cast<double>(a[c]) * b[c];
+  return sum;
+}
+
+}  // namespace
+
 absl::Status CheckExpertIdDType(absl::string_view kernel, const TensorView& experts) {
   if (experts.dtype == DType::kI64 || experts.dtype == DType::kI32) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       kernel, ": experts have dtype ", DTypeName(experts.dtype), ", expected i64 or i32"));
 }
 
-// OutOfRange "<kernel>: expert id 9 at position 3 is outside [0, 8)"; the
-// position is the flat index into experts [T, k].
 absl::Status CheckExpertIdRange(absl::string_view kernel, const TensorView& experts,
                                 int64_t num_experts) {
   for (int64_t i = 0; i < experts.NumElements(); ++i) {
@@ -58,23 +72,87 @@ absl::Status CheckExpertIdRange(absl::string_view kernel, const TensorView& expe
   return absl::OkStatus();
 }
 
-// softmax(row) in double, shifted by the row's max.
-void SoftmaxRow(const float* row, int64_t count, std::vector<double>& probabilities) {
-  double log_sum_exp = LogSumExp(row, count);
-  probabilities.resize(count);
-  for (int64_t j = 0; j < count; ++j) probabilities[j] = std::exp(row[j] - log_sum_exp);
+absl::StatusOr<TopKPlan> PlanTopK(absl::string_view kernel, const KernelAttrs& attrs,
+                                  absl::Span<const TensorView> inputs,
+                                  absl::Span<const TensorView> outputs) {
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kernel, inputs, 1, 1, outputs, 2));
+  const TensorView& x = inputs[0];
+  const TensorView& values = outputs[0];
+  const TensorView& indices = outputs[1];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kernel, x.dtype, {DType::kF32}));
+  if (x.shape.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(kernel, ": x must have rank >= 1"));
+  }
+  TopKPlan plan;
+  VEOMNI_ASSIGN_OR_RETURN(plan.k, RequiredInt(kernel, attrs, "k"));
+  plan.count = x.shape.back();
+  if (plan.k < 0 || plan.k > plan.count) {
+    return absl::InvalidArgumentError(absl::StrCat(kernel, ": k ", plan.k, " is outside [0, ",
+                                                   plan.count, "] (the last dim of x ",
+                                                   FormatShape(x.shape), ")"));
+  }
+  std::vector<int64_t> out_shape = x.shape;
+  out_shape.back() = plan.k;
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "values", values, x.dtype));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, "values", values, out_shape));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "indices", indices, DType::kI64));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, "indices", indices, out_shape));
+  plan.rows = DimProduct(x.shape, 0, x.shape.size() - 1);
+  return plan;
 }
 
-// Validated moe_experts operands x [T, H] f32, experts [T, k] i64/i32,
-// weights [T, k] f32, gate_up [E, 2I, H] f32, down [E, H, I] f32, every
-// expert id in [0, E).
-struct MoeExpertsPlan {
-  int64_t tokens = 0;
-  int64_t hidden = 0;
-  int64_t slots = 0;  // k per token
-  int64_t experts = 0;
-  int64_t intermediate = 0;
-};
+absl::StatusOr<MoeGatePlan> PlanMoeGate(absl::string_view kernel, const KernelAttrs& attrs,
+                                        absl::Span<const TensorView> inputs,
+                                        absl::Span<const TensorView> outputs) {
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kernel, inputs, 1, 1, outputs, 2));
+  const TensorView& logits = inputs[0];
+  const TensorView& weights = outputs[0];
+  const TensorView& experts = outputs[1];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kernel, logits.dtype, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(CheckRank(kernel, "logits", logits, 2));
+  MoeGatePlan plan;
+  VEOMNI_ASSIGN_OR_RETURN(plan.top_k, RequiredInt(kernel, attrs, "top_k"));
+  VEOMNI_ASSIGN_OR_RETURN(plan.normalize, OptionalFlag(kernel, attrs, "normalize", false));
+  plan.tokens = logits.shape[0];
+  plan.experts = logits.shape[1];
+  if (plan.top_k < 1 || plan.top_k > plan.experts) {
+    return absl::InvalidArgumentError(absl::StrCat(kernel, ": top_k ", plan.top_k,
+                                                   " is outside [1, ", plan.experts,
+                                                   "] (the number of experts)"));
+  }
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "weights", weights, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, "weights", weights, {plan.tokens, plan.top_k}));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "experts", experts, DType::kI64));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, "experts", experts, {plan.tokens, plan.top_k}));
+  return plan;
+}
+
+absl::StatusOr<MoeGateGradPlan> PlanMoeGateGrad(absl::string_view kernel,
+                                                const KernelAttrs& attrs,
+                                                absl::Span<const TensorView> inputs,
+                                                absl::Span<const TensorView> outputs) {
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kernel, inputs, 3, 3, outputs, 1));
+  const TensorView& logits = inputs[0];
+  const TensorView& experts = inputs[1];
+  const TensorView& weights_grad = inputs[2];
+  const TensorView& logits_grad = outputs[0];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kernel, logits.dtype, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(CheckExpertIdDType(kernel, experts));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "weights_grad", weights_grad, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "output", logits_grad, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckRank(kernel, "logits", logits, 2));
+  VEOMNI_RETURN_IF_ERROR(CheckRank(kernel, "experts", experts, 2));
+  MoeGateGradPlan plan;
+  plan.tokens = logits.shape[0];
+  plan.experts = logits.shape[1];
+  plan.slots = experts.shape[1];
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, "experts", experts, {plan.tokens, plan.slots}));
+  VEOMNI_RETURN_IF_ERROR(
+      CheckShape(kernel, "weights_grad", weights_grad, {plan.tokens, plan.slots}));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, "output", logits_grad, logits.shape));
+  VEOMNI_ASSIGN_OR_RETURN(plan.normalize, OptionalFlag(kernel, attrs, "normalize", false));
+  return plan;
+}
 
 absl::StatusOr<MoeExpertsPlan> PlanMoeExperts(absl::string_view kernel,
                                               absl::Span<const TensorView> inputs) {
@@ -108,49 +186,42 @@ absl::StatusOr<MoeExpertsPlan> PlanMoeExperts(absl::string_view kernel,
       CheckShape(kernel, "gate_up", gate_up, {plan.experts, 2 * plan.intermediate, plan.hidden}));
   VEOMNI_RETURN_IF_ERROR(
       CheckShape(kernel, "down", down, {plan.experts, plan.hidden, plan.intermediate}));
-  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kernel, experts, plan.experts));
   return plan;
 }
 
-double Dot(const float* a, const float* b, int64_t count) {
-  double sum = 0.0;
-  for (int64_t c = 0; c < count; ++c) sum += static_cast<double>(a[c]) * b[c];
-  return sum;
+absl::Status CheckMoeExpertsOutput(absl::string_view kernel, const MoeExpertsPlan& plan,
+                                   absl::Span<const TensorView> outputs) {
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "output", outputs[0], DType::kF32));
+  return CheckShape(kernel, "output", outputs[0], {plan.tokens, plan.hidden});
 }
 
-}  // namespace
+absl::Status CheckMoeExpertsGradOperands(absl::string_view kernel, const MoeExpertsPlan& plan,
+                                         absl::Span<const TensorView> inputs,
+                                         absl::Span<const TensorView> outputs) {
+  const TensorView& y_grad = inputs[5];
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "y_grad", y_grad, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, "y_grad", y_grad, {plan.tokens, plan.hidden}));
+  const char* roles[] = {"x_grad", "weights_grad", "gate_up_grad", "down_grad"};
+  const TensorView* primals[] = {&inputs[0], &inputs[2], &inputs[3], &inputs[4]};
+  for (int i = 0; i < 4; ++i) {
+    VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, roles[i], outputs[i], DType::kF32));
+    VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, roles[i], outputs[i], primals[i]->shape));
+  }
+  return absl::OkStatus();
+}
 
 // top_k(x [..., N]) {k} -> (values [..., k], indices [..., k] i64): the k
 // largest along the last axis, in descending order; equal values by the
 // lower index; NaN ranks above every number (as torch.topk). 0 <= k <= N.
 absl::Status TopK(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                   absl::Span<const TensorView> outputs) {
-  constexpr absl::string_view kKernel = "top_k";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 1, 1, outputs, 2));
-  const TensorView& x = inputs[0];
-  const TensorView& values = outputs[0];
-  const TensorView& indices = outputs[1];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, x.dtype, {DType::kF32}));
-  if (x.shape.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": x must have rank >= 1"));
-  }
-  VEOMNI_ASSIGN_OR_RETURN(int64_t k, RequiredInt(kKernel, attrs, "k"));
-  int64_t count = x.shape.back();
-  if (k < 0 || k > count) {
-    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": k ", k, " is outside [0, ", count,
-                                                   "] (the last dim of x ", FormatShape(x.shape),
-                                                   ")"));
-  }
-  std::vector<int64_t> out_shape = x.shape;
-  out_shape.back() = k;
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "values", values, x.dtype));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "values", values, out_shape));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "indices", indices, DType::kI64));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "indices", indices, out_shape));
-  int64_t rows = DimProduct(x.shape, 0, x.shape.size() - 1);
-  const float* xs = x.As<float>();
-  float* vs = values.As<float>();
-  int64_t* is = indices.As<int64_t>();
+  VEOMNI_ASSIGN_OR_RETURN(TopKPlan plan, PlanTopK("top_k", attrs, inputs, outputs));
+  const int64_t rows = plan.rows;
+  const int64_t count = plan.count;
+  const int64_t k = plan.k;
+  const float* xs = inputs[0].As<float>();
+  float* vs = outputs[0].As<float>();
+  int64_t* is = outputs[1].As<int64_t>();
   std::vector<int64_t> order;
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = xs + r * count;
@@ -170,28 +241,14 @@ absl::Status TopK(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
 // normalize defaults to 0 (the compiler's unit attribute is absent when unset).
 absl::Status MoeGate(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                      absl::Span<const TensorView> outputs) {
-  constexpr absl::string_view kKernel = "moe_gate";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 1, 1, outputs, 2));
-  const TensorView& logits = inputs[0];
-  const TensorView& weights = outputs[0];
-  const TensorView& experts = outputs[1];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, logits.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckRank(kKernel, "logits", logits, 2));
-  VEOMNI_ASSIGN_OR_RETURN(int64_t top_k, RequiredInt(kKernel, attrs, "top_k"));
-  VEOMNI_ASSIGN_OR_RETURN(bool normalize, OptionalFlag(kKernel, attrs, "normalize", false));
-  int64_t tokens = logits.shape[0];
-  int64_t num_experts = logits.shape[1];
-  if (top_k < 1 || top_k > num_experts) {
-    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": top_k ", top_k, " is outside [1, ",
-                                                   num_experts, "] (the number of experts)"));
-  }
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "weights", weights, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "weights", weights, {tokens, top_k}));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "experts", experts, DType::kI64));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "experts", experts, {tokens, top_k}));
-  const float* x = logits.As<float>();
-  float* ws = weights.As<float>();
-  int64_t* es = experts.As<int64_t>();
+  VEOMNI_ASSIGN_OR_RETURN(MoeGatePlan plan, PlanMoeGate("moe_gate", attrs, inputs, outputs));
+  const int64_t tokens = plan.tokens;
+  const int64_t num_experts = plan.experts;
+  const int64_t top_k = plan.top_k;
+  const bool normalize = plan.normalize;
+  const float* x = inputs[0].As<float>();
+  float* ws = outputs[0].As<float>();
+  int64_t* es = outputs[1].As<int64_t>();
   std::vector<double> probabilities;
   std::vector<int64_t> order;
   for (int64_t t = 0; t < tokens; ++t) {
@@ -219,28 +276,16 @@ absl::Status MoeGate(const KernelAttrs& attrs, absl::Span<const TensorView> inpu
 absl::Status MoeGateGrad(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                          absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "moe_gate_grad";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 1));
-  const TensorView& logits = inputs[0];
+  VEOMNI_ASSIGN_OR_RETURN(MoeGateGradPlan plan, PlanMoeGateGrad(kKernel, attrs, inputs, outputs));
   const TensorView& experts = inputs[1];
-  const TensorView& weights_grad = inputs[2];
-  const TensorView& logits_grad = outputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, logits.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckExpertIdDType(kKernel, experts));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "weights_grad", weights_grad, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", logits_grad, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckRank(kKernel, "logits", logits, 2));
-  VEOMNI_RETURN_IF_ERROR(CheckRank(kKernel, "experts", experts, 2));
-  int64_t tokens = logits.shape[0];
-  int64_t num_experts = logits.shape[1];
-  int64_t slots = experts.shape[1];
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "experts", experts, {tokens, slots}));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "weights_grad", weights_grad, {tokens, slots}));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", logits_grad, logits.shape));
-  VEOMNI_ASSIGN_OR_RETURN(bool normalize, OptionalFlag(kKernel, attrs, "normalize", false));
-  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, experts, num_experts));
-  const float* x = logits.As<float>();
-  const float* dw = weights_grad.As<float>();
-  float* dx = logits_grad.As<float>();
+  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, experts, plan.experts));
+  const int64_t tokens = plan.tokens;
+  const int64_t num_experts = plan.experts;
+  const int64_t slots = plan.slots;
+  const bool normalize = plan.normalize;
+  const float* x = inputs[0].As<float>();
+  const float* dw = inputs[2].As<float>();
+  float* dx = outputs[0].As<float>();
   std::vector<double> probabilities;
   std::vector<double> dp(num_experts);
   for (int64_t t = 0; t < tokens; ++t) {
@@ -283,12 +328,11 @@ absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
   constexpr absl::string_view kKernel = "moe_experts";
   VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 5, 5, outputs, 1));
   VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
-  const TensorView& y = outputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", y, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", y, {plan.tokens, plan.hidden}));
+  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, inputs[1], plan.experts));
+  VEOMNI_RETURN_IF_ERROR(CheckMoeExpertsOutput(kKernel, plan, outputs));
   std::vector<double> sums(plan.tokens * plan.hidden);
   VEOMNI_RETURN_IF_ERROR(MoeExpertsInDouble(inputs, sums.data()));
-  std::transform(sums.begin(), sums.end(), y.As<float>(),
+  std::transform(sums.begin(), sums.end(), outputs[0].As<float>(),
                  [](double v) { return static_cast<float>(v); });
   return absl::OkStatus();
 }
@@ -297,6 +341,7 @@ absl::Status MoeExpertsInDouble(absl::Span<const TensorView> inputs, double* ys)
   constexpr absl::string_view kKernel = "moe_experts";
   if (inputs.size() != 5) return absl::InvalidArgumentError("moe_experts: expects 5 inputs");
   VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
+  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, inputs[1], plan.experts));
   const int64_t h = plan.hidden;
   const int64_t inter = plan.intermediate;
   const float* xs = inputs[0].As<float>();
@@ -345,6 +390,7 @@ absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inp
   constexpr absl::string_view kKernel = "moe_experts_grad";
   VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 6, 6, outputs, 4));
   VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
+  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, inputs[1], plan.experts));
   VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "x_grad", outputs[0], DType::kF32));
   VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "x_grad", outputs[0], inputs[0].shape));
   std::vector<double> dx(plan.tokens * plan.hidden);
@@ -359,15 +405,9 @@ absl::Status MoeExpertsGradInDouble(absl::Span<const TensorView> inputs,
   constexpr absl::string_view kKernel = "moe_experts_grad";
   VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 6, 6, outputs, 4));
   VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
+  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, inputs[1], plan.experts));
+  VEOMNI_RETURN_IF_ERROR(CheckMoeExpertsGradOperands(kKernel, plan, inputs, outputs));
   const TensorView& y_grad = inputs[5];
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "y_grad", y_grad, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "y_grad", y_grad, {plan.tokens, plan.hidden}));
-  const char* roles[] = {"x_grad", "weights_grad", "gate_up_grad", "down_grad"};
-  const TensorView* primals[] = {&inputs[0], &inputs[2], &inputs[3], &inputs[4]};
-  for (int i = 0; i < 4; ++i) {
-    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, roles[i], outputs[i], DType::kF32));
-    VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, roles[i], outputs[i], primals[i]->shape));
-  }
   const int64_t h = plan.hidden;
   const int64_t inter = plan.intermediate;
   const float* xs = inputs[0].As<float>();

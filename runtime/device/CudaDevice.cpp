@@ -1,0 +1,168 @@
+// One CUDA GPU: memory from cudaMalloc, every copy and kernel on one stream,
+// cuBLASLt with its workspace, and the word in which kernels flag bad data.
+
+#include <cuda_runtime_api.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/base/Status.h"
+#include "runtime/device/Device.h"
+#include "runtime/kernels/cuda/CudaContext.h"
+#include "runtime/kernels/cuda/CudaKernels.h"
+#include "runtime/kernels/cuda/CudaSupport.h"
+
+namespace veomni::runtime {
+namespace {
+
+using cuda::CudaStatus;
+
+// cuBLASLt's recommended workspace on Hopper.
+constexpr size_t kCublasLtWorkspaceBytes = 32u << 20;
+
+class CudaDevice final : public Device {
+ public:
+  ~CudaDevice() override {
+    cudaSetDevice(context_.device);
+    if (context_.stream) cudaStreamSynchronize(context_.stream);
+    if (context_.cublaslt) cublasLtDestroy(context_.cublaslt);
+    if (context_.workspace) cudaFree(context_.workspace);
+    if (context_.error_flags) cudaFree(context_.error_flags);
+    if (context_.stream) cudaStreamDestroy(context_.stream);
+    if (cuda::CurrentCudaContext() == &context_) cuda::SetCurrentCudaContext(nullptr);
+  }
+
+  static absl::StatusOr<std::unique_ptr<Device>> Open(int ordinal, MatmulPrecision precision) {
+    int count = 0;
+    cudaError_t error = cudaGetDeviceCount(&count);
+    if (error != cudaSuccess || count == 0) {
+      return absl::UnavailableError(absl::StrCat(
+          "no CUDA GPU is visible to this process",
+          error != cudaSuccess ? absl::StrCat(" (", cudaGetErrorString(error), ")") : ""));
+    }
+    if (ordinal < 0 || ordinal >= count) {
+      return absl::UnavailableError(
+          absl::StrCat("CUDA GPU ", ordinal, " does not exist; this process sees ", count));
+    }
+    auto device = std::unique_ptr<CudaDevice>(new CudaDevice());
+    cuda::CudaContext& context = device->context_;
+    context.device = ordinal;
+    context.matmul_precision = precision == MatmulPrecision::kBF16   ? cuda::MatmulPrecision::kBF16
+                               : precision == MatmulPrecision::kTF32 ? cuda::MatmulPrecision::kTF32
+                                                                     : cuda::MatmulPrecision::kF32;
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(ordinal), "cudaSetDevice"));
+    cudaDeviceProp properties;
+    VEOMNI_RETURN_IF_ERROR(
+        CudaStatus(cudaGetDeviceProperties(&properties, ordinal), "cudaGetDeviceProperties"));
+    device->description_ = absl::StrCat("cuda:", ordinal, " (", properties.name, ")");
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(
+        cudaStreamCreateWithFlags(&context.stream, cudaStreamNonBlocking), "cudaStreamCreate"));
+    VEOMNI_RETURN_IF_ERROR(cuda::CublasStatus(cublasLtCreate(&context.cublaslt), "cublasLtCreate"));
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&context.workspace, kCublasLtWorkspaceBytes),
+                                      "cuBLASLt workspace"));
+    context.workspace_bytes = kCublasLtWorkspaceBytes;
+    VEOMNI_RETURN_IF_ERROR(
+        CudaStatus(cudaMalloc(reinterpret_cast<void**>(&context.error_flags), sizeof(unsigned)), "error flags"));
+    VEOMNI_RETURN_IF_ERROR(
+        CudaStatus(cudaMemset(context.error_flags, 0, sizeof(unsigned)), "error flags"));
+    return std::unique_ptr<Device>(std::move(device));
+  }
+
+  std::string Describe() const override { return description_; }
+  bool host_accessible() const override { return false; }
+
+  absl::StatusOr<void*> Allocate(uint64_t bytes, absl::string_view what) override {
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(context_.device), "cudaSetDevice"));
+    void* data = nullptr;
+    cudaError_t error = cudaMalloc(&data, bytes == 0 ? 1 : bytes);
+    if (error != cudaSuccess) {
+      cudaGetLastError();  // an allocation failure is not sticky; clear it
+      size_t free_bytes = 0, total_bytes = 0;
+      cudaMemGetInfo(&free_bytes, &total_bytes);
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot allocate ", bytes, " bytes of GPU memory for ", what, " on ",
+                       description_, " (", free_bytes, " of ", total_bytes,
+                       " bytes free): ", cudaGetErrorString(error)));
+    }
+    error = cudaMemsetAsync(data, 0, bytes, context_.stream);
+    if (error != cudaSuccess) {
+      cudaFree(data);
+      return CudaStatus(error, absl::StrCat("zeroing ", what));
+    }
+    return data;
+  }
+  void Free(void* data) override {
+    cudaSetDevice(context_.device);
+    // Freed memory may still be read by queued kernels.
+    cudaStreamSynchronize(context_.stream);
+    cudaFree(data);
+  }
+  absl::Status CopyToDevice(void* device, const void* host, uint64_t bytes) override {
+    return CudaStatus(
+        cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, context_.stream),
+        "copy to the GPU");
+  }
+  absl::Status CopyToHost(void* host, const void* device, uint64_t bytes) override {
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(
+        cudaMemcpyAsync(host, device, bytes, cudaMemcpyDeviceToHost, context_.stream),
+        "copy from the GPU"));
+    // The host reads it next.
+    return Synchronize();
+  }
+  absl::Status CopyOnDevice(void* to, const void* from, uint64_t bytes) override {
+    if (to == from || bytes == 0) return absl::OkStatus();
+    const auto* source = static_cast<const uint8_t*>(from);
+    auto* target = static_cast<uint8_t*>(to);
+    // cudaMemcpy requires disjoint ranges; overlapping ones go through scratch.
+    if (source < target + bytes && target < source + bytes) {
+      VEOMNI_ASSIGN_OR_RETURN(DeviceBuffer scratch,
+                              DeviceBuffer::Allocate(*this, bytes, "an overlapping copy"));
+      VEOMNI_RETURN_IF_ERROR(CopyOnDevice(scratch.data(), from, bytes));
+      return CopyOnDevice(to, scratch.data(), bytes);
+    }
+    return CudaStatus(
+        cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToDevice, context_.stream),
+        "copy on the GPU");
+  }
+  absl::Status Synchronize() override {
+    VEOMNI_RETURN_IF_ERROR(
+        CudaStatus(cudaStreamSynchronize(context_.stream), "a kernel on the GPU failed"));
+    unsigned flags = 0;
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(
+        cudaMemcpy(&flags, context_.error_flags, sizeof(flags), cudaMemcpyDeviceToHost),
+        "reading the data-error flags"));
+    if (flags == 0) return absl::OkStatus();
+    cudaMemset(context_.error_flags, 0, sizeof(unsigned));
+    std::string what;
+    if (flags & cuda::kTokenIdOutOfRange) what += " a token id outside the embedding table;";
+    if (flags & cuda::kLabelOutOfRange) what += " a label outside the vocabulary;";
+    if (flags & cuda::kIndexOutOfRange) what += " an expert index outside [0, experts);";
+    if (flags & cuda::kIntegerDivisionByZero) what += " an integer division by zero;";
+    if (flags & cuda::kBadShapeData) what += " inconsistent sequence lengths (cu_seqlens);";
+    return absl::InvalidArgumentError(
+        absl::StrCat("kernels on ", description_, " read bad data:", what));
+  }
+  const KernelFn* LookupKernel(absl::string_view name) const override {
+    return LookupCudaKernel(name);
+  }
+  absl::Status Activate() override {
+    cuda::SetCurrentCudaContext(&context_);
+    return CudaStatus(cudaSetDevice(context_.device), "cudaSetDevice");
+  }
+
+ private:
+  CudaDevice() = default;
+  cuda::CudaContext context_;
+  std::string description_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Device>> CreateCudaDevice(int ordinal,
+                                                         MatmulPrecision precision) {
+  return CudaDevice::Open(ordinal, precision);
+}
+
+bool HaveCudaBackend() { return true; }
+
+}  // namespace veomni::runtime

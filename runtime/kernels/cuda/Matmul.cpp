@@ -1,0 +1,213 @@
+// matmul through cuBLASLt, with the CPU kernel's operands and checks (see
+// runtime/kernels/cpu/Matmul.cpp). Row-major C = op(A) op(B) is computed as
+// the column-major C^T = op(B)^T op(A)^T, so no operand is copied. Batches
+// whose operand offsets step evenly (the usual case, broadcasting included)
+// are one strided-batched call; others are one call per batch.
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/kernels/cpu/KernelSupport.h"
+#include "runtime/kernels/cuda/CudaKernels.h"
+#include "runtime/kernels/cuda/CudaSupport.h"
+
+namespace veomni::runtime::cuda {
+namespace {
+
+using cpu::BroadcastShapes;
+using cpu::BroadcastStrides;
+using cpu::CheckArity;
+using cpu::CheckDType;
+using cpu::CheckShape;
+using cpu::CheckSupportedDType;
+using cpu::DimProduct;
+using cpu::OptionalFlag;
+using cpu::StridedIndexWalker;
+
+cublasComputeType_t ComputeType(MatmulPrecision precision) {
+  switch (precision) {
+    case MatmulPrecision::kBF16:
+      return CUBLAS_COMPUTE_32F_FAST_16BF;
+    case MatmulPrecision::kTF32:
+      return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case MatmulPrecision::kF32:
+      break;
+  }
+  return CUBLAS_COMPUTE_32F;
+}
+
+// Destroys cuBLASLt descriptors on every return path.
+struct LtDescriptors {
+  cublasLtMatmulDesc_t matmul = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulPreference_t preference = nullptr;
+  ~LtDescriptors() {
+    if (preference) cublasLtMatmulPreferenceDestroy(preference);
+    if (c) cublasLtMatrixLayoutDestroy(c);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (matmul) cublasLtMatmulDescDestroy(matmul);
+  }
+};
+
+absl::Status SetBatch(cublasLtMatrixLayout_t layout, int32_t count, int64_t stride) {
+  VEOMNI_RETURN_IF_ERROR(CublasStatus(
+      cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                       sizeof(count)),
+      "matmul: batch count"));
+  return CublasStatus(cublasLtMatrixLayoutSetAttribute(
+                          layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                          sizeof(stride)),
+                      "matmul: batch stride");
+}
+
+struct GemmShape {
+  int64_t m, n, k;
+  bool transpose_lhs, transpose_rhs;
+};
+
+// out[batch] = op(lhs[batch]) op(rhs[batch]) for `count` batches whose
+// elements start `lhs_stride`, `rhs_stride` and m*n apart.
+absl::Status LtMatmul(CudaContext& context, const GemmShape& shape, const float* lhs,
+                      int64_t lhs_stride, const float* rhs, int64_t rhs_stride, float* out,
+                      int32_t count) {
+  const int64_t m = shape.m, n = shape.n, k = shape.k;
+  LtDescriptors d;
+  VEOMNI_RETURN_IF_ERROR(CublasStatus(
+      cublasLtMatmulDescCreate(&d.matmul, ComputeType(context.matmul_precision), CUDA_R_32F),
+      "matmul: descriptor"));
+  // Column-major roles: A' = rhs (stored [K,N] or [N,K] row-major), B' = lhs.
+  cublasOperation_t op_a = shape.transpose_rhs ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t op_b = shape.transpose_lhs ? CUBLAS_OP_T : CUBLAS_OP_N;
+  VEOMNI_RETURN_IF_ERROR(CublasStatus(
+      cublasLtMatmulDescSetAttribute(d.matmul, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)),
+      "matmul: transa"));
+  VEOMNI_RETURN_IF_ERROR(CublasStatus(
+      cublasLtMatmulDescSetAttribute(d.matmul, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)),
+      "matmul: transb"));
+  // Stored (pre-op) column-major dims and leading dims.
+  uint64_t a_rows = shape.transpose_rhs ? k : n, a_cols = shape.transpose_rhs ? n : k;
+  uint64_t b_rows = shape.transpose_lhs ? m : k, b_cols = shape.transpose_lhs ? k : m;
+  VEOMNI_RETURN_IF_ERROR(CublasStatus(
+      cublasLtMatrixLayoutCreate(&d.a, CUDA_R_32F, a_rows, a_cols, a_rows), "matmul: layout"));
+  VEOMNI_RETURN_IF_ERROR(CublasStatus(
+      cublasLtMatrixLayoutCreate(&d.b, CUDA_R_32F, b_rows, b_cols, b_rows), "matmul: layout"));
+  VEOMNI_RETURN_IF_ERROR(
+      CublasStatus(cublasLtMatrixLayoutCreate(&d.c, CUDA_R_32F, n, m, n), "matmul: layout"));
+  if (count > 1) {
+    VEOMNI_RETURN_IF_ERROR(SetBatch(d.a, count, rhs_stride));
+    VEOMNI_RETURN_IF_ERROR(SetBatch(d.b, count, lhs_stride));
+    VEOMNI_RETURN_IF_ERROR(SetBatch(d.c, count, m * n));
+  }
+  VEOMNI_RETURN_IF_ERROR(
+      CublasStatus(cublasLtMatmulPreferenceCreate(&d.preference), "matmul: preference"));
+  uint64_t workspace = context.workspace_bytes;
+  VEOMNI_RETURN_IF_ERROR(CublasStatus(
+      cublasLtMatmulPreferenceSetAttribute(d.preference,
+                                           CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                           sizeof(workspace)),
+      "matmul: workspace"));
+  cublasLtMatmulHeuristicResult_t heuristic = {};
+  int found = 0;
+  VEOMNI_RETURN_IF_ERROR(CublasStatus(
+      cublasLtMatmulAlgoGetHeuristic(context.cublaslt, d.matmul, d.a, d.b, d.c, d.c,
+                                     d.preference, 1, &heuristic, &found),
+      "matmul: algorithm"));
+  if (found == 0) {
+    return absl::UnimplementedError(absl::StrCat("matmul: cuBLASLt has no algorithm for m=", m,
+                                                 " n=", n, " k=", k, " x", count));
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  return CublasStatus(cublasLtMatmul(context.cublaslt, d.matmul, &alpha, rhs, d.a, lhs, d.b,
+                                     &beta, out, d.c, out, d.c, &heuristic.algo,
+                                     context.workspace, context.workspace_bytes, context.stream),
+                      "matmul");
+}
+
+}  // namespace
+
+absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                    absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "matmul";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
+  const TensorView& lhs = inputs[0];
+  const TensorView& rhs = inputs[1];
+  const TensorView& out = outputs[0];
+  VEOMNI_ASSIGN_OR_RETURN(bool transpose_lhs,
+                          OptionalFlag(kKernel, attrs, "transpose_lhs", false));
+  VEOMNI_ASSIGN_OR_RETURN(bool transpose_rhs,
+                          OptionalFlag(kKernel, attrs, "transpose_rhs", false));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "rhs", rhs, lhs.dtype));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", out, lhs.dtype));
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, lhs.dtype, {DType::kF32}));
+  for (const auto& [role, tensor] : {std::pair<const char*, const TensorView*>{"lhs", &lhs},
+                                     {"rhs", &rhs}}) {
+    if (tensor->shape.size() < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          kKernel, ": ", role, " has rank ", tensor->shape.size(), " (shape ",
+          FormatShape(tensor->shape), "), expected at least 2"));
+    }
+  }
+  size_t lhs_rank = lhs.shape.size(), rhs_rank = rhs.shape.size();
+  GemmShape shape;
+  shape.transpose_lhs = transpose_lhs;
+  shape.transpose_rhs = transpose_rhs;
+  shape.m = transpose_lhs ? lhs.shape[lhs_rank - 1] : lhs.shape[lhs_rank - 2];
+  int64_t lhs_k = transpose_lhs ? lhs.shape[lhs_rank - 2] : lhs.shape[lhs_rank - 1];
+  int64_t rhs_k = transpose_rhs ? rhs.shape[rhs_rank - 1] : rhs.shape[rhs_rank - 2];
+  shape.n = transpose_rhs ? rhs.shape[rhs_rank - 2] : rhs.shape[rhs_rank - 1];
+  if (lhs_k != rhs_k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kKernel, ": contracting dims ", lhs_k, " and ", rhs_k, " differ (lhs ",
+                     FormatShape(lhs.shape), transpose_lhs ? " transposed" : "", ", rhs ",
+                     FormatShape(rhs.shape), transpose_rhs ? " transposed" : "", ")"));
+  }
+  shape.k = lhs_k;
+  absl::Span<const int64_t> lhs_batch(lhs.shape.data(), lhs_rank - 2);
+  absl::Span<const int64_t> rhs_batch(rhs.shape.data(), rhs_rank - 2);
+  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> batch,
+                          BroadcastShapes(kKernel, {lhs_batch, rhs_batch}));
+  std::vector<int64_t> expected = batch;
+  expected.push_back(shape.m);
+  expected.push_back(shape.n);
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", out, expected));
+  VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
+
+  const int64_t m = shape.m, n = shape.n, k = shape.k;
+  const float* a = lhs.As<const float>();
+  const float* b = rhs.As<const float>();
+  float* c = out.As<float>();
+  int64_t count = DimProduct(batch, 0, batch.size());
+  if (count == 0 || m == 0 || n == 0) return absl::OkStatus();
+  if (k == 0) {
+    return CudaStatus(cudaMemsetAsync(c, 0, out.Bytes(), context->stream), "matmul: zero k");
+  }
+  // Each batch's operand offsets, in whole matrices.
+  std::vector<int64_t> lhs_offsets, rhs_offsets;
+  StridedIndexWalker walker(batch, {BroadcastStrides(lhs_batch, batch),
+                                    BroadcastStrides(rhs_batch, batch)});
+  for (int64_t i = 0; i < count; ++i, walker.Next()) {
+    lhs_offsets.push_back(walker.Offset(0));
+    rhs_offsets.push_back(walker.Offset(1));
+  }
+  auto even_step = [&](const std::vector<int64_t>& offsets) {
+    for (int64_t i = 1; i < count; ++i) {
+      if (offsets[i] - offsets[i - 1] != (count > 1 ? offsets[1] - offsets[0] : 0)) return false;
+    }
+    return true;
+  };
+  constexpr int64_t kMaxBatch = 1 << 30;
+  if (count <= kMaxBatch && even_step(lhs_offsets) && even_step(rhs_offsets)) {
+    int64_t lhs_step = count > 1 ? lhs_offsets[1] - lhs_offsets[0] : 0;
+    int64_t rhs_step = count > 1 ? rhs_offsets[1] - rhs_offsets[0] : 0;
+    return LtMatmul(*context, shape, a + lhs_offsets[0] * m * k, lhs_step * m * k,
+                    b + rhs_offsets[0] * k * n, rhs_step * k * n, c, static_cast<int32_t>(count));
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    VEOMNI_RETURN_IF_ERROR(LtMatmul(*context, shape, a + lhs_offsets[i] * m * k, 0,
+                                    b + rhs_offsets[i] * k * n, 0, c + i * m * n, 1));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace veomni::runtime::cuda

@@ -1,0 +1,1 @@
+// PLACEHOLDER: device code of ModelGrad.cpp.

@@ -1,0 +1,800 @@
+// Device code of the MoE kernels. top_k and the router run one block per row;
+// the experts route (token, slot) rows into expert-sorted order on the device
+// (count per chunk, scan, scatter: stable, so every sum below has a fixed
+// order) and run tiled fp32 grouped GEMMs over each expert's rows, whose
+// extents they read from the device offsets.
+
+#include "runtime/kernels/cuda/MoeLaunch.h"
+
+#include <climits>
+#include <type_traits>
+
+#include <cuda_runtime.h>
+
+#include "runtime/kernels/cuda/CudaContext.h"
+
+namespace veomni::runtime::cuda {
+namespace {
+
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kWarpSize = 32;
+// Threads of the one-block-per-row kernels (top_k, moe_gate, moe_gate_grad).
+constexpr int kRowThreads = 128;
+constexpr int kRowWarps = kRowThreads / kWarpSize;
+// Slots per routing chunk, one thread each.
+constexpr int kRouteChunk = 256;
+// GEMM tiles: 64 x 64 outputs, 16 deep, 256 threads of 4 x 4 outputs each.
+constexpr int kTileRows = 64;
+constexpr int kTileCols = 64;
+constexpr int kTileDepth = 16;
+constexpr int kGemmThreads = 256;
+// Keeps float4 reads aligned and spreads the transposing stores over banks.
+constexpr int kTilePad = 4;
+constexpr int kElementwiseThreads = 256;
+constexpr int64_t kMaxGridBlocks = int64_t{1} << 20;  // grid-stride loops cover the rest
+
+unsigned BlocksFor(int64_t work, int64_t per_block) {
+  int64_t blocks = (work + per_block - 1) / per_block;
+  return static_cast<unsigned>(blocks < kMaxGridBlocks ? blocks : kMaxGridBlocks);
+}
+unsigned CeilDiv(int64_t value, int64_t divisor) {
+  return static_cast<unsigned>((value + divisor - 1) / divisor);
+}
+
+// ----------------------------------------------------------------- ranking
+
+// Whether `a` (at index ia) ranks before `b` (at ib): NaN above every
+// number, then the larger value, equal values by the lower index (as the CPU).
+template <typename T>
+__device__ bool RanksBefore(T a, int64_t ia, T b, int64_t ib) {
+  bool a_nan = isnan(a);
+  bool b_nan = isnan(b);
+  if (a_nan != b_nan) return a_nan;
+  if (!a_nan && a != b) return a > b;
+  return ia < ib;
+}
+
+template <typename T>
+struct Candidate {
+  T value;
+  long long index;  // < 0: none
+};
+
+template <typename T>
+__device__ Candidate<T> Better(Candidate<T> a, Candidate<T> b) {
+  if (b.index < 0) return a;
+  if (a.index < 0) return b;
+  return RanksBefore(b.value, b.index, a.value, a.index) ? b : a;
+}
+
+// The best candidate of the block, returned to every thread.
+template <typename T>
+__device__ Candidate<T> BlockBest(Candidate<T> candidate) {
+  __shared__ Candidate<T> warp_best[kRowWarps];
+  __shared__ Candidate<T> block_best;
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+    Candidate<T> other{__shfl_down_sync(kFullMask, candidate.value, offset),
+                       __shfl_down_sync(kFullMask, candidate.index, offset)};
+    candidate = Better(candidate, other);
+  }
+  int warp = threadIdx.x / kWarpSize;
+  if (threadIdx.x % kWarpSize == 0) warp_best[warp] = candidate;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    Candidate<T> best = warp_best[0];
+    for (int w = 1; w < kRowWarps; ++w) best = Better(best, warp_best[w]);
+    block_best = best;
+  }
+  __syncthreads();
+  return block_best;
+}
+
+// Selects the k highest-ranked of value_at(0 .. count) in rank order and
+// calls emit(j, pick) on thread 0 for each. The ranking is a strict total
+// order, so pick j is the best of the values ranking after pick j - 1.
+template <typename T, typename ValueAt, typename Emit>
+__device__ void BlockTopK(int64_t count, int64_t k, ValueAt value_at, Emit emit) {
+  Candidate<T> previous{T(0), -1};
+  for (int64_t j = 0; j < k; ++j) {
+    Candidate<T> best{T(0), -1};
+    for (long long i = threadIdx.x; i < count; i += blockDim.x) {
+      T value = value_at(i);
+      if (previous.index >= 0 && !RanksBefore(previous.value, previous.index, value, i)) continue;
+      best = Better(best, Candidate<T>{value, i});
+    }
+    best = BlockBest(best);
+    if (threadIdx.x == 0) emit(j, best);
+    previous = best;
+  }
+}
+
+// ---------------------------------------------------------- block reduce
+
+struct AddOp {
+  __device__ double operator()(double a, double b) const { return a + b; }
+};
+// NaN wins, as in the CPU's LogSumExp.
+struct NanMaxOp {
+  __device__ double operator()(double a, double b) const {
+    if (isnan(a)) return a;
+    if (isnan(b)) return b;
+    return a > b ? a : b;
+  }
+};
+
+// op over the block's values, in a fixed order; returned to every thread.
+template <typename Op>
+__device__ double BlockReduce(double value, Op op) {
+  __shared__ double warp_values[kRowWarps];
+  __shared__ double block_value;
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+    value = op(value, __shfl_down_sync(kFullMask, value, offset));
+  }
+  if (threadIdx.x % kWarpSize == 0) warp_values[threadIdx.x / kWarpSize] = value;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double total = warp_values[0];
+    for (int w = 1; w < kRowWarps; ++w) total = op(total, warp_values[w]);
+    block_value = total;
+  }
+  __syncthreads();
+  return block_value;
+}
+
+// log(sum(exp(row))) in double, shifted by the max, as the CPU's LogSumExp.
+__device__ double BlockLogSumExp(const float* row, int64_t count) {
+  double max = -INFINITY;
+  for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
+    if (isnan(row[i]) || row[i] > max) max = row[i];
+  }
+  max = BlockReduce(max, NanMaxOp());
+  if (isinf(max)) return max;  // all -inf (or an +inf): avoid inf - inf
+  double sum = 0.0;
+  for (int64_t i = threadIdx.x; i < count; i += blockDim.x) sum += exp(row[i] - max);
+  return max + log(BlockReduce(sum, AddOp()));
+}
+
+__device__ int64_t LoadId(const void* ids, bool ids_are_i64, int64_t position) {
+  return ids_are_i64 ? static_cast<const int64_t*>(ids)[position]
+                     : static_cast<const int32_t*>(ids)[position];
+}
+
+// ------------------------------------------------------------ top_k, gate
+
+__global__ void __launch_bounds__(kRowThreads)
+    TopKKernel(const float* x, int64_t rows, int64_t count, int64_t k, float* values,
+               int64_t* indices) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* row = x + r * count;
+    BlockTopK<float>(
+        count, k, [&](int64_t i) { return row[i]; },
+        [&](int64_t j, Candidate<float> pick) {
+          values[r * k + j] = pick.value;
+          indices[r * k + j] = pick.index;
+        });
+  }
+}
+
+__global__ void __launch_bounds__(kRowThreads)
+    MoeGateKernel(const float* logits, int64_t tokens, int64_t experts, int64_t top_k,
+                  bool normalize, float* weights, int64_t* expert_ids) {
+  for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
+    const float* row = logits + t * experts;
+    double log_sum_exp = BlockLogSumExp(row, experts);
+    // Recomputed where needed: the same expression gives the same double.
+    auto probability = [&](int64_t i) { return exp(row[i] - log_sum_exp); };
+    double selected = 0.0;  // thread 0's, summed in rank order as the CPU
+    BlockTopK<double>(experts, top_k, probability, [&](int64_t j, Candidate<double> pick) {
+      expert_ids[t * top_k + j] = pick.index;
+      selected += pick.value;
+    });
+    if (threadIdx.x == 0) {
+      for (int64_t j = 0; j < top_k; ++j) {
+        double p = probability(expert_ids[t * top_k + j]);
+        weights[t * top_k + j] = static_cast<float>(normalize ? p / selected : p);
+      }
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kRowThreads)
+    MoeGateGradKernel(const float* logits, const void* ids, bool ids_are_i64,
+                      const float* weights_grad, int64_t tokens, int64_t experts, int64_t slots,
+                      bool normalize, float* logits_grad, unsigned* error_flags) {
+  for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
+    const float* row = logits + t * experts;
+    const float* dw = weights_grad + t * slots;
+    double log_sum_exp = BlockLogSumExp(row, experts);
+    auto probability = [&](int64_t i) { return exp(row[i] - log_sum_exp); };
+    auto expert_of = [&](int64_t j) {
+      int64_t e = LoadId(ids, ids_are_i64, t * slots + j);
+      return e >= 0 && e < experts ? e : int64_t{-1};
+    };
+    // Every thread sums the few slots itself, in the CPU's order.
+    double selected = 0.0;
+    double weighted = 0.0;  // sum_j dw_j p[e_j]
+    for (int64_t j = 0; j < slots; ++j) {
+      int64_t e = expert_of(j);
+      if (e < 0) {
+        if (threadIdx.x == 0) atomicOr(error_flags, kIndexOutOfRange);
+        continue;
+      }
+      double p = probability(e);
+      selected += p;
+      weighted += static_cast<double>(dw[j]) * p;
+    }
+    double correction = weighted / (selected * selected);
+    // dp_i, its slots added in slot order as on the CPU.
+    auto dp_of = [&](int64_t i) {
+      double dp = 0.0;
+      for (int64_t j = 0; j < slots; ++j) {
+        if (expert_of(j) != i) continue;
+        dp += normalize ? static_cast<double>(dw[j]) / selected - correction
+                        : static_cast<double>(dw[j]);
+      }
+      return dp;
+    };
+    double expected_dp = 0.0;
+    for (int64_t i = threadIdx.x; i < experts; i += blockDim.x) {
+      expected_dp += dp_of(i) * probability(i);
+    }
+    expected_dp = BlockReduce(expected_dp, AddOp());
+    for (int64_t i = threadIdx.x; i < experts; i += blockDim.x) {
+      double p = probability(i);
+      logits_grad[t * experts + i] = static_cast<float>(p * (dp_of(i) - expected_dp));
+    }
+  }
+}
+
+// ----------------------------------------------------------------- routing
+
+// Device arrays of one moe_experts(_grad) launch, carved from its scratch.
+// Rows are (token, slot) pairs; slot s = t * k + j; sorted row r is the r-th
+// in expert order (by expert, then by slot).
+struct ExpertsScratch {
+  int* chunk_base = nullptr;    // [chunks, E]: the chunk's count, then the rows of earlier chunks
+  int* local_rank = nullptr;    // [R]: rank among the chunk's earlier slots of its expert
+  int* offsets = nullptr;       // [E + 1]: each expert's first sorted row; [E]: routed rows
+  int* tile_offsets = nullptr;  // [E + 1]: each expert's first row tile; [E]: all tiles
+  int* order = nullptr;         // [R]: sorted row -> slot
+  int* position = nullptr;      // [R]: slot -> sorted row, -1 for a bad expert id
+  float* projected = nullptr;   // [R, 2I]: [g; u]; in the backward then [dg; du]
+  float* activation = nullptr;  // [R, I]: silu(g) * u
+  float* hidden_rows = nullptr;  // [R, H]: down a (forward); gate_up^T [dg; du] (backward)
+  float* activation_grad = nullptr;  // [R, I], backward: down^T dy
+};
+
+// Lays the arrays out from `base` (null to measure), each 256-byte aligned;
+// returns the bytes used.
+size_t LayOutScratch(const MoeExpertsShape& shape, bool backward, char* base,
+                     ExpertsScratch* scratch) {
+  const int64_t rows = shape.tokens * shape.slots;
+  const int64_t chunks = (rows + kRouteChunk - 1) / kRouteChunk;
+  size_t used = 0;
+  auto take = [&](auto*& array, int64_t count) {
+    using Element = std::remove_reference_t<decltype(*array)>;
+    array = base ? reinterpret_cast<Element*>(base + used) : nullptr;
+    used += (static_cast<size_t>(count) * sizeof(Element) + 255) / 256 * 256;
+  };
+  take(scratch->chunk_base, chunks * shape.experts);
+  take(scratch->local_rank, rows);
+  take(scratch->offsets, shape.experts + 1);
+  take(scratch->tile_offsets, shape.experts + 1);
+  take(scratch->order, rows);
+  take(scratch->position, rows);
+  take(scratch->projected, rows * 2 * shape.intermediate);
+  take(scratch->activation, rows * shape.intermediate);
+  take(scratch->hidden_rows, rows * shape.hidden);
+  if (backward) take(scratch->activation_grad, rows * shape.intermediate);
+  return used;
+}
+
+// Per chunk of kRouteChunk slots (one block of as many threads): each slot's
+// rank among the chunk's earlier slots of its expert, and the chunk's count
+// per expert, written by the last slot of each expert. Bad ids are flagged.
+__global__ void __launch_bounds__(kRouteChunk)
+    RouteCountKernel(const void* ids, bool ids_are_i64, int rows, int experts,
+                     int* chunk_counts, int* local_rank, unsigned* error_flags) {
+  __shared__ int chunk_ids[kRouteChunk];
+  int* counts = chunk_counts + static_cast<int64_t>(blockIdx.x) * experts;
+  for (int e = threadIdx.x; e < experts; e += blockDim.x) counts[e] = 0;
+  int slot = blockIdx.x * kRouteChunk + threadIdx.x;
+  int id = -1;
+  if (slot < rows) {
+    int64_t raw = LoadId(ids, ids_are_i64, slot);
+    if (raw >= 0 && raw < experts) {
+      id = static_cast<int>(raw);
+    } else {
+      atomicOr(error_flags, kIndexOutOfRange);
+    }
+  }
+  chunk_ids[threadIdx.x] = id;
+  __syncthreads();  // also orders the zeroing of counts before the writes below
+  if (id < 0) return;
+  int rank = 0;
+  for (int l = 0; l < static_cast<int>(threadIdx.x); ++l) rank += chunk_ids[l] == id;
+  local_rank[slot] = rank;
+  bool last = true;
+  for (int l = threadIdx.x + 1; l < kRouteChunk; ++l) last = last && chunk_ids[l] != id;
+  if (last) counts[id] = rank + 1;
+}
+
+// One block: turns the chunk counts into each chunk's base within its
+// expert, then the expert offsets and row-tile offsets.
+__global__ void RouteScanKernel(int chunks, int experts, int* chunk_base, int* offsets,
+                                int* tile_offsets) {
+  for (int e = threadIdx.x; e < experts; e += blockDim.x) {
+    int running = 0;
+    for (int c = 0; c < chunks; ++c) {
+      int* entry = chunk_base + static_cast<int64_t>(c) * experts + e;
+      int count = *entry;
+      *entry = running;
+      running += count;
+    }
+    offsets[e + 1] = running;  // the count, scanned below
+  }
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  offsets[0] = 0;
+  tile_offsets[0] = 0;
+  for (int e = 0; e < experts; ++e) {
+    int count = offsets[e + 1];
+    offsets[e + 1] = offsets[e] + count;
+    tile_offsets[e + 1] = tile_offsets[e] + (count + kTileRows - 1) / kTileRows;
+  }
+}
+
+__global__ void RouteScatterKernel(const void* ids, bool ids_are_i64, int rows, int experts,
+                                   const int* chunk_base, const int* local_rank,
+                                   const int* offsets, int* order, int* position) {
+  for (int slot = blockIdx.x * blockDim.x + threadIdx.x; slot < rows;
+       slot += gridDim.x * blockDim.x) {
+    int64_t e = LoadId(ids, ids_are_i64, slot);
+    if (e < 0 || e >= experts) {
+      position[slot] = -1;
+      continue;
+    }
+    int sorted = offsets[e] + chunk_base[static_cast<int64_t>(slot / kRouteChunk) * experts + e] +
+                 local_rank[slot];
+    order[sorted] = slot;
+    position[slot] = sorted;
+  }
+}
+
+// ------------------------------------------------------------ grouped GEMM
+
+using ATile = float[kTileDepth][kTileRows + kTilePad];
+using BTile = float[kTileDepth][kTileCols + kTilePad];
+
+// acc (this thread's 4 x 4 outputs at rows 4 ty.., cols 4 tx..) += a^T b.
+__device__ void MultiplyTile(const ATile& a, const BTile& b, int ty, int tx, float (&acc)[4][4]) {
+#pragma unroll
+  for (int kk = 0; kk < kTileDepth; ++kk) {
+    float4 av = *reinterpret_cast<const float4*>(&a[kk][ty * 4]);
+    float4 bv = *reinterpret_cast<const float4*>(&b[kk][tx * 4]);
+    float as[4] = {av.x, av.y, av.z, av.w};
+    float bs[4] = {bv.x, bv.y, bv.z, bv.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(as[i], bs[j], acc[i][j]);
+    }
+  }
+}
+
+// Rows of an operand indexed by sorted row r: a token's row (order[r] / k)
+// of a [T, stride] tensor, or row r of a [R, stride] scratch array.
+struct RowSource {
+  const float* data = nullptr;
+  int64_t stride = 0;
+  bool by_token = false;
+
+  __device__ const float* Row(int r, const int* order, int slots) const {
+    int64_t source = by_token ? order[r] / slots : r;
+    return data + source * stride;
+  }
+};
+
+// C[r, :] = A_r B_e for each expert e's sorted rows r, B_e [depth, n] (or
+// stored [n, depth] when transposed: a weight applied as W a).
+struct RowsGemm {
+  RowSource a;
+  const float* b = nullptr;
+  int64_t b_expert_stride = 0;
+  bool b_transposed = false;
+  float* c = nullptr;  // [R, n]
+  int64_t n = 0;
+  int64_t depth = 0;
+};
+
+// Grid (row tiles, column tiles): row tile blockIdx.x is tile
+// blockIdx.x - tile_offsets[e] of the expert e it falls in; the grid covers
+// the worst case and tiles past tile_offsets[E] exit.
+__global__ void __launch_bounds__(kGemmThreads)
+    GroupedRowsGemmKernel(RowsGemm g, const int* offsets, const int* tile_offsets,
+                          const int* order, int experts, int slots) {
+  __shared__ __align__(16) ATile a_tile;
+  __shared__ __align__(16) BTile b_tile;
+  __shared__ const float* a_rows[kTileRows];
+  const int tile = blockIdx.x;
+  if (tile >= tile_offsets[experts]) return;
+  // The last expert whose first tile is at or before this one; experts
+  // without rows share their first tile with the next, so it has rows.
+  int lo = 0, hi = experts - 1;
+  while (lo < hi) {
+    int mid = (lo + hi + 1) / 2;
+    if (tile_offsets[mid] <= tile) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  const int e = lo;
+  const int row_begin = offsets[e] + (tile - tile_offsets[e]) * kTileRows;
+  const int row_end = offsets[e + 1];
+  const int64_t col_begin = static_cast<int64_t>(blockIdx.y) * kTileCols;
+  if (threadIdx.x < kTileRows) {
+    int r = row_begin + threadIdx.x;
+    a_rows[threadIdx.x] = r < row_end ? g.a.Row(r, order, slots) : nullptr;
+  }
+  const float* b = g.b + e * g.b_expert_stride;
+  const int tx = threadIdx.x % 16;
+  const int ty = threadIdx.x / 16;
+  float acc[4][4] = {};
+  for (int64_t k0 = 0; k0 < g.depth; k0 += kTileDepth) {
+    __syncthreads();  // a_rows written; the previous tiles consumed
+    for (int l = threadIdx.x; l < kTileRows * kTileDepth; l += kGemmThreads) {
+      int m = l / kTileDepth;  // consecutive threads read along a row
+      int kk = l % kTileDepth;
+      const float* row = a_rows[m];
+      a_tile[kk][m] = row && k0 + kk < g.depth ? row[k0 + kk] : 0.0f;
+    }
+    for (int l = threadIdx.x; l < kTileCols * kTileDepth; l += kGemmThreads) {
+      // Consecutive threads read consecutive addresses in either layout.
+      int n = g.b_transposed ? l / kTileDepth : l % kTileCols;
+      int kk = g.b_transposed ? l % kTileDepth : l / kTileCols;
+      int64_t col = col_begin + n;
+      int64_t depth = k0 + kk;
+      float value = 0.0f;
+      if (col < g.n && depth < g.depth) {
+        value = b[g.b_transposed ? col * g.depth + depth : depth * g.n + col];
+      }
+      b_tile[kk][n] = value;
+    }
+    __syncthreads();
+    MultiplyTile(a_tile, b_tile, ty, tx, acc);
+  }
+  for (int i = 0; i < 4; ++i) {
+    int64_t r = row_begin + ty * 4 + i;
+    if (r >= row_end) continue;
+    for (int j = 0; j < 4; ++j) {
+      int64_t col = col_begin + tx * 4 + j;
+      if (col < g.n) g.c[r * g.n + col] = acc[i][j];
+    }
+  }
+}
+
+// C_e[m, n] = sum over expert e's sorted rows r of
+// scale_r * left_r[m] * right_r[n], scale_r = weights[order[r]] if given,
+// else 1: a weight gradient. Grid (n tiles, m tiles, E); an expert without
+// rows gets zeros.
+struct OuterGemm {
+  RowSource left;
+  RowSource right;
+  const float* weights = nullptr;  // [T * k], or null
+  float* c = nullptr;              // [E, m, n]
+  int64_t m = 0;
+  int64_t n = 0;
+};
+
+__global__ void __launch_bounds__(kGemmThreads)
+    GroupedOuterGemmKernel(OuterGemm g, const int* offsets, const int* order, int slots) {
+  __shared__ __align__(16) ATile a_tile;
+  __shared__ __align__(16) BTile b_tile;
+  __shared__ const float* left_rows[kTileDepth];
+  __shared__ const float* right_rows[kTileDepth];
+  __shared__ float scales[kTileDepth];
+  const int e = blockIdx.z;
+  const int row_begin = offsets[e];
+  const int row_end = offsets[e + 1];
+  const int64_t m_begin = static_cast<int64_t>(blockIdx.y) * kTileRows;
+  const int64_t n_begin = static_cast<int64_t>(blockIdx.x) * kTileCols;
+  const int tx = threadIdx.x % 16;
+  const int ty = threadIdx.x / 16;
+  float acc[4][4] = {};
+  for (int k0 = row_begin; k0 < row_end; k0 += kTileDepth) {
+    __syncthreads();  // the previous tiles and row pointers consumed
+    if (threadIdx.x < kTileDepth) {
+      int r = k0 + threadIdx.x;
+      bool in = r < row_end;
+      left_rows[threadIdx.x] = in ? g.left.Row(r, order, slots) : nullptr;
+      right_rows[threadIdx.x] = in ? g.right.Row(r, order, slots) : nullptr;
+      scales[threadIdx.x] = in && g.weights ? g.weights[order[r]] : 1.0f;
+    }
+    __syncthreads();
+    for (int l = threadIdx.x; l < kTileRows * kTileDepth; l += kGemmThreads) {
+      int kk = l / kTileRows;
+      int m = l % kTileRows;
+      const float* row = left_rows[kk];
+      a_tile[kk][m] = row && m_begin + m < g.m ? row[m_begin + m] * scales[kk] : 0.0f;
+    }
+    for (int l = threadIdx.x; l < kTileCols * kTileDepth; l += kGemmThreads) {
+      int kk = l / kTileCols;
+      int n = l % kTileCols;
+      const float* row = right_rows[kk];
+      b_tile[kk][n] = row && n_begin + n < g.n ? row[n_begin + n] : 0.0f;
+    }
+    __syncthreads();
+    MultiplyTile(a_tile, b_tile, ty, tx, acc);
+  }
+  float* c = g.c + e * g.m * g.n;
+  for (int i = 0; i < 4; ++i) {
+    int64_t m = m_begin + ty * 4 + i;
+    if (m >= g.m) continue;
+    for (int j = 0; j < 4; ++j) {
+      int64_t n = n_begin + tx * 4 + j;
+      if (n < g.n) c[m * g.n + n] = acc[i][j];
+    }
+  }
+}
+
+// ------------------------------------------------------- SwiGLU, combine
+
+// activation[r, c] = silu(g) * u for the routed rows, [g; u] = projected[r].
+__global__ void SwigluKernel(const float* projected, int64_t rows, int64_t intermediate,
+                             const int* offsets, int experts, float* activation) {
+  const int64_t routed = offsets[experts];
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+       i < rows * intermediate; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t r = i / intermediate;
+    if (r >= routed) continue;
+    int64_t c = i % intermediate;
+    float g = projected[r * 2 * intermediate + c];
+    float u = projected[r * 2 * intermediate + intermediate + c];
+    activation[i] = g / (1.0f + expf(-g)) * u;
+  }
+}
+
+// One warp per slot s (sorted row r): weights_grad[s] = dy . (down a) =
+// (down^T dy) . a, and [g; u] in projected[r] becomes [dg; du] from
+// da = weights[s] (down^T dy). A slot with a bad expert id gets 0.
+__global__ void SwigluGradKernel(const float* activation_grad, const float* activation,
+                                 const float* weights, const int* position, int64_t rows,
+                                 int64_t intermediate, float* projected, float* weights_grad) {
+  const int lane = threadIdx.x % kWarpSize;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / kWarpSize);
+  for (int64_t slot = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarpSize;
+       slot < rows; slot += warps) {
+    const int r = position[slot];
+    float dot = 0.0f;
+    if (r >= 0) {
+      const float weight = weights[slot];
+      const float* da_row = activation_grad + static_cast<int64_t>(r) * intermediate;
+      const float* a_row = activation + static_cast<int64_t>(r) * intermediate;
+      float* gu = projected + static_cast<int64_t>(r) * 2 * intermediate;
+      for (int64_t c = lane; c < intermediate; c += kWarpSize) {
+        float da = da_row[c];
+        dot += da * a_row[c];
+        da *= weight;
+        float g = gu[c];
+        float u = gu[intermediate + c];
+        float sigmoid = 1.0f / (1.0f + expf(-g));
+        gu[c] = da * u * sigmoid * (1.0f + g * (1.0f - sigmoid));
+        gu[intermediate + c] = da * g * sigmoid;
+      }
+    }
+    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+      dot += __shfl_down_sync(kFullMask, dot, offset);
+    }
+    if (lane == 0) weights_grad[slot] = dot;
+  }
+}
+
+// out[t, :] = sum over the token's slots j, in order, of
+// weights[t, j] (1 when null) * hidden_rows[position[t k + j], :]; slots
+// with a bad expert id add nothing. Deterministic, without atomics.
+__global__ void CombineKernel(const float* hidden_rows, const int* position,
+                              const float* weights, int64_t tokens, int64_t hidden,
+                              int64_t slots, float* out) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+       i < tokens * hidden; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t t = i / hidden;
+    int64_t c = i % hidden;
+    float sum = 0.0f;
+    for (int64_t j = 0; j < slots; ++j) {
+      int64_t slot = t * slots + j;
+      int r = position[slot];
+      if (r < 0) continue;
+      float value = hidden_rows[static_cast<int64_t>(r) * hidden + c];
+      sum += weights ? weights[slot] * value : value;
+    }
+    out[i] = sum;
+  }
+}
+
+// ----------------------------------------------------------- orchestration
+
+// Routes the rows and projects and activates them: the forward's first half,
+// which the backward recomputes.
+void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, const float* x,
+                      const void* ids, bool ids_are_i64, const float* gate_up,
+                      unsigned* error_flags, cudaStream_t stream) {
+  const int rows = static_cast<int>(shape.tokens * shape.slots);
+  const int experts = static_cast<int>(shape.experts);
+  const int slots = static_cast<int>(shape.slots);
+  const int chunks = (rows + kRouteChunk - 1) / kRouteChunk;
+  if (chunks > 0) {
+    RouteCountKernel<<<chunks, kRouteChunk, 0, stream>>>(ids, ids_are_i64, rows, experts,
+                                                         s.chunk_base, s.local_rank, error_flags);
+  }
+  // Always: the weight gradients read the offsets even when no row is routed.
+  RouteScanKernel<<<1, kRouteChunk, 0, stream>>>(chunks, experts, s.chunk_base, s.offsets,
+                                                 s.tile_offsets);
+  if (rows == 0) return;
+  RouteScatterKernel<<<BlocksFor(rows, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
+      ids, ids_are_i64, rows, experts, s.chunk_base, s.local_rank, s.offsets, s.order,
+      s.position);
+  const int64_t inter = shape.intermediate;
+  // Each expert's partial tile adds at most one to the R / 64 full ones.
+  const unsigned row_tiles = CeilDiv(rows, kTileRows) + experts;
+  if (inter > 0) {
+    RowsGemm project;
+    project.a = RowSource{x, shape.hidden, true};
+    project.b = gate_up;
+    project.b_expert_stride = 2 * inter * shape.hidden;
+    project.b_transposed = true;
+    project.c = s.projected;
+    project.n = 2 * inter;
+    project.depth = shape.hidden;
+    GroupedRowsGemmKernel<<<dim3(row_tiles, CeilDiv(project.n, kTileCols)), kGemmThreads, 0,
+                            stream>>>(project, s.offsets, s.tile_offsets, s.order, experts,
+                                      slots);
+    SwigluKernel<<<BlocksFor(rows * inter, kElementwiseThreads), kElementwiseThreads, 0,
+                   stream>>>(s.projected, rows, inter, s.offsets, experts, s.activation);
+  }
+}
+
+}  // namespace
+
+void LaunchTopK(const float* x, int64_t rows, int64_t count, int64_t k, float* values,
+                int64_t* indices, cudaStream_t stream) {
+  if (rows == 0 || k == 0) return;
+  TopKKernel<<<BlocksFor(rows, 1), kRowThreads, 0, stream>>>(x, rows, count, k, values, indices);
+}
+
+void LaunchMoeGate(const float* logits, int64_t tokens, int64_t experts, int64_t top_k,
+                   bool normalize, float* weights, int64_t* expert_ids, cudaStream_t stream) {
+  if (tokens == 0 || top_k == 0) return;
+  MoeGateKernel<<<BlocksFor(tokens, 1), kRowThreads, 0, stream>>>(logits, tokens, experts, top_k,
+                                                                  normalize, weights, expert_ids);
+}
+
+void LaunchMoeGateGrad(const float* logits, const void* expert_ids, bool ids_are_i64,
+                       const float* weights_grad, int64_t tokens, int64_t experts,
+                       int64_t slots, bool normalize, float* logits_grad,
+                       unsigned* error_flags, cudaStream_t stream) {
+  // With no experts there are no logits, but any slot still flags its id.
+  if (tokens == 0) return;
+  MoeGateGradKernel<<<BlocksFor(tokens, 1), kRowThreads, 0, stream>>>(
+      logits, expert_ids, ids_are_i64, weights_grad, tokens, experts, slots, normalize,
+      logits_grad, error_flags);
+}
+
+bool MoeExpertsLaunchable(const MoeExpertsShape& shape) {
+  // Halving INT_MAX leaves room for the grid-stride and chunk arithmetic.
+  return shape.tokens * shape.slots <= INT_MAX / 2 && shape.experts <= 65535;
+}
+
+size_t MoeExpertsScratchBytes(const MoeExpertsShape& shape, bool backward) {
+  ExpertsScratch unused;
+  return LayOutScratch(shape, backward, nullptr, &unused);
+}
+
+void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* expert_ids,
+                      bool ids_are_i64, const float* weights, const float* gate_up,
+                      const float* down, float* y, void* scratch, unsigned* error_flags,
+                      cudaStream_t stream) {
+  ExpertsScratch s;
+  LayOutScratch(shape, false, static_cast<char*>(scratch), &s);
+  RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, error_flags, stream);
+  const int rows = static_cast<int>(shape.tokens * shape.slots);
+  const int experts = static_cast<int>(shape.experts);
+  if (rows > 0 && shape.hidden > 0) {
+    RowsGemm project_down;
+    project_down.a = RowSource{s.activation, shape.intermediate, false};
+    project_down.b = down;
+    project_down.b_expert_stride = shape.hidden * shape.intermediate;
+    project_down.b_transposed = true;
+    project_down.c = s.hidden_rows;
+    project_down.n = shape.hidden;
+    project_down.depth = shape.intermediate;
+    GroupedRowsGemmKernel<<<dim3(CeilDiv(rows, kTileRows) + experts,
+                                 CeilDiv(shape.hidden, kTileCols)),
+                            kGemmThreads, 0, stream>>>(project_down, s.offsets, s.tile_offsets,
+                                                       s.order, experts,
+                                                       static_cast<int>(shape.slots));
+  }
+  const int64_t outputs = shape.tokens * shape.hidden;
+  if (outputs > 0) {
+    CombineKernel<<<BlocksFor(outputs, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
+        s.hidden_rows, s.position, weights, shape.tokens, shape.hidden, shape.slots, y);
+  }
+}
+
+void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const void* expert_ids,
+                          bool ids_are_i64, const float* weights, const float* gate_up,
+                          const float* down, const float* y_grad, float* x_grad,
+                          float* weights_grad, float* gate_up_grad, float* down_grad,
+                          void* scratch, unsigned* error_flags, cudaStream_t stream) {
+  ExpertsScratch s;
+  LayOutScratch(shape, true, static_cast<char*>(scratch), &s);
+  RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, error_flags, stream);
+  const int rows = static_cast<int>(shape.tokens * shape.slots);
+  const int experts = static_cast<int>(shape.experts);
+  const int slots = static_cast<int>(shape.slots);
+  const int64_t hidden = shape.hidden;
+  const int64_t inter = shape.intermediate;
+  const unsigned row_tiles = CeilDiv(rows, kTileRows) + experts;
+  if (rows > 0) {
+    if (inter > 0) {
+      // down^T dy per row: the activation's gradient before the gate weight.
+      RowsGemm back_down;
+      back_down.a = RowSource{y_grad, hidden, true};
+      back_down.b = down;
+      back_down.b_expert_stride = hidden * inter;
+      back_down.b_transposed = false;  // down[e] is [H, I]: depth H, n I
+      back_down.c = s.activation_grad;
+      back_down.n = inter;
+      back_down.depth = hidden;
+      GroupedRowsGemmKernel<<<dim3(row_tiles, CeilDiv(inter, kTileCols)), kGemmThreads, 0,
+                              stream>>>(back_down, s.offsets, s.tile_offsets, s.order, experts,
+                                        slots);
+    }
+    constexpr int kWarpsPerBlock = kElementwiseThreads / kWarpSize;
+    SwigluGradKernel<<<BlocksFor(rows, kWarpsPerBlock), kElementwiseThreads, 0, stream>>>(
+        s.activation_grad, s.activation, weights, s.position, rows, inter, s.projected,
+        weights_grad);
+  }
+  if (experts > 0 && hidden > 0 && inter > 0) {
+    OuterGemm grad_down;  // sum_r (w_r dy_t) a_r^T
+    grad_down.left = RowSource{y_grad, hidden, true};
+    grad_down.right = RowSource{s.activation, inter, false};
+    grad_down.weights = weights;
+    grad_down.c = down_grad;
+    grad_down.m = hidden;
+    grad_down.n = inter;
+    GroupedOuterGemmKernel<<<dim3(CeilDiv(inter, kTileCols), CeilDiv(hidden, kTileRows),
+                                  experts),
+                             kGemmThreads, 0, stream>>>(grad_down, s.offsets, s.order, slots);
+    OuterGemm grad_gate_up;  // sum_r [dg; du]_r x_t^T
+    grad_gate_up.left = RowSource{s.projected, 2 * inter, false};
+    grad_gate_up.right = RowSource{x, hidden, true};
+    grad_gate_up.c = gate_up_grad;
+    grad_gate_up.m = 2 * inter;
+    grad_gate_up.n = hidden;
+    GroupedOuterGemmKernel<<<dim3(CeilDiv(hidden, kTileCols), CeilDiv(2 * inter, kTileRows),
+                                  experts),
+                             kGemmThreads, 0, stream>>>(grad_gate_up, s.offsets, s.order,
+                                                        slots);
+  }
+  if (rows > 0 && hidden > 0) {
+    RowsGemm back_gate_up;  // gate_up[e]^T [dg; du] per row
+    back_gate_up.a = RowSource{s.projected, 2 * inter, false};
+    back_gate_up.b = gate_up;
+    back_gate_up.b_expert_stride = 2 * inter * hidden;
+    back_gate_up.b_transposed = false;  // gate_up[e] is [2I, H]: depth 2I, n H
+    back_gate_up.c = s.hidden_rows;
+    back_gate_up.n = hidden;
+    back_gate_up.depth = 2 * inter;
+    GroupedRowsGemmKernel<<<dim3(row_tiles, CeilDiv(hidden, kTileCols)), kGemmThreads, 0,
+                            stream>>>(back_gate_up, s.offsets, s.tile_offsets, s.order, experts,
+                                      slots);
+  }
+  const int64_t outputs = shape.tokens * hidden;
+  if (outputs > 0) {
+    CombineKernel<<<BlocksFor(outputs, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
+        s.hidden_rows, s.position, nullptr, shape.tokens, hidden, shape.slots, x_grad);
+  }
+}
+
+}  // namespace veomni::runtime::cuda

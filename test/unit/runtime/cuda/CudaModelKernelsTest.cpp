@@ -1,0 +1,2 @@
+// PLACEHOLDER
+#include "test/unit/runtime/cuda/CudaKernelTestUtil.h"
