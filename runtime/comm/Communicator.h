@@ -20,6 +20,8 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual const Mesh& mesh() const = 0;
+  // Whether tensors are GPU memory (NCCL) rather than host memory.
+  virtual bool operates_on_device() const { return false; }
 
   // All collectives are over mesh().Group(rank(), axes), in group order;
   // tensors are contiguous row-major; dims may be negative (counted from the

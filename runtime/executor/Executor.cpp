@@ -124,10 +124,11 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
     executor->device_ = executor->own_device_.get();
   }
   Device& device = *executor->device_;
-  if (!device.host_accessible() && options.communicator) {
-    return absl::UnimplementedError(absl::StrCat(
-        "this runtime runs several ranks on the CPU only: ", device.Describe(),
-        " has no communicator yet (NCCL)"));
+  if (options.communicator &&
+      options.communicator->operates_on_device() == device.host_accessible()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the communicator works on ", options.communicator->operates_on_device() ? "GPU" : "host",
+        " memory but the executor runs on ", device.Describe()));
   }
   if (options.communicator) {
     executor->rank_ = options.communicator->rank();
@@ -454,6 +455,11 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
         return absl::DataLossError(
             absl::StrCat(at, ": malformed expert-parallel launch (its group is ", group,
                          " ranks of this mesh)"));
+      }
+      if (!device_->host_accessible()) {
+        return absl::UnimplementedError(
+            absl::StrCat(at, ": expert parallelism (ep > 1) runs only on the CPU backend so "
+                             "far; compile without ep for ", device_->Describe()));
       }
       built.collective = Collective::kExperts;
       built.mesh_axes = static_cast<uint32_t>(axes);

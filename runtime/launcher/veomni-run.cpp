@@ -1,8 +1,25 @@
 // veomni-run: trains with a compiled artifact.
 //
 //   veomni-run model.vob --data tokens.bin --steps 1000 --save final.safetensors
+//   veomni-run -n 2 model.vob --device cuda ...   (one process per GPU)
+//
+// On the CPU, -n N runs N ranks as threads of this process. On CUDA each rank
+// is a process with one GPU: with -n N this process starts N copies of
+// itself on this host (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
+// MASTER_PORT set, as torchrun would) and waits for them; a process started
+// with those variables (or Slurm's or Open MPI's) is one rank of a run that
+// may span hosts. Ranks meet at MASTER_ADDR:MASTER_PORT, where rank 0 hands
+// out the NCCL id, and a rank that fails or dies makes every other rank exit
+// with a message naming it.
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <cstdio>
@@ -19,6 +36,8 @@
 #include "absl/strings/str_format.h"
 #include "runtime/artifact/Artifact.h"
 #include "runtime/comm/LocalCommunicator.h"
+#include "runtime/comm/NcclCommunicator.h"
+#include "runtime/comm/Rendezvous.h"
 #include "runtime/device/Device.h"
 #include "runtime/train/Trainer.h"
 
@@ -30,13 +49,15 @@ ABSL_FLAG(std::string, save, "",
 ABSL_FLAG(std::string, metrics, "", "Write one JSON line of metrics per step to this file");
 ABSL_FLAG(uint64_t, seed, 0, "Seed for parameters compiled with an init rule");
 ABSL_FLAG(int32_t, n, 1,
-          "Ranks to run, as threads of this process on the CPU backend; must equal the "
-          "artifact's dp * fsdp * sp");
+          "Ranks to run, one per GPU (processes) on cuda, or as threads of this process on "
+          "cpu; must equal the artifact's dp * fsdp * sp");
 ABSL_FLAG(int64_t, timeout, 600,
-          "Seconds a rank waits for the others in a collective before giving up");
+          "Seconds a rank waits for the others (to join, or in a collective on cpu) before "
+          "giving up; on cuda with -n, also how long the others get to exit after one fails");
 ABSL_FLAG(int64_t, log, 1, "Print a log line every this many steps (and the last)");
 ABSL_FLAG(std::string, device, "cpu",
-          "Where to run: cpu (the reference kernels), or cuda / cuda:N (GPU N; one rank)");
+          "Where to run: cpu (the reference kernels), cuda (GPU LOCAL_RANK of each rank "
+          "process, GPU 0 for one rank), or cuda:N (GPU N; one rank)");
 ABSL_FLAG(std::string, matmul_precision, "bf16",
           "On cuda: what matmul rounds its fp32 operands to on the tensor cores: bf16 "
           "(the training default), tf32, or fp32 (no rounding)");
@@ -105,15 +126,171 @@ absl::Status TrainRank(veomni::runtime::Trainer& trainer, int rank, int64_t step
 
 }  // namespace
 
+// A free TCP port of this host for rank 0 to listen on (it may be taken
+// before rank 0 binds it; then rank 0 fails with a clear message).
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  int port = 0;
+  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  if (fd >= 0) close(fd);
+  return port;
+}
+
+// Starts `ranks` copies of this program, one per local GPU, and waits. When
+// one fails, the others are told by the rendezvous and exit on their own;
+// any still running after --timeout seconds are killed.
+int LaunchLocalRanks(int ranks, char** argv) {
+  int port = FreePort();
+  if (port == 0) return Fail("cannot find a free TCP port for the rendezvous");
+  std::vector<pid_t> children;
+  for (int r = 0; r < ranks; ++r) {
+    pid_t pid = fork();
+    if (pid < 0) return Fail(absl::StrCat("fork: ", std::strerror(errno)));
+    if (pid == 0) {
+      setenv("RANK", std::to_string(r).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(ranks).c_str(), 1);
+      setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      execv("/proc/self/exe", argv);
+      std::fprintf(stderr, "veomni-run: error: rank %d: exec: %s\n", r, std::strerror(errno));
+      _exit(127);
+    }
+    children.push_back(pid);
+  }
+  int exit_code = 0;
+  std::string first_failure;
+  absl::Time kill_at = absl::InfiniteFuture();
+  size_t running = children.size();
+  while (running > 0) {
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid == 0) {
+      if (absl::Now() > kill_at) {
+        for (size_t r = 0; r < children.size(); ++r) {
+          if (children[r] > 0) {
+            std::fprintf(stderr, "veomni-run: rank %zu did not exit after rank failure; killing it\n", r);
+            kill(children[r], SIGKILL);
+          }
+        }
+        kill_at = absl::InfiniteFuture();
+      }
+      usleep(20 * 1000);
+      continue;
+    }
+    if (pid < 0) break;
+    size_t r = std::find(children.begin(), children.end(), pid) - children.begin();
+    if (r == children.size()) continue;
+    children[r] = -1;
+    --running;
+    bool failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+    if (failed && first_failure.empty()) {
+      first_failure = WIFSIGNALED(status)
+                          ? absl::StrCat("rank ", r, " was killed by signal ", WTERMSIG(status))
+                          : absl::StrCat("rank ", r, " exited with status ", WEXITSTATUS(status));
+      exit_code = 1;
+      kill_at = absl::Now() + absl::Seconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_timeout)));
+    }
+  }
+  if (exit_code != 0) return Fail(absl::StrCat("the run failed: ", first_failure));
+  return 0;
+}
+
+// One rank of a multi-process GPU run, as the environment describes it.
+int RunGpuRank(const veomni::runtime::LaunchEnvironment& env,
+               std::shared_ptr<const veomni::runtime::Artifact> artifact,
+               const veomni::runtime::Mesh& mesh, veomni::runtime::MatmulPrecision precision,
+               int64_t steps) {
+  const int rank = env.rendezvous.rank;
+  auto fail = [rank](absl::string_view message) {
+    return Fail(absl::StrCat("rank ", rank, ": ", message));
+  };
+  if (env.rendezvous.world != mesh.size()) {
+    return fail(absl::StrFormat("the artifact was compiled for %d ranks but WORLD_SIZE is %d",
+                                mesh.size(), env.rendezvous.world));
+  }
+  if (!absl::GetFlag(FLAGS_save).empty()) {
+    // Refused before training, so that no run's result is lost at its end.
+    return fail("--save is not implemented for several GPU processes yet");
+  }
+  veomni::runtime::RendezvousConfig config = env.rendezvous;
+  config.timeout = absl::Seconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_timeout)));
+  auto device = veomni::runtime::CreateCudaDevice(env.local_rank, precision);
+  if (!device.ok()) return fail(device.status().message());
+  auto rendezvous = veomni::runtime::Rendezvous::Join(config);
+  if (!rendezvous.ok()) return fail(rendezvous.status().message());
+  auto communicator =
+      veomni::runtime::CreateNcclCommunicator(mesh, **rendezvous, **device);
+  if (!communicator.ok()) {
+    (*rendezvous)->ReportFailure(std::string(communicator.status().message()));
+    return fail(communicator.status().message());
+  }
+  // Another rank's failure ends this process at once: it may be blocked in
+  // a collective that will never complete.
+  (*rendezvous)->Watch([rank](const std::string& message) {
+    std::fprintf(stderr, "veomni-run: error: rank %d: stopping: %s\n", rank, message.c_str());
+    std::fflush(stderr);
+    _exit(1);
+  });
+  veomni::runtime::Executor::Options options;
+  options.seed = absl::GetFlag(FLAGS_seed);
+  options.communicator = communicator->get();
+  options.device = device->get();
+  options.synchronize_each_command = absl::GetFlag(FLAGS_debug_sync);
+  absl::Status status;
+  auto trainer = veomni::runtime::Trainer::Create(artifact, options);
+  if (!trainer.ok()) {
+    status = trainer.status();
+  } else {
+    status = (*trainer)->LoadData(absl::GetFlag(FLAGS_data));
+  }
+  std::ofstream metrics;
+  if (status.ok() && rank == 0 && !absl::GetFlag(FLAGS_metrics).empty()) {
+    metrics.open(absl::GetFlag(FLAGS_metrics));
+    if (!metrics) status = absl::InvalidArgumentError(
+        absl::StrCat("cannot write '", absl::GetFlag(FLAGS_metrics), "'"));
+  }
+  if (status.ok()) {
+    if (rank == 0) std::printf("device %s, %d ranks\n", (*device)->Describe().c_str(), mesh.size());
+    status = TrainRank(**trainer, rank, steps, rank == 0 ? &metrics : nullptr);
+  }
+  if (!status.ok()) {
+    (*rendezvous)->ReportFailure(std::string(status.message()));
+    return fail(status.message());
+  }
+  if (auto finished = (*rendezvous)->Finish(); !finished.ok()) return fail(finished.message());
+  return 0;
+}
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "trains with a compiled artifact\n  veomni-run [-n RANKS] model.vob --data tokens.bin "
-      "--steps N [--save out.safetensors]");
+      "--steps N [--device cpu|cuda] [--save out.safetensors]");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() != 2) return Fail("expects exactly one artifact (.vob) argument");
   if (absl::GetFlag(FLAGS_data).empty()) return Fail("--data is required");
   int64_t steps = absl::GetFlag(FLAGS_steps);
   if (steps < 1) return Fail("--steps must be >= 1");
+
+  std::string device_name = absl::GetFlag(FLAGS_device);
+  const bool on_gpu = device_name == "cuda" || device_name.rfind("cuda:", 0) == 0;
+  int ordinal = 0;
+  if (on_gpu && device_name.size() > 5 && !absl::SimpleAtoi(device_name.substr(5), &ordinal)) {
+    return Fail(absl::StrCat("--device ", device_name, ": expected cuda or cuda:N"));
+  }
+  if (!on_gpu && device_name != "cpu") {
+    return Fail(absl::StrCat("--device ", device_name, ": expected cpu, cuda or cuda:N"));
+  }
+  auto precision = veomni::runtime::ParseMatmulPrecision(absl::GetFlag(FLAGS_matmul_precision));
+  if (!precision.ok()) return Fail(precision.status().message());
 
   auto loaded = veomni::runtime::Artifact::Load(positional[1]);
   if (!loaded.ok()) return Fail(loaded.status().message());
@@ -122,6 +299,20 @@ int main(int argc, char** argv) {
   if (const auto* recipe = artifact->program().recipe()) {
     mesh = veomni::runtime::Mesh{recipe->dp(), recipe->fsdp(), recipe->sp(), recipe->ep()};
   }
+
+  // A rank process of a GPU run (started by -n below, torchrun, Slurm or MPI).
+  auto env = veomni::runtime::LaunchEnvironmentFromEnv();
+  if (on_gpu && env.ok() && env->rendezvous.world > 1) {
+    if (device_name != "cuda") {
+      return Fail("--device cuda:N names one GPU; a rank process takes GPU LOCAL_RANK "
+                  "(use --device cuda)");
+    }
+    return RunGpuRank(*env, artifact, mesh, *precision, steps);
+  }
+  if (on_gpu && !env.ok() && !absl::IsNotFound(env.status())) {
+    return Fail(env.status().message());
+  }
+
   int ranks = absl::GetFlag(FLAGS_n);
   if (ranks != mesh.size()) {
     return Fail(absl::StrFormat(
@@ -130,29 +321,25 @@ int main(int argc, char** argv) {
         ranks, mesh.size(), mesh.size() == 1 ? "" : "s", mesh.dp, mesh.fsdp, mesh.sp,
         mesh.ep > 1 ? absl::StrCat(", ep=", mesh.ep) : "", mesh.size()));
   }
+  if (on_gpu && ranks > 1) {
+    if (device_name != "cuda") {
+      return Fail("--device cuda:N names one GPU; -n runs one process per GPU 0..n-1 "
+                  "(use --device cuda)");
+    }
+    if (!veomni::runtime::HaveCudaBackend()) {
+      return Fail(veomni::runtime::CreateCudaDevice(0).status().message());
+    }
+    return LaunchLocalRanks(ranks, argv);
+  }
 
   // The device: the host, or one GPU of this process.
   std::unique_ptr<veomni::runtime::Device> device;
-  std::string device_name = absl::GetFlag(FLAGS_device);
-  if (device_name == "cuda" || device_name.rfind("cuda:", 0) == 0) {
-    int ordinal = 0;
-    if (device_name.size() > 5 && !absl::SimpleAtoi(device_name.substr(5), &ordinal)) {
-      return Fail(absl::StrCat("--device ", device_name, ": expected cuda or cuda:N"));
-    }
-    if (ranks > 1) {
-      return Fail(absl::StrCat("--device ", device_name, " runs one rank per process; this "
-                               "build has no multi-GPU communicator yet (NCCL), so -n ", ranks,
-                               " runs only on --device cpu"));
-    }
-    auto precision = veomni::runtime::ParseMatmulPrecision(absl::GetFlag(FLAGS_matmul_precision));
-    if (!precision.ok()) return Fail(precision.status().message());
+  if (on_gpu) {
     auto opened = veomni::runtime::CreateCudaDevice(ordinal, *precision);
     if (!opened.ok()) return Fail(opened.status().message());
     device = std::move(*opened);
     std::printf("device %s, matmul %s\n", device->Describe().c_str(),
                 absl::GetFlag(FLAGS_matmul_precision).c_str());
-  } else if (device_name != "cpu") {
-    return Fail(absl::StrCat("--device ", device_name, ": expected cpu, cuda or cuda:N"));
   }
 
   std::unique_ptr<veomni::runtime::LocalWorld> world;

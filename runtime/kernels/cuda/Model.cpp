@@ -21,7 +21,7 @@ using cpu::CheckRank;
 using cpu::CheckShape;
 using cpu::CheckSupportedDType;
 
-DeviceIndices IndicesOf(const TensorView& tensor) {
+DeviceIndices DeviceIndicesOf(const TensorView& tensor) {
   return DeviceIndices{tensor.data, tensor.dtype == DType::kI64};
 }
 
@@ -46,7 +46,7 @@ absl::Status Embedding(const KernelAttrs&, absl::Span<const TensorView> inputs,
         absl::StrCat(kKernel, ": table has unknown dtype ", DTypeName(table.dtype)));
   }
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
-  LaunchEmbedding(table.data, IndicesOf(ids), out.data, ids.NumElements(), vocab, hidden,
+  LaunchEmbedding(table.data, DeviceIndicesOf(ids), out.data, ids.NumElements(), vocab, hidden,
                   element_bytes, context->error_flags, context->stream);
   return LaunchStatus(kKernel);
 }
@@ -159,7 +159,7 @@ AttentionShape DeviceAttentionShape(const cpu::AttentionGeometry& geometry,
   shape.scale = static_cast<float>(geometry.scale);
   shape.causal = geometry.causal;
   if (cu_seqlens != nullptr) {
-    shape.cu_seqlens = IndicesOf(*cu_seqlens);
+    shape.cu_seqlens = DeviceIndicesOf(*cu_seqlens);
     shape.num_offsets = geometry.num_offsets;
   }
   return shape;
@@ -197,7 +197,7 @@ absl::Status CrossEntropy(const KernelAttrs& attrs, absl::Span<const TensorView>
   VEOMNI_RETURN_IF_ERROR(
       CheckShape(kKernel, "output", out, per_token ? inputs[1].shape : scalar_shape));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
-  LaunchCrossEntropy(logits.As<float>(), IndicesOf(inputs[1]), out.As<float>(), plan.rows,
+  LaunchCrossEntropy(logits.As<float>(), DeviceIndicesOf(inputs[1]), out.As<float>(), plan.rows,
                      plan.vocab, plan.ignore_index, static_cast<int>(plan.reduction),
                      context->error_flags, context->stream);
   return LaunchStatus(kKernel);

@@ -1,25 +1,174 @@
-// PLACEHOLDER: to be replaced by the real kernels.
+// Gradients of the LLM ops on CUDA: the CPU kernels' operand checks, then the
+// launchers of ModelGradLaunch.cu. Ids, labels and cu_seqlens are checked on
+// the device, as in Model.cpp.
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/kernels/cpu/KernelSupport.h"
+#include "runtime/kernels/cpu/ModelCommon.h"
 #include "runtime/kernels/cuda/CudaKernels.h"
+#include "runtime/kernels/cuda/CudaSupport.h"
+#include "runtime/kernels/cuda/ModelGradLaunch.h"
+#include "runtime/kernels/cuda/ModelSupport.h"
 
 namespace veomni::runtime::cuda {
 
-absl::Status RmsNormGrad(const KernelAttrs&, absl::Span<const TensorView>, absl::Span<const TensorView>) {
-  return absl::UnimplementedError("RmsNormGrad: not implemented on CUDA yet");
+using cpu::CheckArity;
+using cpu::CheckDType;
+using cpu::CheckRank;
+using cpu::CheckShape;
+using cpu::CheckSupportedDType;
+
+absl::Status RmsNormGrad(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                         absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "rms_norm_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 2));
+  const TensorView& x = inputs[0];
+  const TensorView& w = inputs[1];
+  const TensorView& dy = inputs[2];
+  const TensorView& dx = outputs[0];
+  const TensorView& dw = outputs[1];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, x.dtype, {DType::kF32}));
+  const char* roles[] = {"w", "dy", "dx", "dw"};
+  const TensorView* others[] = {&w, &dy, &dx, &dw};
+  for (int i = 0; i < 4; ++i) {
+    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, roles[i], *others[i], DType::kF32));
+  }
+  if (x.shape.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": x must have rank >= 1"));
+  }
+  int64_t dim = x.shape.back();
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "w", w, {dim}));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dy", dy, x.shape));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dx", dx, x.shape));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dw", dw, {dim}));
+  VEOMNI_ASSIGN_OR_RETURN(double epsilon, cpu::RequiredFloat(kKernel, attrs, "epsilon"));
+  if (dim == 0) return absl::OkStatus();
+  if (dim > kMaxRmsNormGradDim) {
+    return absl::UnimplementedError(absl::StrCat(kKernel, ": last dim ", dim,
+                                                 " is past the CUDA kernel's ",
+                                                 kMaxRmsNormGradDim));
+  }
+  VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
+  LaunchRmsNormGrad(x.As<float>(), w.As<float>(), dy.As<float>(), dx.As<float>(),
+                    dw.As<float>(), x.NumElements() / dim, dim, static_cast<float>(epsilon),
+                    context->stream);
+  return LaunchStatus(kKernel);
 }
-absl::Status RopeGrad(const KernelAttrs&, absl::Span<const TensorView>, absl::Span<const TensorView>) {
-  return absl::UnimplementedError("RopeGrad: not implemented on CUDA yet");
+
+absl::Status RopeGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
+                      absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "rope_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 1));
+  const TensorView& dy = inputs[0];
+  const TensorView& cos = inputs[1];
+  const TensorView& sin = inputs[2];
+  const TensorView& dx = outputs[0];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, dy.dtype, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "cos", cos, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "sin", sin, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", dx, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", dx, dy.shape));
+  VEOMNI_ASSIGN_OR_RETURN(RopeBroadcast broadcast,
+                          PlanRopeBroadcast(kKernel, "dy", dy, cos, sin));
+  VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
+  LaunchRopeGrad(dy.As<float>(), cos.As<float>(), sin.As<float>(), dx.As<float>(), broadcast,
+                 context->stream);
+  return LaunchStatus(kKernel);
 }
-absl::Status SwigluGrad(const KernelAttrs&, absl::Span<const TensorView>, absl::Span<const TensorView>) {
-  return absl::UnimplementedError("SwigluGrad: not implemented on CUDA yet");
+
+absl::Status SwigluGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
+                        absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "swiglu_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 2));
+  const TensorView& gate = inputs[0];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, gate.dtype, {DType::kF32}));
+  const char* roles[] = {"up", "dy", "dgate", "dup"};
+  const TensorView* others[] = {&inputs[1], &inputs[2], &outputs[0], &outputs[1]};
+  for (int i = 0; i < 4; ++i) {
+    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, roles[i], *others[i], DType::kF32));
+    VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, roles[i], *others[i], gate.shape));
+  }
+  VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
+  LaunchSwigluGrad(gate.As<float>(), inputs[1].As<float>(), inputs[2].As<float>(),
+                   outputs[0].As<float>(), outputs[1].As<float>(), gate.NumElements(),
+                   context->stream);
+  return LaunchStatus(kKernel);
 }
-absl::Status AttentionGrad(const KernelAttrs&, absl::Span<const TensorView>, absl::Span<const TensorView>) {
-  return absl::UnimplementedError("AttentionGrad: not implemented on CUDA yet");
+
+absl::Status AttentionGrad(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                           absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "attention_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 4, 5, outputs, 3));
+  // PlanAttentionShapes reads q, k, v at 0..2 and cu_seqlens at 3; dout sits
+  // at 3.
+  std::vector<TensorView> forward_inputs = {inputs[0], inputs[1], inputs[2]};
+  if (inputs.size() == 5) forward_inputs.push_back(inputs[4]);
+  VEOMNI_ASSIGN_OR_RETURN(cpu::AttentionGeometry geo,
+                          cpu::PlanAttentionShapes(kKernel, attrs, forward_inputs));
+  const TensorView& dout = inputs[3];
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "dout", dout, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dout", dout,
+                                    {geo.batch, geo.q_heads, geo.q_len, geo.value_dim}));
+  const char* roles[] = {"dq", "dk", "dv"};
+  for (int i = 0; i < 3; ++i) {
+    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, roles[i], outputs[i], DType::kF32));
+    VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, roles[i], outputs[i], inputs[i].shape));
+  }
+  VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
+  LaunchAttentionGrad(inputs[0].As<float>(), inputs[1].As<float>(), inputs[2].As<float>(),
+                      dout.As<float>(), outputs[0].As<float>(), outputs[1].As<float>(),
+                      outputs[2].As<float>(),
+                      DeviceAttentionShape(geo, inputs.size() == 5 ? &inputs[4] : nullptr),
+                      context->error_flags, context->stream);
+  return LaunchStatus(kKernel);
 }
-absl::Status CrossEntropyGrad(const KernelAttrs&, absl::Span<const TensorView>, absl::Span<const TensorView>) {
-  return absl::UnimplementedError("CrossEntropyGrad: not implemented on CUDA yet");
+
+absl::Status CrossEntropyGrad(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                              absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "cross_entropy_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 1));
+  const TensorView& logits = inputs[0];
+  const TensorView& dloss = inputs[2];
+  const TensorView& dlogits = outputs[0];
+  VEOMNI_ASSIGN_OR_RETURN(cpu::CrossEntropyPlan plan,
+                          cpu::PlanCrossEntropyShapes(kKernel, attrs, logits, inputs[1]));
+  bool per_token = plan.reduction == cpu::LossReduction::kNone;
+  std::vector<int64_t> scalar_shape;
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "dloss", dloss, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(
+      CheckShape(kKernel, "dloss", dloss, per_token ? inputs[1].shape : scalar_shape));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", dlogits, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", dlogits, logits.shape));
+  VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
+  LaunchCrossEntropyGrad(logits.As<float>(), DeviceIndicesOf(inputs[1]), dloss.As<float>(),
+                         dlogits.As<float>(), plan.rows, plan.vocab, plan.ignore_index,
+                         static_cast<int>(plan.reduction), context->error_flags,
+                         context->stream);
+  return LaunchStatus(kKernel);
 }
-absl::Status EmbeddingGrad(const KernelAttrs&, absl::Span<const TensorView>, absl::Span<const TensorView>) {
-  return absl::UnimplementedError("EmbeddingGrad: not implemented on CUDA yet");
+
+absl::Status EmbeddingGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
+                           absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "embedding_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
+  const TensorView& ids = inputs[0];
+  const TensorView& dy = inputs[1];
+  const TensorView& dtable = outputs[0];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, dy.dtype, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", dtable, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckRank(kKernel, "output", dtable, 2));
+  int64_t vocab = dtable.shape[0];
+  int64_t hidden = dtable.shape[1];
+  std::vector<int64_t> expected = ids.shape;
+  expected.push_back(hidden);
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dy", dy, expected));
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckTokenIdsDType(kKernel, ids));
+  VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
+  LaunchEmbeddingGrad(DeviceIndicesOf(ids), dy.As<float>(), dtable.As<float>(), ids.NumElements(),
+                      vocab, hidden, context->error_flags, context->stream);
+  return LaunchStatus(kKernel);
 }
 
 }  // namespace veomni::runtime::cuda

@@ -13,7 +13,7 @@
 namespace veomni::runtime::cuda {
 
 // An i64 or i32 tensor (the caller checked the dtype) as the launchers read it.
-DeviceIndices IndicesOf(const TensorView& tensor);
+DeviceIndices DeviceIndicesOf(const TensorView& tensor);
 
 // Checks that `x` (named `role` in messages, as the CPU kernels do) has an
 // even last dim and that cos and sin broadcast to it, and describes the

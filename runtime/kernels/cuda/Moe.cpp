@@ -1,22 +1,129 @@
-// PLACEHOLDER: to be replaced by the real kernels.
+// The MoE kernels on CUDA: the CPU kernels' operand checks (MoeCommon.h),
+// then the device code of MoeLaunch.cu on the context's stream. Expert ids
+// are range-checked on the device (kIndexOutOfRange), since reading them here
+// would synchronize.
+
+#include <cstddef>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/base/Status.h"
+#include "runtime/kernels/cpu/KernelSupport.h"
+#include "runtime/kernels/cpu/MoeCommon.h"
 #include "runtime/kernels/cuda/CudaKernels.h"
+#include "runtime/kernels/cuda/CudaSupport.h"
+#include "runtime/kernels/cuda/MoeLaunch.h"
 
 namespace veomni::runtime::cuda {
+namespace {
 
-absl::Status TopK(const KernelAttrs&, absl::Span<const TensorView>, absl::Span<const TensorView>) {
-  return absl::UnimplementedError("TopK: not implemented on CUDA yet");
+MoeExpertsShape ShapeOf(const cpu::MoeExpertsPlan& plan) {
+  MoeExpertsShape shape;
+  shape.tokens = plan.tokens;
+  shape.hidden = plan.hidden;
+  shape.slots = plan.slots;
+  shape.experts = plan.experts;
+  shape.intermediate = plan.intermediate;
+  return shape;
 }
-absl::Status MoeGate(const KernelAttrs&, absl::Span<const TensorView>, absl::Span<const TensorView>) {
-  return absl::UnimplementedError("MoeGate: not implemented on CUDA yet");
+
+absl::Status CheckLaunchable(absl::string_view kernel, const MoeExpertsShape& shape) {
+  if (MoeExpertsLaunchable(shape)) return absl::OkStatus();
+  return absl::UnimplementedError(absl::StrCat(
+      kernel, ": ", shape.tokens, " tokens x ", shape.slots, " slots and ", shape.experts,
+      " experts exceed what the CUDA kernel indexes (rows <= 2^30, experts <= 65535)"));
 }
-absl::Status MoeGateGrad(const KernelAttrs&, absl::Span<const TensorView>, absl::Span<const TensorView>) {
-  return absl::UnimplementedError("MoeGateGrad: not implemented on CUDA yet");
+
+// Runs `launch(scratch)` with `bytes` of stream-ordered scratch: allocated and
+// freed on the stream, so nothing waits and graph capture records both.
+template <typename Launch>
+absl::Status WithScratch(absl::string_view kernel, CudaContext* ctx, size_t bytes,
+                         Launch launch) {
+  void* scratch = nullptr;
+  VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaMallocAsync(&scratch, bytes, ctx->stream),
+                                    absl::StrCat(kernel, ": scratch of ", bytes, " bytes")));
+  launch(scratch);
+  absl::Status launched = LaunchStatus(kernel);
+  absl::Status freed =
+      CudaStatus(cudaFreeAsync(scratch, ctx->stream), absl::StrCat(kernel, ": freeing scratch"));
+  VEOMNI_RETURN_IF_ERROR(launched);
+  return freed;
 }
-absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView>, absl::Span<const TensorView>) {
-  return absl::UnimplementedError("MoeExperts: not implemented on CUDA yet");
+
+}  // namespace
+
+absl::Status TopK(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                  absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "top_k";
+  VEOMNI_ASSIGN_OR_RETURN(cpu::TopKPlan plan, cpu::PlanTopK(kKernel, attrs, inputs, outputs));
+  VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
+  LaunchTopK(inputs[0].As<const float>(), plan.rows, plan.count, plan.k,
+             outputs[0].As<float>(), outputs[1].As<int64_t>(), ctx->stream);
+  return LaunchStatus(kKernel);
 }
-absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView>, absl::Span<const TensorView>) {
-  return absl::UnimplementedError("MoeExpertsGrad: not implemented on CUDA yet");
+
+absl::Status MoeGate(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                     absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_gate";
+  VEOMNI_ASSIGN_OR_RETURN(cpu::MoeGatePlan plan,
+                          cpu::PlanMoeGate(kKernel, attrs, inputs, outputs));
+  VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
+  LaunchMoeGate(inputs[0].As<const float>(), plan.tokens, plan.experts, plan.top_k,
+                plan.normalize, outputs[0].As<float>(), outputs[1].As<int64_t>(), ctx->stream);
+  return LaunchStatus(kKernel);
+}
+
+absl::Status MoeGateGrad(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                         absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_gate_grad";
+  VEOMNI_ASSIGN_OR_RETURN(cpu::MoeGateGradPlan plan,
+                          cpu::PlanMoeGateGrad(kKernel, attrs, inputs, outputs));
+  VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
+  LaunchMoeGateGrad(inputs[0].As<const float>(), inputs[1].data,
+                    inputs[1].dtype == DType::kI64, inputs[2].As<const float>(), plan.tokens,
+                    plan.experts, plan.slots, plan.normalize, outputs[0].As<float>(),
+                    ctx->error_flags, ctx->stream);
+  return LaunchStatus(kKernel);
+}
+
+absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
+                        absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_experts";
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckArity(kKernel, inputs, 5, 5, outputs, 1));
+  VEOMNI_ASSIGN_OR_RETURN(cpu::MoeExpertsPlan plan, cpu::PlanMoeExperts(kKernel, inputs));
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckMoeExpertsOutput(kKernel, plan, outputs));
+  MoeExpertsShape shape = ShapeOf(plan);
+  VEOMNI_RETURN_IF_ERROR(CheckLaunchable(kKernel, shape));
+  VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
+  return WithScratch(kKernel, ctx, MoeExpertsScratchBytes(shape, /*backward=*/false),
+                     [&](void* scratch) {
+                       LaunchMoeExperts(shape, inputs[0].As<const float>(), inputs[1].data,
+                                        inputs[1].dtype == DType::kI64,
+                                        inputs[2].As<const float>(),
+                                        inputs[3].As<const float>(),
+                                        inputs[4].As<const float>(), outputs[0].As<float>(),
+                                        scratch, ctx->error_flags, ctx->stream);
+                     });
+}
+
+absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
+                            absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_experts_grad";
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckArity(kKernel, inputs, 6, 6, outputs, 4));
+  VEOMNI_ASSIGN_OR_RETURN(cpu::MoeExpertsPlan plan, cpu::PlanMoeExperts(kKernel, inputs));
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckMoeExpertsGradOperands(kKernel, plan, inputs, outputs));
+  MoeExpertsShape shape = ShapeOf(plan);
+  VEOMNI_RETURN_IF_ERROR(CheckLaunchable(kKernel, shape));
+  VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
+  return WithScratch(kKernel, ctx, MoeExpertsScratchBytes(shape, /*backward=*/true),
+                     [&](void* scratch) {
+                       LaunchMoeExpertsGrad(
+                           shape, inputs[0].As<const float>(), inputs[1].data,
+                           inputs[1].dtype == DType::kI64, inputs[2].As<const float>(),
+                           inputs[3].As<const float>(), inputs[4].As<const float>(),
+                           inputs[5].As<const float>(), outputs[0].As<float>(),
+                           outputs[1].As<float>(), outputs[2].As<float>(),
+                           outputs[3].As<float>(), scratch, ctx->error_flags, ctx->stream);
+                     });
 }
 
 }  // namespace veomni::runtime::cuda

@@ -1,2 +1,327 @@
-// PLACEHOLDER
+// The CUDA LLM kernels, their gradients and adamw against their CPU twins on
+// random operands of small realistic shapes, and the data errors the device
+// reports for ids, labels and cu_seqlens the CPU would reject.
+//
+// Tolerance: the GPU computes in fp32 with fp32 block reductions, the CPU
+// accumulates in double and rounds once. Over the rows here (up to 1000 terms
+// of magnitude below 10) fp32 rounding stays far below atol 1e-5 + rtol 1e-4,
+// while a wrong term (a mask, an index, a missing scale) is off by 1e-2 or
+// more. Sums taken with fp32 atomics (dk, dv, dw, dtable, the summed loss) add
+// few terms here, so they fit the same bound.
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
 #include "test/unit/runtime/cuda/CudaKernelTestUtil.h"
+
+namespace veomni::runtime {
+namespace {
+
+using testing::F32;
+using testing::GpuTest;
+using testing::I32;
+using testing::I64;
+using testing::OwnedTensor;
+using testing::RandomF32;
+
+constexpr double kAtol = 1e-5;
+constexpr double kRtol = 1e-4;
+
+// Runs `name` on both backends with outputs of `output_shapes` that start as
+// stale values (every kernel must overwrite all of them) and expects the
+// GPU's outputs close to the CPU's.
+void ExpectMatchesCpu(const std::string& name, const KernelAttrs& attrs,
+                      const std::vector<const OwnedTensor*>& inputs,
+                      const std::vector<std::vector<int64_t>>& output_shapes, std::mt19937& rng,
+                      double atol = kAtol, double rtol = kRtol) {
+  std::vector<OwnedTensor> outputs;
+  for (const std::vector<int64_t>& shape : output_shapes) {
+    outputs.push_back(RandomF32(shape, rng, 50.0f, 60.0f));
+  }
+  std::vector<const OwnedTensor*> output_pointers;
+  for (const OwnedTensor& output : outputs) output_pointers.push_back(&output);
+  testing::TwinResult twins = testing::RunTwins(name, attrs, inputs, output_pointers);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    EXPECT_TRUE(testing::AllClose(twins.gpu[i].Values<float>(), twins.cpu[i].Values<float>(),
+                                  atol, rtol))
+        << name << " output " << i;
+  }
+}
+
+OwnedTensor RandomIds(std::vector<int64_t> shape, int64_t vocab, std::mt19937& rng,
+                      bool as_i32 = false) {
+  std::uniform_int_distribution<int64_t> pick(0, vocab - 1);
+  std::vector<int64_t> ids(static_cast<size_t>(testing::NumElementsOf(shape)));
+  for (int64_t& id : ids) id = pick(rng);
+  if (!as_i32) return I64(std::move(shape), ids);
+  return I32(std::move(shape), std::vector<int32_t>(ids.begin(), ids.end()));
+}
+
+// Labels in [0, vocab) with about one in four set to `ignore_index`.
+OwnedTensor RandomLabels(std::vector<int64_t> shape, int64_t vocab, int64_t ignore_index,
+                         std::mt19937& rng, bool as_i32) {
+  std::uniform_int_distribution<int64_t> pick(0, vocab - 1);
+  std::vector<int64_t> labels(static_cast<size_t>(testing::NumElementsOf(shape)));
+  for (size_t r = 0; r < labels.size(); ++r) labels[r] = r % 4 == 1 ? ignore_index : pick(rng);
+  if (!as_i32) return I64(std::move(shape), labels);
+  return I32(std::move(shape), std::vector<int32_t>(labels.begin(), labels.end()));
+}
+
+TEST_F(GpuTest, EmbeddingMatchesCpu) {
+  std::mt19937 rng(1);
+  OwnedTensor table = RandomF32({1000, 64}, rng);
+  for (bool as_i32 : {false, true}) {
+    OwnedTensor ids = RandomIds({2, 17}, 1000, rng, as_i32);
+    // A copy: exact.
+    ExpectMatchesCpu("embedding", {}, {&table, &ids}, {{2, 17, 64}}, rng, 0.0, 0.0);
+  }
+}
+
+TEST_F(GpuTest, EmbeddingGradMatchesCpu) {
+  std::mt19937 rng(2);
+  // A vocabulary of 50 for 34 tokens repeats ids, so rows accumulate.
+  for (int64_t vocab : {50, 1000}) {
+    OwnedTensor ids = RandomIds({2, 17}, vocab, rng, vocab == 50);
+    OwnedTensor dy = RandomF32({2, 17, 64}, rng);
+    ExpectMatchesCpu("embedding_grad", {}, {&ids, &dy}, {{vocab, 64}}, rng);
+  }
+}
+
+TEST_F(GpuTest, RmsNormMatchesCpu) {
+  std::mt19937 rng(3);
+  KernelAttrs attrs;
+  attrs.SetFloat("epsilon", 1e-6);
+  // Rows shorter than, and longer than, a block of 256 threads.
+  for (std::vector<int64_t> shape : {std::vector<int64_t>{2, 13, 96},
+                                     std::vector<int64_t>{3, 1000}, std::vector<int64_t>{5, 7}}) {
+    OwnedTensor x = RandomF32(shape, rng, -2.0f, 2.0f);
+    OwnedTensor w = RandomF32({shape.back()}, rng, 0.5f, 1.5f);
+    ExpectMatchesCpu("rms_norm", attrs, {&x, &w}, {shape}, rng);
+    OwnedTensor dy = RandomF32(shape, rng);
+    ExpectMatchesCpu("rms_norm_grad", attrs, {&x, &w, &dy}, {shape, {shape.back()}}, rng);
+  }
+}
+
+TEST_F(GpuTest, RopeMatchesCpu) {
+  std::mt19937 rng(4);
+  std::vector<int64_t> x_shape = {2, 4, 9, 16};
+  // cos and sin as [S, D], as [B, 1, S, D], and sin of another shape than cos.
+  std::vector<std::vector<int64_t>> cos_shapes = {{9, 16}, {2, 1, 9, 16}, {9, 16}};
+  std::vector<std::vector<int64_t>> sin_shapes = {{9, 16}, {2, 1, 9, 16}, {4, 1, 16}};
+  for (size_t c = 0; c < cos_shapes.size(); ++c) {
+    OwnedTensor x = RandomF32(x_shape, rng);
+    OwnedTensor cos = RandomF32(cos_shapes[c], rng);
+    OwnedTensor sin = RandomF32(sin_shapes[c], rng);
+    ExpectMatchesCpu("rope", {}, {&x, &cos, &sin}, {x_shape}, rng);
+    ExpectMatchesCpu("rope_grad", {}, {&x, &cos, &sin}, {x_shape}, rng);
+  }
+}
+
+TEST_F(GpuTest, SwigluMatchesCpu) {
+  std::mt19937 rng(5);
+  std::vector<int64_t> shape = {2, 11, 40};
+  OwnedTensor gate = RandomF32(shape, rng, -6.0f, 6.0f);
+  OwnedTensor up = RandomF32(shape, rng, -2.0f, 2.0f);
+  ExpectMatchesCpu("swiglu", {}, {&gate, &up}, {shape}, rng);
+  OwnedTensor dy = RandomF32(shape, rng);
+  ExpectMatchesCpu("swiglu_grad", {}, {&gate, &up, &dy}, {shape, shape}, rng);
+}
+
+struct AttentionCase {
+  int64_t batch, q_heads, kv_heads, q_len, kv_len, head_dim, value_dim;
+  bool causal;
+  std::vector<int64_t> cu_seqlens;  // empty: none
+  bool cu_as_i32 = false;
+  double scale = 0.0;  // 0: the default 1/sqrt(D)
+};
+
+std::vector<AttentionCase> AttentionCases() {
+  return {
+      {2, 4, 2, 5, 5, 8, 8, true, {}},
+      {2, 4, 2, 33, 33, 64, 64, false, {}},
+      // Fewer keys than queries, Dv != D, one kv head per query head.
+      {2, 4, 4, 33, 20, 16, 24, true, {}},
+      {2, 4, 4, 20, 33, 16, 24, false, {}},
+      // More keys than one tile of 64.
+      {2, 4, 2, 70, 70, 32, 32, true, {}},
+      // Two documents; the second runs across the batch boundary at 33.
+      {2, 4, 2, 33, 33, 16, 16, true, {0, 20, 66}},
+      // Tokens 0..2 and 60..65 are in no document and see nothing.
+      {2, 4, 2, 33, 33, 16, 16, false, {3, 40, 60}, true, 0.3},
+      {1, 2, 1, 130, 130, 8, 8, false, {0, 50, 130}, true},
+  };
+}
+
+KernelAttrs AttentionAttrs(const AttentionCase& c) {
+  KernelAttrs attrs;
+  attrs.SetInt("causal", c.causal ? 1 : 0);
+  if (c.scale != 0.0) attrs.SetFloat("scale", c.scale);
+  return attrs;
+}
+
+OwnedTensor CuSeqlens(const AttentionCase& c) {
+  if (!c.cu_as_i32) return I64({static_cast<int64_t>(c.cu_seqlens.size())}, c.cu_seqlens);
+  return I32({static_cast<int64_t>(c.cu_seqlens.size())},
+             std::vector<int32_t>(c.cu_seqlens.begin(), c.cu_seqlens.end()));
+}
+
+TEST_F(GpuTest, AttentionMatchesCpu) {
+  std::mt19937 rng(6);
+  for (const AttentionCase& c : AttentionCases()) {
+    SCOPED_TRACE(::testing::Message() << "S " << c.q_len << ", Sk " << c.kv_len << ", D "
+                                      << c.head_dim << ", causal " << c.causal
+                                      << ", documents " << c.cu_seqlens.size());
+    OwnedTensor q = RandomF32({c.batch, c.q_heads, c.q_len, c.head_dim}, rng);
+    OwnedTensor k = RandomF32({c.batch, c.kv_heads, c.kv_len, c.head_dim}, rng);
+    OwnedTensor v = RandomF32({c.batch, c.kv_heads, c.kv_len, c.value_dim}, rng);
+    OwnedTensor cu = CuSeqlens(c);
+    std::vector<const OwnedTensor*> inputs = {&q, &k, &v};
+    if (!c.cu_seqlens.empty()) inputs.push_back(&cu);
+    ExpectMatchesCpu("attention", AttentionAttrs(c), inputs,
+                     {{c.batch, c.q_heads, c.q_len, c.value_dim}}, rng);
+  }
+}
+
+TEST_F(GpuTest, AttentionGradMatchesCpu) {
+  std::mt19937 rng(7);
+  for (const AttentionCase& c : AttentionCases()) {
+    SCOPED_TRACE(::testing::Message() << "S " << c.q_len << ", Sk " << c.kv_len << ", D "
+                                      << c.head_dim << ", causal " << c.causal
+                                      << ", documents " << c.cu_seqlens.size());
+    OwnedTensor q = RandomF32({c.batch, c.q_heads, c.q_len, c.head_dim}, rng);
+    OwnedTensor k = RandomF32({c.batch, c.kv_heads, c.kv_len, c.head_dim}, rng);
+    OwnedTensor v = RandomF32({c.batch, c.kv_heads, c.kv_len, c.value_dim}, rng);
+    OwnedTensor dout = RandomF32({c.batch, c.q_heads, c.q_len, c.value_dim}, rng);
+    OwnedTensor cu = CuSeqlens(c);
+    std::vector<const OwnedTensor*> inputs = {&q, &k, &v, &dout};
+    if (!c.cu_seqlens.empty()) inputs.push_back(&cu);
+    ExpectMatchesCpu("attention_grad", AttentionAttrs(c), inputs,
+                     {q.shape(), k.shape(), v.shape()}, rng);
+  }
+}
+
+struct CrossEntropyCase {
+  int64_t reduction;
+  int64_t ignore_index;
+  bool labels_as_i32;
+  bool all_ignored;
+};
+
+TEST_F(GpuTest, CrossEntropyMatchesCpu) {
+  std::mt19937 rng(8);
+  const int64_t vocab = 1000;
+  std::vector<int64_t> row_shape = {2, 7};
+  OwnedTensor logits = RandomF32({2, 7, vocab}, rng, -3.0f, 3.0f);
+  for (CrossEntropyCase c : {CrossEntropyCase{0, -100, false, false},
+                             CrossEntropyCase{1, -100, true, false},
+                             CrossEntropyCase{2, -100, false, false},
+                             CrossEntropyCase{0, 5, true, false},
+                             // mean over no counted token is NaN, sum is 0
+                             CrossEntropyCase{0, -100, false, true},
+                             CrossEntropyCase{1, -100, false, true}}) {
+    SCOPED_TRACE(::testing::Message() << "reduction " << c.reduction << ", ignore_index "
+                                      << c.ignore_index << ", all ignored " << c.all_ignored);
+    KernelAttrs attrs;
+    attrs.SetInt("reduction", c.reduction);
+    if (c.ignore_index != -100) attrs.SetInt("ignore_index", c.ignore_index);
+    OwnedTensor labels =
+        c.all_ignored ? I64(row_shape, std::vector<int64_t>(14, c.ignore_index))
+                      : RandomLabels(row_shape, vocab, c.ignore_index, rng, c.labels_as_i32);
+    bool per_token = c.reduction == 2;
+    std::vector<int64_t> loss_shape = per_token ? row_shape : std::vector<int64_t>{};
+    ExpectMatchesCpu("cross_entropy", attrs, {&logits, &labels}, {loss_shape}, rng);
+    OwnedTensor dloss = RandomF32(loss_shape, rng, 0.5f, 2.0f);
+    ExpectMatchesCpu("cross_entropy_grad", attrs, {&logits, &labels, &dloss},
+                     {logits.shape()}, rng);
+  }
+}
+
+// Data the CPU kernels reject on the host is flagged on the device and
+// reported by the synchronization that follows; the flag is then clear.
+TEST_F(GpuTest, BadDataIsReportedAtSynchronization) {
+  OwnedTensor table(DType::kF32, {256, 4});
+  OwnedTensor out(DType::kF32, {3, 4});
+  OwnedTensor bad_ids = I64({3}, {1, 300, 2});
+  absl::Status status = testing::RunCudaKernel("embedding", {}, {&table, &bad_ids}, {&out});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("token id"), absl::string_view::npos) << status;
+  OwnedTensor negative_ids = I32({3}, {0, -1, 2});
+  OwnedTensor dtable(DType::kF32, {256, 4});
+  OwnedTensor dy(DType::kF32, {3, 4});
+  status = testing::RunCudaKernel("embedding_grad", {}, {&negative_ids, &dy}, {&dtable});
+  EXPECT_NE(status.message().find("token id"), absl::string_view::npos) << status;
+  OwnedTensor good_ids = I64({3}, {1, 255, 2});
+  EXPECT_TRUE(testing::RunCudaKernel("embedding", {}, {&table, &good_ids}, {&out}).ok());
+
+  OwnedTensor logits(DType::kF32, {2, 8});
+  OwnedTensor labels = I64({2}, {3, 8});
+  OwnedTensor loss(DType::kF32, {});
+  status = testing::RunCudaKernel("cross_entropy", {}, {&logits, &labels}, {&loss});
+  EXPECT_NE(status.message().find("label"), absl::string_view::npos) << status;
+
+  OwnedTensor q(DType::kF32, {1, 1, 4, 2});
+  OwnedTensor o(DType::kF32, {1, 1, 4, 2});
+  OwnedTensor decreasing = I64({3}, {0, 3, 2});
+  status = testing::RunCudaKernel("attention", {}, {&q, &q, &q, &decreasing}, {&o});
+  EXPECT_NE(status.message().find("cu_seqlens"), absl::string_view::npos) << status;
+  OwnedTensor past_end = I32({2}, {0, 5});
+  status = testing::RunCudaKernel("attention", {}, {&q, &q, &q, &past_end}, {&o});
+  EXPECT_NE(status.message().find("cu_seqlens"), absl::string_view::npos) << status;
+}
+
+struct AdamWConfig {
+  double lr, beta1, beta2, eps, weight_decay;
+};
+
+// Three steps on each backend from the same state and gradients. Both take the
+// same correctly rounded f32 operations in the same order, so they should
+// agree bit for bit; a few ulps of slack cover a CPU build that contracts a
+// multiply-add the CPU kernel does not spell as std::fma.
+TEST_F(GpuTest, AdamWMatchesCpuOverThreeSteps) {
+  const int64_t n = 10007;  // not a multiple of the block size
+  // beta1 < 0.5 takes the other branch of torch's lerp.
+  for (const AdamWConfig& config :
+       {AdamWConfig{1e-3, 0.9, 0.95, 1e-8, 0.1}, AdamWConfig{1e-2, 0.3, 0.999, 1e-6, 0.0}}) {
+    std::mt19937 rng(9);
+    KernelAttrs attrs;
+    attrs.SetFloat("beta1", config.beta1);
+    attrs.SetFloat("beta2", config.beta2);
+    attrs.SetFloat("eps", config.eps);
+    attrs.SetFloat("weight_decay", config.weight_decay);
+    OwnedTensor param = RandomF32({n}, rng);
+    OwnedTensor zeros(DType::kF32, {n});
+    // state[0] is the CPU's, state[1] the GPU's: {param, exp_avg, exp_avg_sq}.
+    std::vector<std::vector<OwnedTensor>> state(2, {param, zeros, zeros});
+    OwnedTensor grad_scale = F32({}, {0.5f});
+    for (int step = 1; step <= 3; ++step) {
+      OwnedTensor grad = RandomF32({n}, rng, -2.0f, 2.0f);
+      OwnedTensor hyper = F32({3}, {static_cast<float>(config.lr),
+                                    static_cast<float>(1.0 - std::pow(config.beta1, step)),
+                                    static_cast<float>(1.0 - std::pow(config.beta2, step))});
+      for (int backend = 0; backend < 2; ++backend) {
+        std::vector<OwnedTensor>& s = state[backend];
+        std::vector<OwnedTensor> next(3, zeros);
+        std::vector<const OwnedTensor*> inputs = {&s[0], &grad, &s[1], &s[2], &hyper,
+                                                  &grad_scale};
+        std::vector<OwnedTensor*> outputs = {&next[0], &next[1], &next[2]};
+        absl::Status status = backend == 0
+                                  ? testing::RunKernel("adamw", attrs, inputs, outputs)
+                                  : testing::RunCudaKernel("adamw", attrs, inputs, outputs);
+        ASSERT_TRUE(status.ok()) << (backend == 0 ? "CPU: " : "GPU: ") << status;
+        s = std::move(next);
+      }
+    }
+    const char* names[] = {"param", "exp_avg", "exp_avg_sq"};
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_TRUE(testing::AllClose(state[1][i].Values<float>(), state[0][i].Values<float>(),
+                                    1e-12, 1e-6))
+          << names[i];
+    }
+  }
+}
+
+}  // namespace
+}  // namespace veomni::runtime

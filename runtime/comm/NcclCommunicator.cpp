@@ -1,0 +1,344 @@
+#include "runtime/comm/NcclCommunicator.h"
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/base/Status.h"
+#include "runtime/kernels/cuda/CudaContext.h"
+#include "runtime/kernels/cuda/CudaSupport.h"
+
+namespace veomni::runtime {
+namespace {
+
+using cuda::CudaStatus;
+
+absl::Status NcclStatus(ncclResult_t result, absl::string_view what) {
+  if (result == ncclSuccess) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(what, ": NCCL: ", ncclGetErrorString(result)));
+}
+
+absl::StatusOr<int> NormalizeDim(int dim, size_t rank, absl::string_view what) {
+  int n = static_cast<int>(rank);
+  if (dim < -n || dim >= n) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": dim ", dim, " of a rank-", n,
+                                                   " tensor"));
+  }
+  return dim < 0 ? dim + n : dim;
+}
+
+int64_t Product(const std::vector<int64_t>& shape, size_t begin, size_t end) {
+  int64_t p = 1;
+  for (size_t d = begin; d < end; ++d) p *= shape[d];
+  return p;
+}
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(Mesh mesh, int rank, Device& device)
+      : mesh_(mesh), rank_(rank), device_(device) {}
+  ~NcclCommunicator() override {
+    for (auto& [axes, comm] : groups_) {
+      if (comm) (aborted_ ? ncclCommAbort(comm) : ncclCommDestroy(comm));
+    }
+    if (world_) (aborted_ ? ncclCommAbort(world_) : ncclCommDestroy(world_));
+  }
+
+  absl::Status Init(Rendezvous& rendezvous) {
+    ncclUniqueId id;
+    if (rank_ == 0) VEOMNI_RETURN_IF_ERROR(NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId"));
+    VEOMNI_ASSIGN_OR_RETURN(
+        std::string bytes,
+        rendezvous.Broadcast(std::string(reinterpret_cast<const char*>(&id), sizeof(id))));
+    if (bytes.size() != sizeof(id)) return absl::InternalError("a malformed NCCL id arrived");
+    std::memcpy(&id, bytes.data(), sizeof(id));
+    VEOMNI_RETURN_IF_ERROR(device_.Activate());
+    return NcclStatus(ncclCommInitRank(&world_, mesh_.size(), id, rank_), "ncclCommInitRank");
+  }
+
+  int rank() const override { return rank_; }
+  const Mesh& mesh() const override { return mesh_; }
+  bool operates_on_device() const override { return true; }
+
+  absl::Status AllGather(const TensorView& in, const TensorView& out, uint32_t axes,
+                         int dim) override {
+    VEOMNI_ASSIGN_OR_RETURN(Group group, GroupOf(axes, "all_gather"));
+    VEOMNI_ASSIGN_OR_RETURN(dim, NormalizeDim(dim, in.shape.size(), "all_gather"));
+    if (in.dtype != out.dtype || out.shape.size() != in.shape.size() ||
+        out.shape[dim] != in.shape[dim] * group.size || out.NumElements() != in.NumElements() * group.size) {
+      return absl::InvalidArgumentError(absl::StrCat("all_gather: ", FormatShape(in.shape),
+                                                     " -> ", FormatShape(out.shape), " over ",
+                                                     group.size, " ranks"));
+    }
+    if (group.size == 1) return device_.CopyOnDevice(out.data, in.data, in.Bytes());
+    const int64_t outer = Product(in.shape, 0, dim);
+    const uint64_t bytes = static_cast<uint64_t>(in.Bytes());
+    if (outer == 1) {
+      return NcclStatus(ncclAllGather(in.data, out.data, bytes, ncclUint8, group.comm, Stream()),
+                        "all_gather");
+    }
+    // Gather whole shards, then interleave them along `dim`.
+    VEOMNI_ASSIGN_OR_RETURN(uint8_t * scratch, Scratch(bytes * group.size));
+    VEOMNI_RETURN_IF_ERROR(NcclStatus(
+        ncclAllGather(in.data, scratch, bytes, ncclUint8, group.comm, Stream()), "all_gather"));
+    const uint64_t chunk = bytes / outer;
+    for (int g = 0; g < group.size; ++g) {
+      VEOMNI_RETURN_IF_ERROR(CudaStatus(
+          cudaMemcpy2DAsync(static_cast<uint8_t*>(out.data) + g * chunk, chunk * group.size,
+                            scratch + g * bytes, chunk, chunk, outer, cudaMemcpyDeviceToDevice,
+                            Stream()),
+          "all_gather: interleave"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReduceScatter(const TensorView& in, const TensorView& out, uint32_t axes,
+                             int dim) override {
+    VEOMNI_ASSIGN_OR_RETURN(Group group, GroupOf(axes, "reduce_scatter"));
+    VEOMNI_ASSIGN_OR_RETURN(dim, NormalizeDim(dim, in.shape.size(), "reduce_scatter"));
+    if (in.dtype != DType::kF32 || out.dtype != DType::kF32 ||
+        out.shape.size() != in.shape.size() || in.shape[dim] != out.shape[dim] * group.size ||
+        in.NumElements() != out.NumElements() * group.size) {
+      return absl::InvalidArgumentError(absl::StrCat("reduce_scatter: ", FormatShape(in.shape),
+                                                     " -> ", FormatShape(out.shape), " over ",
+                                                     group.size, " ranks (f32 only)"));
+    }
+    if (group.size == 1) return device_.CopyOnDevice(out.data, in.data, in.Bytes());
+    const int64_t outer = Product(in.shape, 0, dim);
+    const uint64_t count = static_cast<uint64_t>(out.NumElements());
+    const void* source = in.data;
+    if (outer > 1) {
+      // Member g's chunk along `dim` made contiguous: [G][outer][chunk].
+      const uint64_t bytes = static_cast<uint64_t>(in.Bytes());
+      const uint64_t chunk = bytes / outer / group.size;
+      VEOMNI_ASSIGN_OR_RETURN(uint8_t * scratch, Scratch(bytes));
+      for (int g = 0; g < group.size; ++g) {
+        VEOMNI_RETURN_IF_ERROR(CudaStatus(
+            cudaMemcpy2DAsync(scratch + g * (bytes / group.size), chunk,
+                              static_cast<const uint8_t*>(in.data) + g * chunk,
+                              chunk * group.size, chunk, outer, cudaMemcpyDeviceToDevice,
+                              Stream()),
+            "reduce_scatter: gather chunks"));
+      }
+      source = scratch;
+    }
+    return NcclStatus(
+        ncclReduceScatter(source, out.data, count, ncclFloat, ncclSum, group.comm, Stream()),
+        "reduce_scatter");
+  }
+
+  absl::Status AllReduce(const TensorView& in, const TensorView& out, uint32_t axes) override {
+    VEOMNI_ASSIGN_OR_RETURN(Group group, GroupOf(axes, "all_reduce"));
+    if (in.dtype != DType::kF32 || out.dtype != DType::kF32 ||
+        in.NumElements() != out.NumElements()) {
+      return absl::InvalidArgumentError("all_reduce: f32 tensors of equal size only");
+    }
+    if (group.size == 1) return device_.CopyOnDevice(out.data, in.data, in.Bytes());
+    return NcclStatus(ncclAllReduce(in.data, out.data, static_cast<size_t>(in.NumElements()),
+                                    ncclFloat, ncclSum, group.comm, Stream()),
+                      "all_reduce");
+  }
+
+  absl::Status AllToAll(const TensorView& in, const TensorView& out, uint32_t axes,
+                        int split_dim, int concat_dim) override {
+    VEOMNI_ASSIGN_OR_RETURN(Group group, GroupOf(axes, "all_to_all"));
+    VEOMNI_ASSIGN_OR_RETURN(split_dim, NormalizeDim(split_dim, in.shape.size(), "all_to_all"));
+    VEOMNI_ASSIGN_OR_RETURN(concat_dim,
+                            NormalizeDim(concat_dim, in.shape.size(), "all_to_all"));
+    const int G = group.size;
+    std::vector<int64_t> chunk_shape = in.shape;
+    bool ok = in.dtype == out.dtype && out.shape.size() == in.shape.size() &&
+              in.shape[split_dim] % G == 0;
+    if (ok) {
+      chunk_shape[split_dim] /= G;
+      std::vector<int64_t> expected = chunk_shape;
+      expected[concat_dim] *= G;
+      ok = expected == out.shape;
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "all_to_all: ", FormatShape(in.shape), " -> ", FormatShape(out.shape), " over ", G,
+          " ranks (split dim ", split_dim, ", concat dim ", concat_dim, ")"));
+    }
+    const uint64_t total = static_cast<uint64_t>(in.Bytes());
+    if (G == 1) return device_.CopyOnDevice(out.data, in.data, total);
+    const uint64_t chunk_bytes = total / G;
+    const int64_t width = DTypeBytes(in.dtype);
+    VEOMNI_ASSIGN_OR_RETURN(uint8_t * scratch, Scratch(2 * total));
+    uint8_t* send = scratch;
+    uint8_t* recv = scratch + total;
+    // Pack: chunk g (its slice along split_dim) contiguous at send + g * chunk_bytes.
+    {
+      const int64_t outer = Product(in.shape, 0, split_dim);
+      const uint64_t row = Product(chunk_shape, split_dim, chunk_shape.size()) * width;
+      for (int g = 0; g < G; ++g) {
+        VEOMNI_RETURN_IF_ERROR(CudaStatus(
+            cudaMemcpy2DAsync(send + g * chunk_bytes, row,
+                              static_cast<const uint8_t*>(in.data) + g * row, row * G, row,
+                              outer, cudaMemcpyDeviceToDevice, Stream()),
+            "all_to_all: pack"));
+      }
+    }
+    VEOMNI_RETURN_IF_ERROR(NcclStatus(ncclGroupStart(), "all_to_all"));
+    for (int g = 0; g < G; ++g) {
+      VEOMNI_RETURN_IF_ERROR(NcclStatus(
+          ncclSend(send + g * chunk_bytes, chunk_bytes, ncclUint8, g, group.comm, Stream()),
+          "all_to_all: send"));
+      VEOMNI_RETURN_IF_ERROR(NcclStatus(
+          ncclRecv(recv + g * chunk_bytes, chunk_bytes, ncclUint8, g, group.comm, Stream()),
+          "all_to_all: recv"));
+    }
+    VEOMNI_RETURN_IF_ERROR(NcclStatus(ncclGroupEnd(), "all_to_all"));
+    // Unpack: member j's chunk is slice j of `out` along concat_dim.
+    {
+      const int64_t outer = Product(chunk_shape, 0, concat_dim);
+      const uint64_t row = Product(chunk_shape, concat_dim, chunk_shape.size()) * width;
+      for (int j = 0; j < G; ++j) {
+        VEOMNI_RETURN_IF_ERROR(CudaStatus(
+            cudaMemcpy2DAsync(static_cast<uint8_t*>(out.data) + j * row, row * G,
+                              recv + j * chunk_bytes, row, row, outer,
+                              cudaMemcpyDeviceToDevice, Stream()),
+            "all_to_all: unpack"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status AllToAllV(const TensorView& in, absl::Span<const int64_t> send_rows,
+                         const TensorView& out, absl::Span<const int64_t> recv_rows,
+                         uint32_t axes) override {
+    VEOMNI_ASSIGN_OR_RETURN(Group group, GroupOf(axes, "all_to_all_v"));
+    const int G = group.size;
+    if (in.dtype != out.dtype || in.shape.empty() || out.shape.empty() ||
+        static_cast<int>(send_rows.size()) != G || static_cast<int>(recv_rows.size()) != G ||
+        Product(in.shape, 1, in.shape.size()) != Product(out.shape, 1, out.shape.size())) {
+      return absl::InvalidArgumentError("all_to_all_v: malformed operands");
+    }
+    const uint64_t row = Product(in.shape, 1, in.shape.size()) * DTypeBytes(in.dtype);
+    int64_t sent = 0, received = 0;
+    for (int g = 0; g < G; ++g) {
+      if (send_rows[g] < 0 || recv_rows[g] < 0) {
+        return absl::InvalidArgumentError("all_to_all_v: negative row count");
+      }
+      sent += send_rows[g];
+      received += recv_rows[g];
+    }
+    if (sent > in.shape[0] || received > out.shape[0]) {
+      return absl::InvalidArgumentError("all_to_all_v: counts exceed the buffers");
+    }
+    VEOMNI_RETURN_IF_ERROR(NcclStatus(ncclGroupStart(), "all_to_all_v"));
+    int64_t send_at = 0, recv_at = 0;
+    for (int g = 0; g < G; ++g) {
+      if (send_rows[g] > 0) {
+        VEOMNI_RETURN_IF_ERROR(NcclStatus(
+            ncclSend(static_cast<const uint8_t*>(in.data) + send_at * row, send_rows[g] * row,
+                     ncclUint8, g, group.comm, Stream()),
+            "all_to_all_v: send"));
+      }
+      if (recv_rows[g] > 0) {
+        VEOMNI_RETURN_IF_ERROR(NcclStatus(
+            ncclRecv(static_cast<uint8_t*>(out.data) + recv_at * row, recv_rows[g] * row,
+                     ncclUint8, g, group.comm, Stream()),
+            "all_to_all_v: recv"));
+      }
+      send_at += send_rows[g];
+      recv_at += recv_rows[g];
+    }
+    return NcclStatus(ncclGroupEnd(), "all_to_all_v");
+  }
+
+  void Abort(const absl::Status& status) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (aborted_.exchange(true)) return;
+    abort_status_ = status;
+    for (auto& [axes, comm] : groups_) {
+      if (comm) ncclCommAbort(comm);
+      comm = nullptr;
+    }
+    if (world_) ncclCommAbort(world_);
+    world_ = nullptr;
+  }
+
+ private:
+  struct Group {
+    ncclComm_t comm = nullptr;
+    int size = 1;
+  };
+
+  cudaStream_t Stream() const {
+    cuda::CudaContext* context = cuda::CurrentCudaContext();
+    return context ? context->stream : nullptr;
+  }
+
+  absl::StatusOr<Group> GroupOf(uint32_t axes, absl::string_view what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (aborted_) {
+      return absl::AbortedError(absl::StrCat(what, ": the run was aborted: ",
+                                             abort_status_.message()));
+    }
+    if (!Mesh::ValidAxes(axes)) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": bad mesh axes ", axes));
+    }
+    std::vector<int> members = mesh_.Group(rank_, axes);
+    Group group;
+    group.size = static_cast<int>(members.size());
+    if (group.size == 1) return group;
+    auto found = groups_.find(axes);
+    if (found == groups_.end()) {
+      // Every rank splits for this mask now (the program reaches it
+      // everywhere); a group is named by its first rank.
+      ncclComm_t comm = nullptr;
+      VEOMNI_RETURN_IF_ERROR(NcclStatus(ncclCommSplit(world_, members[0], rank_, &comm, nullptr),
+                                        absl::StrCat(what, ": splitting ", FormatAxes(axes))));
+      found = groups_.emplace(axes, comm).first;
+    }
+    group.comm = found->second;
+    return group;
+  }
+
+  // Device scratch of at least `bytes`, reused by every collective (they run
+  // in order on one stream).
+  absl::StatusOr<uint8_t*> Scratch(uint64_t bytes) {
+    if (scratch_.size() < bytes) {
+      scratch_.Reset();
+      VEOMNI_ASSIGN_OR_RETURN(scratch_, DeviceBuffer::Allocate(device_, bytes,
+                                                               "collective scratch"));
+    }
+    return scratch_.data();
+  }
+
+  Mesh mesh_;
+  int rank_;
+  Device& device_;
+  ncclComm_t world_ = nullptr;
+  std::map<uint32_t, ncclComm_t> groups_;
+  DeviceBuffer scratch_;
+  std::mutex mu_;
+  std::atomic<bool> aborted_{false};
+  absl::Status abort_status_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const Mesh& mesh,
+                                                                     Rendezvous& rendezvous,
+                                                                     Device& device) {
+  if (mesh.size() != rendezvous.world()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the artifact's mesh has ", mesh.size(), " ranks but ",
+                     rendezvous.world(), " processes joined"));
+  }
+  if (device.host_accessible()) {
+    return absl::InvalidArgumentError("NCCL needs a CUDA device");
+  }
+  auto communicator = std::make_unique<NcclCommunicator>(mesh, rendezvous.rank(), device);
+  VEOMNI_RETURN_IF_ERROR(communicator->Init(rendezvous));
+  return std::unique_ptr<Communicator>(std::move(communicator));
+}
+
+}  // namespace veomni::runtime

@@ -1,0 +1,34 @@
+// Launcher of the device code behind Optimizer.cpp. Free of absl so that nvcc
+// compiles the definition; it queues its work on `stream` and returns.
+
+#ifndef VEOMNI_RUNTIME_KERNELS_CUDA_OPTIMIZERLAUNCH_H
+#define VEOMNI_RUNTIME_KERNELS_CUDA_OPTIMIZERLAUNCH_H
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace veomni::runtime::cuda {
+
+// adamw's attributes, rounded to f32 as torch rounds its Python scalars;
+// weight_decay stays double because it multiplies lr, which lives on the
+// device (hyper), in double.
+struct AdamWConstants {
+  float lerp_weight = 0.0f;      // 1 - beta1
+  float beta2 = 0.0f;
+  float one_minus_beta2 = 0.0f;  // 1 - beta2
+  float eps = 0.0f;
+  double weight_decay = 0.0;
+};
+
+// One AdamW step over `elements` values; hyper = {lr, bias_correction1,
+// bias_correction2} and grad_scale are device scalars. The outputs may alias
+// param, exp_avg and exp_avg_sq.
+void LaunchAdamW(const float* param, const float* grad, const float* exp_avg,
+                 const float* exp_avg_sq, const float* hyper, const float* grad_scale,
+                 float* param_out, float* exp_avg_out, float* exp_avg_sq_out, int64_t elements,
+                 const AdamWConstants& constants, cudaStream_t stream);
+
+}  // namespace veomni::runtime::cuda
+
+#endif  // VEOMNI_RUNTIME_KERNELS_CUDA_OPTIMIZERLAUNCH_H
