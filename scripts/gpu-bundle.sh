@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Packs what a GPU machine without this project's build dependencies needs to
+# run the GPU checks (scripts/gpu-check.sh): the runtime and GPU test binaries
+# built here, the Abseil libraries they link, and the examples compiled here
+# (the GPU machine needs no compiler). CUDA, cuBLAS and NCCL come from the GPU
+# machine.
+#
+#   bash scripts/gpu-bundle.sh [BUNDLE]   (default .gpu-bundle)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${VEOMNI_BUILD:-$root/build}"
+bundle="${1:-$root/.gpu-bundle}"
+python="${VEOMNI_PYTHON:-$HOME/.cache/veomni-compile/venv/bin/python}"
+ninja -C "$build" -j "${VEOMNI_JOBS:-2}"
+rm -rf "$bundle"
+mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/work"
+bins=(veomni-run CudaDeviceTest CudaElementwiseKernelsTest CudaMatmulKernelTest
+      CudaModelKernelsTest CudaMoeKernelsTest)
+for b in "${bins[@]}"; do cp "$build/bin/$b" "$bundle/bin/"; done
+# Every shared library that is neither the C/C++ runtime nor CUDA's.
+for b in "${bins[@]}"; do ldd "$build/bin/$b"; done | awk '/=> \//{print $3}' | sort -u |
+  grep -v -E '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+)\.so|/usr/local/cuda' |
+  xargs -r -I{} cp -L {} "$bundle/lib/"
+for example in qwen3-tiny qwen3-moe-tiny; do
+  "$python" "$root/test/e2e/gpu_follow_torch.py" prepare --bin "$build/bin" \
+    --workdir "$bundle/work/$example" --example "$example"
+  "$python" "$root/test/e2e/gpu_recipes.py" prepare --bin "$build/bin" \
+    --workdir "$bundle/work/recipes-$example" --example "$example" --recipes fsdp=2 sp=2
+done
+rm -f "$bundle"/work/*/model.mlir
+du -sh "$bundle"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The GPU checks, on a machine with NVIDIA GPUs, CUDA 13, NCCL and PyTorch:
+# every CUDA kernel against its CPU twin, the examples following PyTorch on
+# one GPU, and (with two GPUs) fsdp=2 and sp=2 equal to one GPU.
+#
+#   bash scripts/gpu-check.sh [BUNDLE] [REPORTS]
+# BUNDLE is made by scripts/gpu-bundle.sh; REPORTS gets the GoogleTest XML.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bundle="${1:-$root/.gpu-bundle}"
+reports="${2:-$bundle/reports}"
+mkdir -p "$reports"
+python="${PYTHON:-python3}"
+# NCCL (and cuBLAS where the toolkit lacks it) from PyTorch's wheels.
+libs="$bundle/lib:/usr/local/cuda/lib64"
+for d in $("$python" - <<'PY'
+import glob, os
+try:
+    import nvidia
+    for base in nvidia.__path__:
+        for lib in sorted(glob.glob(os.path.join(base, "**", "lib"), recursive=True)):
+            print(lib)
+except ImportError:
+    pass
+PY
+); do libs="$libs:$d"; done
+export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export NCCL_NVLS_ENABLE=0  # never NVLink multicast on shared machines
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+status=0
+for t in CudaDeviceTest CudaMatmulKernelTest CudaElementwiseKernelsTest CudaModelKernelsTest \
+         CudaMoeKernelsTest; do
+  "$bundle/bin/$t" --gtest_brief=1 --gtest_output="xml:$reports/$t.xml" 2>&1 | tail -n 40 ||
+    status=1
+done
+gpus=$(nvidia-smi -L | wc -l)
+for example in qwen3-tiny qwen3-moe-tiny; do
+  "$python" "$root/test/e2e/gpu_follow_torch.py" run --bin "$bundle/bin" \
+    --workdir "$bundle/work/$example" --example "$example" || status=1
+  if [ "$gpus" -ge 2 ]; then
+    "$python" "$root/test/e2e/gpu_recipes.py" run --bin "$bundle/bin" \
+      --workdir "$bundle/work/recipes-$example" || status=1
+  fi
+done
+exit $status

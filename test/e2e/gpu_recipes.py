@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Recipes on several GPUs (NCCL, one process per GPU) equal one GPU.
+
+  prepare --bin BUILD/bin --workdir DIR --recipes fsdp=2 sp=2 [--example E]
+      compiles one.vob (one rank, --grad-accum D) and, per recipe, a W-rank
+      artifact (--grad-accum 1), and writes the token file. D = dp * fsdp of
+      the recipe: one rank then sees the same global batch as the W ranks.
+  run --bin BIN --workdir DIR
+      trains each for --steps on the GPUs (fp32 matmuls, so only the order of
+      sums differs) and compares every step's loss with the one-GPU run.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLES = os.path.join(HERE, "..", "..", "examples")
+sys.path.insert(0, HERE)
+from train_qwen3_tiny import run, write_token_file  # noqa: E402
+
+COMPILE = ["--lr=1e-3", "--beta2=0.95", "--weight-decay=0.1", "--max-grad-norm=1.0"]
+
+
+def degrees(recipe):
+    d = {"dp": 1, "fsdp": 1, "sp": 1, "ep": 1}
+    for item in recipe.split(","):
+        key, value = item.split("=")
+        d[key] = int(value)
+    return d
+
+
+def prepare(args):
+    from safetensors.numpy import load_file
+    example = os.path.join(EXAMPLES, args.example)
+    ref = load_file(os.path.join(example, "reference.safetensors"))
+    os.makedirs(args.workdir, exist_ok=True)
+    write_token_file(os.path.join(args.workdir, "tokens.bin"), ref["steps.input_ids"],
+                     ref["steps.labels"])
+    mlir = os.path.join(args.workdir, "model.mlir")
+    run([os.path.join(args.bin, "veomni-import"), os.path.join(example, "model.onnx"), "-o", mlir])
+    plan = []
+    for recipe in args.recipes:
+        d = degrees(recipe)
+        data_ranks = d["dp"] * d["fsdp"]
+        world = d["dp"] * d["fsdp"] * d["sp"]
+        one = f"one-accum{data_ranks}.vob"
+        if not os.path.exists(os.path.join(args.workdir, one)):
+            run([os.path.join(args.bin, "veomni-compile"), mlir, "-o",
+                 os.path.join(args.workdir, one), f"--grad-accum={data_ranks}"] + COMPILE)
+        vob = recipe.replace(",", "_").replace("=", "") + ".vob"
+        run([os.path.join(args.bin, "veomni-compile"), mlir, "-o", os.path.join(args.workdir, vob),
+             f"--recipe={recipe}"] + COMPILE)
+        plan.append({"recipe": recipe, "world": world, "one": one, "vob": vob})
+    json.dump(plan, open(os.path.join(args.workdir, "plan.json"), "w"), indent=1)
+    print(f"prepared {len(plan)} recipes in {args.workdir}")
+
+
+def losses(args, vob, ranks, name):
+    metrics = os.path.join(args.workdir, f"{name}.jsonl")
+    cmd = [os.path.join(args.bin, "veomni-run"), "-n", str(ranks), os.path.join(args.workdir, vob),
+           f"--data={os.path.join(args.workdir, 'tokens.bin')}", f"--steps={args.steps}",
+           "--device=cuda", "--matmul_precision=fp32", f"--metrics={metrics}", "--timeout=60",
+           f"--log={args.steps}"]
+    run(cmd)
+    return [json.loads(line)["loss"] for line in open(metrics)]
+
+
+def run_stage(args):
+    plan = json.load(open(os.path.join(args.workdir, "plan.json")))
+    failures = []
+    for item in plan:
+        ref = losses(args, item["one"], 1, item["one"] + "-1gpu")
+        got = losses(args, item["vob"], item["world"], item["vob"] + f"-{item['world']}gpu")
+        worst = max(abs(a - b) / abs(b) for a, b in zip(got, ref))
+        ok = len(got) == len(ref) == args.steps and worst <= args.rtol
+        print(f"{item['recipe']:>12} on {item['world']} GPUs vs 1 GPU: losses "
+              f"{' '.join(f'{x:.6f}' for x in got)}; worst rel {worst:.1e} "
+              f"{'ok' if ok else 'FAIL'}")
+        if not ok:
+            failures.append(item["recipe"])
+    if failures:
+        sys.exit(f"FAILED: {failures}")
+    print("every recipe equals one GPU")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("stage", choices=["prepare", "run"])
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--recipes", nargs="*", default=["fsdp=2", "sp=2"])
+    ap.add_argument("--example", default="qwen3-tiny")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--rtol", type=float, default=1e-4)
+    args = ap.parse_args()
+    (prepare if args.stage == "prepare" else run_stage)(args)
+
+
+if __name__ == "__main__":
+    main()
