@@ -14,9 +14,8 @@ python="${VEOMNI_PYTHON:-$HOME/.cache/veomni-compile/venv/bin/python}"
 ninja -C "$build" -j "${VEOMNI_JOBS:-2}"
 rm -rf "$bundle"
 mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/work"
-bins=(veomni-run CudaDeviceTest CudaElementwiseKernelsTest CudaMatmulKernelTest
-      CudaModelKernelsTest CudaMoeKernelsTest)
-for b in "${bins[@]}"; do cp "$build/bin/$b" "$bundle/bin/"; done
+bins=(veomni-run CudaTests)
+for b in "${bins[@]}"; do strip -o "$bundle/bin/$b" "$build/bin/$b"; done
 # Every shared library that is neither the C/C++ runtime nor CUDA's.
 for b in "${bins[@]}"; do ldd "$build/bin/$b"; done | awk '/=> \//{print $3}' | sort -u |
   grep -v -E '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+)\.so|/usr/local/cuda' |

@@ -28,11 +28,9 @@ export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export NCCL_NVLS_ENABLE=0  # never NVLink multicast on shared machines
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 status=0
-for t in CudaDeviceTest CudaMatmulKernelTest CudaElementwiseKernelsTest CudaModelKernelsTest \
-         CudaMoeKernelsTest; do
-  "$bundle/bin/$t" --gtest_brief=1 --gtest_output="xml:$reports/$t.xml" 2>&1 | tail -n 40 ||
-    status=1
-done
+"$bundle/bin/CudaTests" --gtest_brief=1 --gtest_output="xml:$reports/CudaTests.xml" 2>&1 |
+  tail -n 60
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
 gpus=$(nvidia-smi -L | wc -l)
 for example in qwen3-tiny qwen3-moe-tiny; do
   "$python" "$root/test/e2e/gpu_follow_torch.py" run --bin "$bundle/bin" \

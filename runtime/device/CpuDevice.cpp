@@ -71,6 +71,10 @@ class CpuDevice final : public Device {
     return LookupCpuKernel(name);
   }
   absl::Status Activate() override { return absl::OkStatus(); }
+  absl::StatusOr<std::unique_ptr<DeviceGraph>> Capture(
+      const std::function<absl::Status()>&) override {
+    return absl::UnimplementedError("the host device has no graphs");
+  }
 };
 
 }  // namespace

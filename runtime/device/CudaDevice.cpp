@@ -20,6 +20,19 @@ using cuda::CudaStatus;
 // cuBLASLt's recommended workspace on Hopper.
 constexpr size_t kCublasLtWorkspaceBytes = 32u << 20;
 
+class CudaGraph final : public DeviceGraph {
+ public:
+  CudaGraph(cudaGraphExec_t exec, cudaStream_t stream) : exec_(exec), stream_(stream) {}
+  ~CudaGraph() override { cudaGraphExecDestroy(exec_); }
+  absl::Status Replay() override {
+    return CudaStatus(cudaGraphLaunch(exec_, stream_), "replaying a CUDA graph");
+  }
+
+ private:
+  cudaGraphExec_t exec_;
+  cudaStream_t stream_;
+};
+
 class CudaDevice final : public Device {
  public:
   ~CudaDevice() override {
@@ -148,6 +161,28 @@ class CudaDevice final : public Device {
   absl::Status Activate() override {
     cuda::SetCurrentCudaContext(&context_);
     return CudaStatus(cudaSetDevice(context_.device), "cudaSetDevice");
+  }
+  absl::StatusOr<std::unique_ptr<DeviceGraph>> Capture(
+      const std::function<absl::Status()>& launch) override {
+    VEOMNI_RETURN_IF_ERROR(Activate());
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(
+        cudaStreamBeginCapture(context_.stream, cudaStreamCaptureModeThreadLocal),
+        "starting a CUDA graph capture"));
+    absl::Status launched = launch();
+    cudaGraph_t graph = nullptr;
+    cudaError_t ended = cudaStreamEndCapture(context_.stream, &graph);
+    if (!launched.ok()) {
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      return launched;
+    }
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(
+        ended, "capturing a CUDA graph (run with --cuda_graphs=false to find the culprit)"));
+    cudaGraphExec_t exec = nullptr;
+    cudaError_t instantiated = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(instantiated, "instantiating a CUDA graph"));
+    return std::unique_ptr<DeviceGraph>(new CudaGraph(exec, context_.stream));
   }
 
  private:

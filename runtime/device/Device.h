@@ -6,6 +6,7 @@
 #define VEOMNI_RUNTIME_DEVICE_DEVICE_H
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,13 @@
 #include "runtime/kernels/Kernel.h"
 
 namespace veomni::runtime {
+
+// Work recorded once and replayed as a whole (a CUDA graph).
+class DeviceGraph {
+ public:
+  virtual ~DeviceGraph() = default;
+  virtual absl::Status Replay() = 0;
+};
 
 class Device {
  public:
@@ -40,6 +48,10 @@ class Device {
   // Makes this device's kernels run on the calling thread's context (a CUDA
   // stream and handles); the executor calls it before each function.
   virtual absl::Status Activate() = 0;
+  // Records what `launch` queues on this device as a graph instead of running
+  // it. Unimplemented on a device without graphs (the host).
+  virtual absl::StatusOr<std::unique_ptr<DeviceGraph>> Capture(
+      const std::function<absl::Status()>& launch) = 0;
 };
 
 // Memory of one device, freed with it.

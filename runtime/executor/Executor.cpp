@@ -117,6 +117,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
   }
   executor->communicator_ = options.communicator;
   executor->synchronize_each_command_ = options.synchronize_each_command;
+  executor->use_graphs_ = options.use_graphs && !options.synchronize_each_command;
   if (options.device) {
     executor->device_ = options.device;
   } else {
@@ -539,19 +540,19 @@ absl::Status Executor::Run(absl::string_view name) {
                                                  function->input_buffers[i].data(),
                                                  function->input_buffers[i].size()));
   }
-  int index = 0;
-  for (const Command& command : function->commands) {
-    absl::Status status = command.collective == Collective::kNone
-                              ? command.fn(command.attrs, command.inputs, command.outputs)
-                              : RunCollective(command);
-    if (status.ok() && synchronize_each_command_) status = device_->Synchronize();
-    if (!status.ok()) {
-      return absl::Status(status.code(), absl::StrCat("@", name, " command ", index, " (",
-                                                      command.kernel,
-                                                      "): ", status.message()));
-    }
-    ++index;
+  // The first run is eager: it makes what later runs reuse (NCCL groups,
+  // collective scratch), which a capture must not.
+  const bool graphs = use_graphs_ && !device_->host_accessible();
+  if (graphs && !function->graph && function->runs >= 1) {
+    VEOMNI_ASSIGN_OR_RETURN(function->graph,
+                            device_->Capture([&] { return LaunchCommands(*function); }));
   }
+  if (function->graph) {
+    VEOMNI_RETURN_IF_ERROR(function->graph->Replay());
+  } else {
+    VEOMNI_RETURN_IF_ERROR(LaunchCommands(*function));
+  }
+  ++function->runs;
   for (size_t i = 0; i < function->output_buffers.size(); ++i) {
     VEOMNI_RETURN_IF_ERROR(device_->CopyToHost(function->output_buffers[i].data(),
                                                function->outputs[i].second.data,
@@ -560,6 +561,23 @@ absl::Status Executor::Run(absl::string_view name) {
   absl::Status status = device_->Synchronize();
   if (!status.ok()) {
     return absl::Status(status.code(), absl::StrCat("@", name, ": ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Executor::LaunchCommands(const Function& function) {
+  int index = 0;
+  for (const Command& command : function.commands) {
+    absl::Status status = command.collective == Collective::kNone
+                              ? command.fn(command.attrs, command.inputs, command.outputs)
+                              : RunCollective(command);
+    if (status.ok() && synchronize_each_command_) status = device_->Synchronize();
+    if (!status.ok()) {
+      return absl::Status(status.code(), absl::StrCat("@", function.name, " command ", index,
+                                                      " (", command.kernel,
+                                                      "): ", status.message()));
+    }
+    ++index;
   }
   return absl::OkStatus();
 }

@@ -41,6 +41,9 @@ class Executor {
     // Waits for every command and reports a failure at the command that
     // caused it (slow; for debugging asynchronous devices).
     bool synchronize_each_command = false;
+    // On a device with graphs (CUDA), each function runs eagerly once, is
+    // captured as a graph on its second run and replayed from then on.
+    bool use_graphs = true;
   };
 
   static absl::StatusOr<std::unique_ptr<Executor>> Create(
@@ -96,6 +99,8 @@ class Executor {
     std::vector<std::vector<uint8_t>> output_buffers;
     std::vector<std::pair<std::string, TensorView>> host_outputs;
     std::vector<Command> commands;
+    int64_t runs = 0;
+    std::unique_ptr<DeviceGraph> graph;
   };
   // A range of the artifact's blobs that commands read as constants, and
   // where its copy lives on the device.
@@ -109,6 +114,7 @@ class Executor {
   absl::Status FillState(const Options& options);
   absl::Status UploadConstants();
   absl::Status RunCollective(const Command& command);
+  absl::Status LaunchCommands(const Function& function);
   absl::StatusOr<TensorView> Resolve(const artifact::Tensor* tensor, Function& function,
                                      absl::string_view where);
   absl::StatusOr<Function> BuildFunction(const artifact::Function& source);
@@ -119,6 +125,7 @@ class Executor {
   std::unique_ptr<Device> own_device_;  // the host, when no device is given
   Device* device_ = nullptr;
   bool synchronize_each_command_ = false;
+  bool use_graphs_ = false;
   Mesh mesh_;
   int rank_ = 0;
   DeviceBuffer arena_, state_device_, constants_;

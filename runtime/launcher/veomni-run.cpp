@@ -61,6 +61,9 @@ ABSL_FLAG(std::string, device, "cpu",
 ABSL_FLAG(std::string, matmul_precision, "bf16",
           "On cuda: what matmul rounds its fp32 operands to on the tensor cores: bf16 "
           "(the training default), tf32, or fp32 (no rounding)");
+ABSL_FLAG(bool, cuda_graphs, true,
+          "On cuda: capture each function as a CUDA graph on its second run and replay it "
+          "after (false: launch every kernel each time)");
 ABSL_FLAG(bool, debug_sync, false,
           "Wait for every kernel and report a failure at the command that caused it "
           "(slow; for debugging the GPU backend)");
@@ -245,6 +248,7 @@ int RunGpuRank(const veomni::runtime::LaunchEnvironment& env,
   options.communicator = communicator->get();
   options.device = device->get();
   options.synchronize_each_command = absl::GetFlag(FLAGS_debug_sync);
+  options.use_graphs = absl::GetFlag(FLAGS_cuda_graphs);
   absl::Status status;
   auto trainer = veomni::runtime::Trainer::Create(artifact, options);
   if (!trainer.ok()) {
@@ -357,6 +361,8 @@ int main(int argc, char** argv) {
     options.communicator = ranks > 1 ? communicators[r].get() : nullptr;
     options.device = device.get();
     options.synchronize_each_command = absl::GetFlag(FLAGS_debug_sync);
+    options.use_graphs = absl::GetFlag(FLAGS_cuda_graphs);
+  options.use_graphs = absl::GetFlag(FLAGS_cuda_graphs);
     auto trainer = veomni::runtime::Trainer::Create(artifact, options);
     if (!trainer.ok()) return Fail(trainer.status().message());
     if (auto status = (*trainer)->LoadData(absl::GetFlag(FLAGS_data)); !status.ok()) {

@@ -9,9 +9,9 @@ compiler:
       (on any machine with the compiler).
   run --bin BIN --workdir DIR [--example E]
       on the GPU machine (needs torch with CUDA and transformers):
-      1. veomni-run --device cuda --matmul_precision fp32 must match the stored
-         float32 PyTorch reference to --fp32-rtol in every step's loss (the
-         kernels are right);
+      1. veomni-run --device cuda --matmul_precision fp32, with CUDA graphs and
+         without, must match the stored float32 PyTorch reference to
+         --fp32-rtol in every step's loss (the kernels are right);
       2. veomni-run --device cuda with bf16 matmuls (the training default) and
          PyTorch under bf16 autocast on the same GPU are both compared with
          float32 PyTorch on that GPU; ours must stay within
@@ -62,17 +62,18 @@ def prepare(args, example):
     print(f"prepared {args.workdir}")
 
 
-def veomni_losses(args, steps, precision):
-    metrics = os.path.join(args.workdir, f"metrics-{precision}.jsonl")
+def veomni_losses(args, steps, precision, graphs=True):
+    metrics = os.path.join(args.workdir, f"metrics-{precision}-{graphs}.jsonl")
     start = time.time()
     out = run([os.path.join(args.bin, "veomni-run"), os.path.join(args.workdir, "model.vob"),
                f"--data={os.path.join(args.workdir, 'tokens.bin')}", f"--steps={steps}",
                "--device=cuda", f"--matmul_precision={precision}", f"--metrics={metrics}",
+               f"--cuda_graphs={'true' if graphs else 'false'}",
                f"--log={steps}"])
     print(out.strip().splitlines()[0])
     rows = [json.loads(line) for line in open(metrics)]
     seconds = [r["seconds"] for r in rows]
-    print(f"veomni {precision}: {len(rows)} steps in {time.time() - start:.1f} s, "
+    print(f"veomni {precision} (graphs {graphs}): {len(rows)} steps in {time.time() - start:.1f} s, "
           f"median step {1e3 * float(np.median(seconds)):.2f} ms")
     return np.array([r["loss"] for r in rows])
 
@@ -107,12 +108,14 @@ def run_stage(args, example):
     failures = []
 
     stored = ref["steps.loss"].astype(np.float64)
-    fp32 = veomni_losses(args, steps, "fp32")
-    rel = np.abs(fp32 - stored) / np.abs(stored)
-    print(f"fp32 matmul vs stored float32 PyTorch: worst rel {rel.max():.1e} "
-          f"(limit {args.fp32_rtol:.0e})")
-    if len(fp32) != steps or rel.max() > args.fp32_rtol:
-        failures.append(f"fp32: worst loss rel {rel.max():.2e} > {args.fp32_rtol}")
+    for graphs in (False, True):
+        fp32 = veomni_losses(args, steps, "fp32", graphs)
+        rel = np.abs(fp32 - stored) / np.abs(stored)
+        print(f"fp32 matmul (graphs {graphs}) vs stored float32 PyTorch: worst rel "
+              f"{rel.max():.1e} (limit {args.fp32_rtol:.0e})")
+        if len(fp32) != steps or rel.max() > args.fp32_rtol:
+            failures.append(f"fp32 (graphs {graphs}): worst loss rel {rel.max():.2e} > "
+                            f"{args.fp32_rtol}")
 
     ours = veomni_losses(args, steps, "bf16")
     torch32 = torch_losses(example, ref, autocast=False)
