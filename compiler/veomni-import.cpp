@@ -47,6 +47,13 @@ cl::opt<std::string> trainableRegex(
     cl::desc("Train exactly the float initializers whose names match this "
              "regex, instead of the exporter's parameter metadata"),
     cl::value_desc("regex"), cl::cat(importCategory));
+cl::opt<double> randomInit(
+    "random-init",
+    cl::desc("Declare parameters with init rules instead of the file's values, "
+             "which are not read: rank-1 weights ones, the rest normal with "
+             "this standard deviation (e.g. 0.02, as HF initializes); for "
+             "models exported only for their shapes"),
+    cl::value_desc("std"), cl::init(0.0), cl::cat(importCategory));
 cl::opt<bool> noRaise("no-raise",
                       cl::desc("Keep the exporter's primitive ops (skip "
                                "vo-raise and canonicalization)"),
@@ -69,6 +76,12 @@ int main(int argc, char **argv) {
 
   veomni::OnnxImportOptions options;
   options.trainableRegex = trainableRegex;
+  if (randomInit < 0) {
+    llvm::errs() << "veomni-import: error: --random-init must be a positive "
+                    "standard deviation\n";
+    return 1;
+  }
+  options.randomInitStd = randomInit;
   for (const std::string &binding : dimBindings) {
     auto [name, value] = StringRef(binding).split('=');
     int64_t size;

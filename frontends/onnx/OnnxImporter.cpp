@@ -179,6 +179,8 @@ private:
   llvm::StringMap<ImportedValue> values;
   /// Trainable initializer name -> its host value, until declared.
   llvm::StringMap<HostTensor> trainable;
+  // Under --random-init: each parameter's declared type (its values unread).
+  llvm::StringMap<RankedTensorType> declaredTypes;
   llvm::StringMap<Value> paramRefs;
   Operation *lastParamRef = nullptr;
   llvm::StringSet<> declaredParameters;
@@ -434,6 +436,19 @@ Expected<OwningOpRef<ModuleOp>> OnnxImporter::run() {
 
   // Initializers: trainable ones become parameters, the rest host constants.
   for (const onnx::TensorProto &init : graph.initializer()) {
+    if (options.randomInitStd > 0 && trainable.count(init.name())) {
+      auto dtype = hostDTypeFromOnnx(init.data_type());
+      if (!dtype)
+        return makeError("parameter '" + init.name() +
+                         "': " + llvm::toString(dtype.takeError()));
+      SmallVector<int64_t> shape(init.dims().begin(), init.dims().end());
+      if (llvm::any_of(shape, [](int64_t d) { return d < 0; }))
+        return makeError("parameter '" + init.name() + "' has a negative dim");
+      HostDType stored = *dtype == HostDType::F64 ? HostDType::F32 : *dtype;
+      declaredTypes[init.name()] = RankedTensorType::get(
+          shape, hostDTypeToVoElement(&context, stored));
+      continue;
+    }
     HostTensor tensor;
     if (Error e = readTensor(init, tensor))
       return std::move(e);
@@ -493,6 +508,21 @@ Expected<OwningOpRef<ModuleOp>> OnnxImporter::run() {
   for (const onnx::TensorProto &init : graph.initializer()) {
     if (!trainable.count(init.name()) || !paramRefs.count(init.name()))
       continue;
+    if (auto declared = declaredTypes.find(init.name());
+        declared != declaredTypes.end()) {
+      RankedTensorType type = declared->second;
+      auto rule =
+          type.getRank() == 1
+              ? vo::InitRuleAttr::get(&context, vo::InitKind::ones,
+                                      llvm::APFloat(0.0))
+              : vo::InitRuleAttr::get(&context, vo::InitKind::normal,
+                                      llvm::APFloat(options.randomInitStd));
+      vo::ParameterOp::create(builder, fileLoc,
+                              builder.getStringAttr(init.name()),
+                              TypeAttr::get(type), /*initial_value=*/nullptr,
+                              rule);
+      continue;
+    }
     const HostTensor &tensor = trainable[init.name()];
     HostTensor stored = tensor.dtype() == HostDType::F64
                             ? tensor.castTo(HostDType::F32)
@@ -686,11 +716,16 @@ Value OnnxImporter::paramRef(StringRef name, Location loc) {
   auto it = paramRefs.find(name);
   if (it != paramRefs.end())
     return it->second;
-  const HostTensor &tensor = trainable[name];
-  HostDType dtype =
-      tensor.dtype() == HostDType::F64 ? HostDType::F32 : tensor.dtype();
-  auto type = RankedTensorType::get(tensor.shape(),
-                                    hostDTypeToVoElement(&context, dtype));
+  RankedTensorType type;
+  if (auto declared = declaredTypes.find(name); declared != declaredTypes.end()) {
+    type = declared->second;
+  } else {
+    const HostTensor &tensor = trainable[name];
+    HostDType dtype =
+        tensor.dtype() == HostDType::F64 ? HostDType::F32 : tensor.dtype();
+    type = RankedTensorType::get(tensor.shape(),
+                                 hostDTypeToVoElement(&context, dtype));
+  }
   // Reads sit at the top of the function, in first-use order, so every later
   // use is dominated.
   OpBuilder::InsertionGuard guard(builder);

@@ -18,6 +18,11 @@ struct OnnxImportOptions {
   /// When set, exactly the float initializers whose names match this regex
   /// are trainable; otherwise the exporter's metadata decides (see docs).
   std::string trainableRegex;
+  /// When positive, parameters are declared with init rules instead of the
+  /// file's values, which are never read (a model exported only for its
+  /// shapes, as benchmarks use): rank-1 weights (norms) start at ones, the
+  /// rest normal with this standard deviation, as HF models initialize.
+  double randomInitStd = 0;
 };
 
 /// Reads an ONNX model file and returns a module holding one `vo.parameter`
