@@ -145,11 +145,13 @@ class LossWrapper(torch.nn.Module):
         return self.model(input_ids=input_ids, labels=labels).loss
 
 
-def optimize_preserving_params(prog):
+def optimize_preserving_params(prog, fold_limit=None):
     """Run the exporter's default optimizer, but keep every PARAMETER initializer intact.
 
     onnxscript's constant folder and initializer de-duplication both skip values that are
     graph inputs, so parameters are temporarily listed as graph inputs while optimizing.
+    fold_limit raises the element count up to which constants are folded (the causal
+    mask of a long sequence is larger than the default).
     """
     from torch.onnx._internal._lazy_import import onnxscript_apis
 
@@ -160,7 +162,13 @@ def optimize_preserving_params(prog):
     params = [v for v in g.initializers.values() if v.metadata_props.get(PARAM_KIND) == "PARAMETER"]
     inputs = list(g.inputs)
     g.inputs.extend(params)
-    prog.model = onnxscript_apis.optimize(prog.model)
+    if fold_limit is None:
+        prog.model = onnxscript_apis.optimize(prog.model)
+    else:
+        import onnxscript.optimizer
+
+        prog.model = onnxscript.optimizer.optimize(prog.model, input_size_limit=fold_limit,
+                                                   output_size_limit=fold_limit)
     g = prog.model.graph
     g.inputs.clear()
     g.inputs.extend(inputs)

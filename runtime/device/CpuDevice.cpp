@@ -1,5 +1,7 @@
 #include <cstdlib>
 #include <cstring>
+#include <unordered_map>
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/device/Device.h"
@@ -51,9 +53,20 @@ class CpuDevice final : public Device {
       return absl::ResourceExhaustedError(
           absl::StrCat("cannot allocate ", bytes, " bytes for ", what));
     }
+    sizes_[data] = bytes;
+    allocated_ += bytes;
+    peak_ = std::max(peak_, allocated_);
     return data;
   }
-  void Free(void* data) override { std::free(data); }
+  void Free(void* data) override {
+    if (auto it = sizes_.find(data); it != sizes_.end()) {
+      allocated_ -= it->second;
+      sizes_.erase(it);
+    }
+    std::free(data);
+  }
+  uint64_t allocated_bytes() const override { return allocated_; }
+  uint64_t peak_allocated_bytes() const override { return peak_; }
   absl::Status CopyToDevice(void* device, const void* host, uint64_t bytes) override {
     std::memcpy(device, host, bytes);
     return absl::OkStatus();
@@ -75,6 +88,10 @@ class CpuDevice final : public Device {
       const std::function<absl::Status()>&) override {
     return absl::UnimplementedError("the host device has no graphs");
   }
+
+ private:
+  std::unordered_map<void*, uint64_t> sizes_;
+  uint64_t allocated_ = 0, peak_ = 0;
 };
 
 }  // namespace

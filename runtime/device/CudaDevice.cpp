@@ -3,7 +3,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/Status.h"
@@ -102,9 +104,18 @@ class CudaDevice final : public Device {
       cudaFree(data);
       return CudaStatus(error, absl::StrCat("zeroing ", what));
     }
+    sizes_[data] = bytes;
+    allocated_ += bytes;
+    peak_ = std::max(peak_, allocated_);
     return data;
   }
+  uint64_t allocated_bytes() const override { return allocated_; }
+  uint64_t peak_allocated_bytes() const override { return peak_; }
   void Free(void* data) override {
+    if (auto it = sizes_.find(data); it != sizes_.end()) {
+      allocated_ -= it->second;
+      sizes_.erase(it);
+    }
     cudaSetDevice(context_.device);
     // Freed memory may still be read by queued kernels.
     cudaStreamSynchronize(context_.stream);
@@ -189,6 +200,8 @@ class CudaDevice final : public Device {
   CudaDevice() = default;
   cuda::CudaContext context_;
   std::string description_;
+  std::unordered_map<void*, uint64_t> sizes_;
+  uint64_t allocated_ = 0, peak_ = 0;
 };
 
 }  // namespace

@@ -42,6 +42,9 @@ class Device {
   virtual absl::Status CopyOnDevice(void* to, const void* from, uint64_t bytes) = 0;
   // Waits for every launched kernel and copy; reports what failed in them.
   virtual absl::Status Synchronize() = 0;
+  // Bytes this device has handed out through Allocate, now and at most.
+  virtual uint64_t allocated_bytes() const = 0;
+  virtual uint64_t peak_allocated_bytes() const = 0;
 
   // The kernel of this backend registered under `name`, or nullptr.
   virtual const KernelFn* LookupKernel(absl::string_view name) const = 0;

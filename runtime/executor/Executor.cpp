@@ -1,6 +1,7 @@
 #include "runtime/executor/Executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -117,7 +118,9 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
   }
   executor->communicator_ = options.communicator;
   executor->synchronize_each_command_ = options.synchronize_each_command;
-  executor->use_graphs_ = options.use_graphs && !options.synchronize_each_command;
+  executor->profile_kernels_ = options.profile_kernels;
+  executor->use_graphs_ =
+      options.use_graphs && !options.synchronize_each_command && !options.profile_kernels;
   if (options.device) {
     executor->device_ = options.device;
   } else {
@@ -568,10 +571,20 @@ absl::Status Executor::Run(absl::string_view name) {
 absl::Status Executor::LaunchCommands(const Function& function) {
   int index = 0;
   for (const Command& command : function.commands) {
+    auto start = std::chrono::steady_clock::now();
     absl::Status status = command.collective == Collective::kNone
                               ? command.fn(command.attrs, command.inputs, command.outputs)
                               : RunCollective(command);
-    if (status.ok() && synchronize_each_command_) status = device_->Synchronize();
+    if (status.ok() && (synchronize_each_command_ || profile_kernels_)) {
+      status = device_->Synchronize();
+    }
+    if (profile_kernels_) {
+      KernelTime& entry = profile_[command.kernel];
+      entry.kernel = command.kernel;
+      ++entry.launches;
+      entry.seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
     if (!status.ok()) {
       return absl::Status(status.code(), absl::StrCat("@", function.name, " command ", index,
                                                       " (", command.kernel,
@@ -580,6 +593,14 @@ absl::Status Executor::LaunchCommands(const Function& function) {
     ++index;
   }
   return absl::OkStatus();
+}
+
+std::vector<Executor::KernelTime> Executor::KernelProfile() const {
+  std::vector<KernelTime> times;
+  for (const auto& [kernel, time] : profile_) times.push_back(time);
+  std::sort(times.begin(), times.end(),
+            [](const KernelTime& a, const KernelTime& b) { return a.seconds > b.seconds; });
+  return times;
 }
 
 absl::Status Executor::UploadConstants() {

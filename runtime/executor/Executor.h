@@ -12,6 +12,7 @@
 #define VEOMNI_RUNTIME_EXECUTOR_EXECUTOR_H
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -44,7 +45,17 @@ class Executor {
     // On a device with graphs (CUDA), each function runs eagerly once, is
     // captured as a graph on its second run and replayed from then on.
     bool use_graphs = true;
+    // Times every command (waiting for each, so without graphs) and adds
+    // the time to its kernel's entry in KernelProfile.
+    bool profile_kernels = false;
   };
+  struct KernelTime {
+    std::string kernel;
+    int64_t launches = 0;
+    double seconds = 0;
+  };
+  // Time per kernel name over every Run so far, most first (profile_kernels).
+  std::vector<KernelTime> KernelProfile() const;
 
   static absl::StatusOr<std::unique_ptr<Executor>> Create(
       std::shared_ptr<const Artifact> artifact, const Options& options);
@@ -126,6 +137,8 @@ class Executor {
   Device* device_ = nullptr;
   bool synchronize_each_command_ = false;
   bool use_graphs_ = false;
+  bool profile_kernels_ = false;
+  std::map<std::string, KernelTime> profile_;
   Mesh mesh_;
   int rank_ = 0;
   DeviceBuffer arena_, state_device_, constants_;

@@ -64,6 +64,9 @@ ABSL_FLAG(std::string, matmul_precision, "bf16",
 ABSL_FLAG(bool, cuda_graphs, true,
           "On cuda: capture each function as a CUDA graph on its second run and replay it "
           "after (false: launch every kernel each time)");
+ABSL_FLAG(bool, profile, false,
+          "Time every kernel (waiting for each, so without CUDA graphs) and print the "
+          "kernels that took the most time at the end");
 ABSL_FLAG(bool, debug_sync, false,
           "Wait for every kernel and report a failure at the command that caused it "
           "(slow; for debugging the GPU backend)");
@@ -128,6 +131,29 @@ absl::Status TrainRank(veomni::runtime::Trainer& trainer, int rank, int64_t step
 }
 
 }  // namespace
+
+// What a run used: device memory (on a GPU) and, with --profile, where the
+// time went, by kernel.
+void PrintReport(veomni::runtime::Executor& executor) {
+  const veomni::runtime::Device& device = executor.device();
+  if (!device.host_accessible()) {
+    std::printf("memory on %s: peak %.2f GiB allocated by veomni-run (arena, state, constants, "
+                "input copies, scratch)\n",
+                device.Describe().c_str(), device.peak_allocated_bytes() / double(1 << 30));
+  }
+  std::vector<veomni::runtime::Executor::KernelTime> profile = executor.KernelProfile();
+  if (profile.empty()) return;
+  double total = 0;
+  for (const auto& entry : profile) total += entry.seconds;
+  std::printf("time by kernel (%d kernels, %.3f s in all):\n", static_cast<int>(profile.size()),
+              total);
+  for (size_t i = 0; i < profile.size() && i < 20; ++i) {
+    std::printf("  %-20s %8lld launches  %9.3f s  %5.1f%%\n", profile[i].kernel.c_str(),
+                static_cast<long long>(profile[i].launches), profile[i].seconds,
+                100 * profile[i].seconds / total);
+  }
+  std::fflush(stdout);
+}
 
 // A free TCP port of this host for rank 0 to listen on (it may be taken
 // before rank 0 binds it; then rank 0 fails with a clear message).
@@ -249,6 +275,7 @@ int RunGpuRank(const veomni::runtime::LaunchEnvironment& env,
   options.device = device->get();
   options.synchronize_each_command = absl::GetFlag(FLAGS_debug_sync);
   options.use_graphs = absl::GetFlag(FLAGS_cuda_graphs);
+  options.profile_kernels = absl::GetFlag(FLAGS_profile);
   absl::Status status;
   auto trainer = veomni::runtime::Trainer::Create(artifact, options);
   if (!trainer.ok()) {
@@ -270,6 +297,7 @@ int RunGpuRank(const veomni::runtime::LaunchEnvironment& env,
     (*rendezvous)->ReportFailure(std::string(status.message()));
     return fail(status.message());
   }
+  if (rank == 0) PrintReport((*trainer)->executor());
   if (auto finished = (*rendezvous)->Finish(); !finished.ok()) return fail(finished.message());
   return 0;
 }
@@ -362,7 +390,10 @@ int main(int argc, char** argv) {
     options.device = device.get();
     options.synchronize_each_command = absl::GetFlag(FLAGS_debug_sync);
     options.use_graphs = absl::GetFlag(FLAGS_cuda_graphs);
+    options.profile_kernels = absl::GetFlag(FLAGS_profile);
+  options.profile_kernels = absl::GetFlag(FLAGS_profile);
   options.use_graphs = absl::GetFlag(FLAGS_cuda_graphs);
+  options.profile_kernels = absl::GetFlag(FLAGS_profile);
     auto trainer = veomni::runtime::Trainer::Create(artifact, options);
     if (!trainer.ok()) return Fail(trainer.status().message());
     if (auto status = (*trainer)->LoadData(absl::GetFlag(FLAGS_data)); !status.ok()) {
@@ -396,6 +427,7 @@ int main(int argc, char** argv) {
     for (std::thread& thread : threads) thread.join();
   }
   if (!shared.first_error.ok()) return Fail(shared.first_error.message());
+  PrintReport(trainers[0]->executor());
 
   std::string save = absl::GetFlag(FLAGS_save);
   if (!save.empty()) {
