@@ -36,7 +36,6 @@ from train_qwen3_tiny import run  # noqa: E402  (fails loudly with the command's
 ADAMW = ["--lr=1e-4", "--beta1=0.9", "--beta2=0.999", "--eps=1e-8", "--weight-decay=0.01"]
 # Dense bf16 tensor-core peak, for MFU.
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}
-WARMUP, STEPS = 3, 8
 
 
 def parse(config):
@@ -108,9 +107,9 @@ def ours(args, c, world, profile=False):
            f"--metrics={metrics}", "--log=1000", "--timeout=120"]
     if profile:
         return run(cmd + ["--steps=2", "--profile"])
-    out = run(cmd + [f"--steps={WARMUP + STEPS}"])
+    out = run(cmd + [f"--steps={args.warmup + args.steps}"])
     rows = [json.loads(line) for line in open(metrics)]
-    step_s = float(np.mean([r["seconds"] for r in rows[WARMUP:]]))
+    step_s = float(np.mean([r["seconds"] for r in rows[args.warmup:]]))
     peak = re.search(r"peak ([0-9.]+) GiB", out)
     tok = c["batch"] * c["seq"]
     return dict(step_s=step_s, tok_s_per_gpu=tok / step_s,
@@ -121,8 +120,8 @@ def ours(args, c, world, profile=False):
 
 def baseline(args, c, world, compiled):
     cmd = [sys.executable, args.baseline, "--model", c["model"], "--seq", str(c["seq"]),
-           "--batch", str(c["batch"]), "--precision", "mixed", "--steps", str(STEPS),
-           "--warmup", str(WARMUP)]
+           "--batch", str(c["batch"]), "--precision", "mixed", "--steps", str(args.steps),
+           "--warmup", str(args.warmup)]
     if c["layers"]:
         cmd += ["--layers", str(c["layers"])]
     if compiled:
@@ -183,6 +182,8 @@ def main():
                                                        "torch_baseline.py"))
     ap.add_argument("--skip-compile", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--warmup", type=int, default=3, help="run: untimed steps first (both sides)")
+    ap.add_argument("--steps", type=int, default=8, help="run: timed steps (both sides)")
     args = ap.parse_args()
     if args.stage == "prepare":
         os.makedirs(args.tmp, exist_ok=True)

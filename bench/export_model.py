@@ -35,6 +35,9 @@ def build(model, layers):
                          num_attention_heads=32, num_key_value_heads=4, num_experts=128,
                          num_experts_per_tok=8, decoder_sparse_step=1, norm_topk_prob=True,
                          **common)
+    # The one experts implementation torch.onnx.export handles (see
+    # examples/qwen3-moe-tiny/export.py); the importer raises it to moe_experts.
+    cfg._experts_implementation = "batched_mm"
     return Qwen3MoeForCausalLM(cfg)
 
 

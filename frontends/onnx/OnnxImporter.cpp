@@ -21,6 +21,7 @@
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Regex.h"
@@ -323,19 +324,24 @@ Error OnnxImporter::readTensor(const onnx::TensorProto &proto,
     }
     llvm::SmallString<256> file(llvm::sys::path::parent_path(path));
     llvm::sys::path::append(file, location);
-    auto buffer = llvm::MemoryBuffer::getFile(file);
+    if (length < 0)
+      length = count * width;
+    uint64_t fileSize = 0;
+    if (std::error_code error = llvm::sys::fs::file_size(file, fileSize))
+      return makeError("tensor '" + proto.name() + "': cannot read external "
+                       "data file '" + file + "': " + error.message());
+    if (length != count * width || offset < 0 ||
+        offset + length > static_cast<int64_t>(fileSize))
+      return makeError("tensor '" + proto.name() +
+                       "': external data range does not fit its shape or "
+                       "its file");
+    // Only this tensor's bytes: the file may hold gigabytes of others.
+    auto buffer = llvm::MemoryBuffer::getFileSlice(file, length, offset);
     if (!buffer)
       return makeError("tensor '" + proto.name() + "': cannot read external "
                        "data file '" + file +
                        "': " + buffer.getError().message());
-    if (length < 0)
-      length = count * width;
-    if (length != count * width || offset < 0 ||
-        offset + length > static_cast<int64_t>((*buffer)->getBufferSize()))
-      return makeError("tensor '" + proto.name() +
-                       "': external data range does not fit its shape or "
-                       "its file");
-    const char *begin = (*buffer)->getBufferStart() + offset;
+    const char *begin = (*buffer)->getBufferStart();
     bytes.assign(begin, begin + length);
   } else if (proto.has_raw_data()) {
     if (static_cast<int64_t>(proto.raw_data().size()) != count * width)
