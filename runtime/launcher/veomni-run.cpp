@@ -53,7 +53,7 @@ ABSL_FLAG(int32_t, n, 1,
           "cpu; must equal the artifact's dp * fsdp * sp");
 ABSL_FLAG(int64_t, timeout, 600,
           "Seconds a rank waits for the others (to join, or in a collective on cpu) before "
-          "giving up; on cuda with -n, also how long the others get to exit after one fails");
+          "giving up");
 ABSL_FLAG(int64_t, log, 1, "Print a log line every this many steps (and the last)");
 ABSL_FLAG(std::string, device, "cpu",
           "Where to run: cpu (the reference kernels), cuda (GPU LOCAL_RANK of each rank "
@@ -173,9 +173,12 @@ int FreePort() {
   return port;
 }
 
+// How long the other ranks get to exit after one has failed.
+constexpr absl::Duration kFailureGrace = absl::Seconds(15);
+
 // Starts `ranks` copies of this program, one per local GPU, and waits. When
 // one fails, the others are told by the rendezvous and exit on their own;
-// any still running after --timeout seconds are killed.
+// any still running kFailureGrace later are killed.
 int LaunchLocalRanks(int ranks, char** argv) {
   int port = FreePort();
   if (port == 0) return Fail("cannot find a free TCP port for the rendezvous");
@@ -226,7 +229,9 @@ int LaunchLocalRanks(int ranks, char** argv) {
                           ? absl::StrCat("rank ", r, " was killed by signal ", WTERMSIG(status))
                           : absl::StrCat("rank ", r, " exited with status ", WEXITSTATUS(status));
       exit_code = 1;
-      kill_at = absl::Now() + absl::Seconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_timeout)));
+      // The others hear of it through the rendezvous and exit at once; one
+      // that cannot (stuck before it joined, say) is killed.
+      kill_at = absl::Now() + kFailureGrace;
     }
   }
   if (exit_code != 0) return Fail(absl::StrCat("the run failed: ", first_failure));
