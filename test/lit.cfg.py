@@ -21,3 +21,14 @@ llvm_config.add_tool_substitutions(["veomni-opt", "veomni-import",
                                     "veomni-compile", "veomni-run",
                                     "veomni-tokenize"],
                                    [config.veomni_tools_dir])
+
+# A machine with an NVIDIA GPU: tests of the no-GPU errors do not apply.
+import shutil
+import subprocess
+if shutil.which("nvidia-smi"):
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+        if listed.returncode == 0 and "GPU" in listed.stdout:
+            config.available_features.add("cuda-gpu")
+    except (OSError, subprocess.SubprocessError):
+        pass

@@ -50,6 +50,18 @@ def main():
         model = matmul_model(["batch", 3], with_metadata=True)
     elif kind == "old-opset":
         model = matmul_model([2, 3], with_metadata=True, opset=9)
+    elif kind == "external":
+        # Both parameters (a weight and a rank-1 scale) in OUT.onnx's
+        # external data file params.bin.
+        model = matmul_model([2, 3], with_metadata=True)
+        scale = numpy_helper.from_array(np.full(4, 3.0, np.float32), "proj.scale")
+        model.graph.initializer.append(scale)
+        model.graph.value_info.append(parameter_info("proj.scale", [4]))
+        model.graph.node.append(helper.make_node("Mul", ["y", "proj.scale"], ["z"], name="n_mul"))
+        model.graph.output[0].name = "z"
+        onnx.save_model(model, out, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="params.bin", size_threshold=0)
+        return
     else:
         sys.exit(f"unknown kind {kind}")
     onnx.save(model, out)
