@@ -523,6 +523,12 @@ absl::StatusOr<TensorView> Executor::State(absl::string_view key) const {
   return absl::NotFoundError(absl::StrCat("no state '", key, "'"));
 }
 
+absl::StatusOr<TensorView> Executor::DeviceState(absl::string_view key) const {
+  VEOMNI_ASSIGN_OR_RETURN(TensorView view, State(key));
+  view.data = state_ + (static_cast<uint8_t*>(view.data) - state_host_.data());
+  return view;
+}
+
 std::vector<std::string> Executor::StateKeys() const {
   std::vector<std::string> keys;
   for (const auto& [name, view] : state_views_) keys.push_back(name);

@@ -70,7 +70,10 @@ class Executor {
   // view, current after SyncStateToHost.
   absl::StatusOr<TensorView> State(absl::string_view key) const;
   absl::Status SyncStateToHost();
-  const Device& device() const { return *device_; }
+  // The state entry as commands see it: device memory on a GPU.
+  absl::StatusOr<TensorView> DeviceState(absl::string_view key) const;
+  Device& device() const { return *device_; }
+  Communicator* communicator() const { return communicator_; }
   std::vector<std::string> StateKeys() const;
   bool HasFunction(absl::string_view name) const;
   int rank() const { return rank_; }

@@ -73,6 +73,29 @@ ABSL_FLAG(bool, debug_sync, false,
 
 namespace {
 
+// --save as a file: DIR/ names DIR/model.safetensors.
+std::string SavePath() {
+  std::string save = absl::GetFlag(FLAGS_save);
+  if (!save.empty() && save.back() == '/') save += "model.safetensors";
+  return save;
+}
+
+// Whether --save can be written, asked before training so that a long run
+// does not end with its result lost to a typo in a directory name.
+absl::Status CheckSavePath() {
+  std::string path = SavePath();
+  if (path.empty()) return absl::OkStatus();
+  bool existed = std::ifstream(path).good();
+  std::ofstream probe(path, std::ios::app);
+  if (!probe) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--save ", path, ": cannot write there (checked before training)"));
+  }
+  probe.close();
+  if (!existed) std::remove(path.c_str());
+  return absl::OkStatus();
+}
+
 int Fail(absl::string_view message) {
   std::fprintf(stderr, "veomni-run: error: %.*s\n", static_cast<int>(message.size()),
                message.data());
@@ -251,10 +274,6 @@ int RunGpuRank(const veomni::runtime::LaunchEnvironment& env,
     return fail(absl::StrFormat("the artifact was compiled for %d ranks but WORLD_SIZE is %d",
                                 mesh.size(), env.rendezvous.world));
   }
-  if (!absl::GetFlag(FLAGS_save).empty()) {
-    // Refused before training, so that no run's result is lost at its end.
-    return fail("--save is not implemented for several GPU processes yet");
-  }
   veomni::runtime::RendezvousConfig config = env.rendezvous;
   config.timeout = absl::Seconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_timeout)));
   auto device = veomni::runtime::CreateCudaDevice(env.local_rank, precision);
@@ -298,6 +317,11 @@ int RunGpuRank(const veomni::runtime::LaunchEnvironment& env,
     if (rank == 0) std::printf("device %s, %d ranks\n", (*device)->Describe().c_str(), mesh.size());
     status = TrainRank(**trainer, rank, steps, rank == 0 ? &metrics : nullptr);
   }
+  std::string save = SavePath();
+  if (status.ok() && !save.empty()) {
+    status = veomni::runtime::SaveParameters(**trainer, save);
+    if (status.ok() && rank == 0) std::printf("saved parameters to %s\n", save.c_str());
+  }
   if (!status.ok()) {
     (*rendezvous)->ReportFailure(std::string(status.message()));
     return fail(status.message());
@@ -329,6 +353,10 @@ int main(int argc, char** argv) {
   auto precision = veomni::runtime::ParseMatmulPrecision(absl::GetFlag(FLAGS_matmul_precision));
   if (!precision.ok()) return Fail(precision.status().message());
 
+  // Rank processes other than 0 do not write.
+  if (const char* rank = std::getenv("RANK"); !rank || std::string(rank) == "0") {
+    if (auto writable = CheckSavePath(); !writable.ok()) return Fail(writable.message());
+  }
   auto loaded = veomni::runtime::Artifact::Load(positional[1]);
   if (!loaded.ok()) return Fail(loaded.status().message());
   std::shared_ptr<const veomni::runtime::Artifact> artifact = std::move(*loaded);
@@ -387,7 +415,6 @@ int main(int argc, char** argv) {
     for (int r = 0; r < ranks; ++r) communicators.push_back(world->ForRank(r));
   }
   std::vector<std::unique_ptr<veomni::runtime::Trainer>> trainers;
-  std::vector<veomni::runtime::Trainer*> trainer_ptrs;
   for (int r = 0; r < ranks; ++r) {
     veomni::runtime::Executor::Options options;
     options.seed = absl::GetFlag(FLAGS_seed);
@@ -404,7 +431,6 @@ int main(int argc, char** argv) {
     if (auto status = (*trainer)->LoadData(absl::GetFlag(FLAGS_data)); !status.ok()) {
       return Fail(status.message());
     }
-    trainer_ptrs.push_back(trainer->get());
     trainers.push_back(std::move(*trainer));
   }
 
@@ -415,12 +441,20 @@ int main(int argc, char** argv) {
   }
   Shared shared;
   if (ranks == 1) {
-    shared.Fail(TrainRank(*trainers[0], 0, steps, &metrics));
+    absl::Status status = TrainRank(*trainers[0], 0, steps, &metrics);
+    if (status.ok() && !SavePath().empty()) {
+      status = veomni::runtime::SaveParameters(*trainers[0], SavePath());
+    }
+    shared.Fail(status);
   } else {
     std::vector<std::thread> threads;
     for (int r = 0; r < ranks; ++r) {
       threads.emplace_back([&, r] {
         absl::Status status = TrainRank(*trainers[r], r, steps, r == 0 ? &metrics : nullptr);
+        // Saving gathers shards with collectives: every rank takes part.
+        if (status.ok() && !SavePath().empty()) {
+          status = veomni::runtime::SaveParameters(*trainers[r], SavePath());
+        }
         if (!status.ok()) {
           absl::Status named(status.code(), absl::StrCat("rank ", r, ": ", status.message()));
           shared.Fail(named);
@@ -434,13 +468,6 @@ int main(int argc, char** argv) {
   if (!shared.first_error.ok()) return Fail(shared.first_error.message());
   PrintReport(trainers[0]->executor());
 
-  std::string save = absl::GetFlag(FLAGS_save);
-  if (!save.empty()) {
-    if (save.back() == '/') save += "model.safetensors";
-    if (auto status = veomni::runtime::SaveParameters(trainer_ptrs, save); !status.ok()) {
-      return Fail(status.message());
-    }
-    std::printf("saved parameters to %s\n", save.c_str());
-  }
+  if (!SavePath().empty()) std::printf("saved parameters to %s\n", SavePath().c_str());
   return 0;
 }

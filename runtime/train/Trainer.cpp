@@ -173,51 +173,68 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   return metrics;
 }
 
-absl::Status SaveParameters(const std::vector<Trainer*>& ranks, absl::string_view path) {
-  if (ranks.empty()) return absl::InvalidArgumentError("no ranks to save");
-  Executor& first = ranks[0]->executor();
-  const artifact::Program& program = first.artifact().program();
+absl::Status SaveParameters(Trainer& rank, absl::string_view path) {
+  Executor& executor = rank.executor();
+  Device& device = executor.device();
+  Communicator* communicator = executor.communicator();
+  const bool writer = executor.rank() == 0;
+  const artifact::Program& program = executor.artifact().program();
+  VEOMNI_RETURN_IF_ERROR(executor.SyncStateToHost());
   std::vector<std::pair<std::string, TensorView>> tensors;
   std::vector<std::vector<uint8_t>> assembled;
   assembled.reserve(program.state() ? program.state()->size() : 0);
-  for (Trainer* rank : ranks) VEOMNI_RETURN_IF_ERROR(rank->executor().SyncStateToHost());
   if (program.state()) {
     for (const artifact::StateEntry* entry : *program.state()) {
       std::string key = Str(entry->key());
       if (key.rfind("param:", 0) != 0) continue;
-      VEOMNI_ASSIGN_OR_RETURN(TensorView local, first.State(key));
+      VEOMNI_ASSIGN_OR_RETURN(TensorView local, executor.State(key));
       if (entry->shard_group() <= 1 && entry->expert_group() <= 1) {
         tensors.emplace_back(key.substr(6), local);
         continue;
       }
-      // Expert blocks in ep order (one block without ep); each block is its
-      // shards in group order, less the padding.
+      if (!communicator) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("'", key, "' is sharded but the run has no communicator"));
+      }
+      // This rank's expert block (its shard group's shards in group order,
+      // less the padding), then every block in ep order.
       TensorView full = local;
       full.shape.assign(entry->full_shape()->begin(), entry->full_shape()->end());
       const int64_t blocks = std::max<int64_t>(1, entry->expert_group());
-      const int64_t block_bytes = full.Bytes() / blocks;
-      std::vector<uint8_t> bytes;
-      for (int owner : first.mesh().Group(first.rank(), entry->expert_axes())) {
-        const size_t block_begin = bytes.size();
-        for (int rank : first.mesh().Group(owner, entry->shard_axes())) {
-          if (rank >= static_cast<int>(ranks.size())) {
-            return absl::InvalidArgumentError("saving needs every rank of the shard group");
-          }
-          VEOMNI_ASSIGN_OR_RETURN(TensorView shard, ranks[rank]->executor().State(key));
-          const uint8_t* data = static_cast<const uint8_t*>(shard.data);
-          bytes.insert(bytes.end(), data, data + shard.Bytes());
-        }
-        bytes.resize(block_begin + block_bytes);
+      const int64_t shards = std::max<int64_t>(1, entry->shard_group());
+      const int64_t block_elements = full.NumElements() / blocks;
+      VEOMNI_ASSIGN_OR_RETURN(TensorView shard, executor.DeviceState(key));
+      shard.shape = {shard.NumElements()};
+      VEOMNI_ASSIGN_OR_RETURN(
+          DeviceBuffer gathered,
+          DeviceBuffer::Allocate(device, shard.Bytes() * shards, "gathering " + key));
+      TensorView block{gathered.data(), shard.dtype, {shard.NumElements() * shards}};
+      if (shards > 1) {
+        VEOMNI_RETURN_IF_ERROR(communicator->AllGather(shard, block, entry->shard_axes(), 0));
+      } else {
+        VEOMNI_RETURN_IF_ERROR(device.CopyOnDevice(block.data, shard.data, shard.Bytes()));
       }
-      bytes.resize(full.Bytes());
+      block.shape = {block_elements};
+      DeviceBuffer all_blocks;
+      TensorView whole = block;
+      if (blocks > 1) {
+        VEOMNI_ASSIGN_OR_RETURN(
+            all_blocks, DeviceBuffer::Allocate(device, block.Bytes() * blocks, "gathering " + key));
+        whole = TensorView{all_blocks.data(), block.dtype, {block_elements * blocks}};
+        VEOMNI_RETURN_IF_ERROR(communicator->AllGather(block, whole, entry->expert_axes(), 0));
+      }
+      if (!writer) continue;
+      std::vector<uint8_t> bytes(full.Bytes());
+      VEOMNI_RETURN_IF_ERROR(device.CopyToHost(bytes.data(), whole.data, bytes.size()));
       assembled.push_back(std::move(bytes));
       full.data = assembled.back().data();
       tensors.emplace_back(key.substr(6), full);
     }
   }
+  if (!writer) return absl::OkStatus();
   return WriteSafetensors(path, tensors,
                           {{"format", "pt"}, {"producer", "veomni-run"},
-                           {"step", absl::StrCat(ranks[0]->step())}});
+                           {"step", absl::StrCat(rank.step())}});
 }
 
 }  // namespace veomni::runtime

@@ -37,8 +37,10 @@ struct StepMetrics {
 class Trainer;
 
 // Writes the parameters of a run as safetensors, named as the model names
-// them, assembling sharded parameters from every rank (`ranks` in rank order).
-absl::Status SaveParameters(const std::vector<Trainer*>& ranks, absl::string_view path);
+// them. Every rank calls it (each on its own thread or process): sharded
+// parameters and expert blocks are gathered to full tensors with the
+// executor's communicator, and rank 0 writes the file.
+absl::Status SaveParameters(Trainer& rank, absl::string_view path);
 
 class Trainer {
  public:
