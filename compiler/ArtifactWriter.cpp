@@ -18,6 +18,11 @@ using namespace veomni;
 namespace va = veomni::artifact;
 namespace fb = flatbuffers;
 
+int64_t veomni::tensorBytes(RankedTensorType type) {
+  unsigned bits = type.getElementType().getIntOrFloatBitWidth();
+  return type.getNumElements() * (bits == 1 ? 1 : bits / 8);
+}
+
 namespace {
 
 llvm::Error makeError(const llvm::Twine &message) {
@@ -45,10 +50,6 @@ llvm::Expected<va::DType> toDType(Type element) {
 int64_t elementBytes(Type element) {
   unsigned bits = element.getIntOrFloatBitWidth();
   return bits == 1 ? 1 : bits / 8;
-}
-
-int64_t tensorBytes(RankedTensorType type) {
-  return type.getNumElements() * elementBytes(type.getElementType());
 }
 
 /// The bytes the runtime expects for an elements attribute (i1 one per byte).

@@ -3,6 +3,7 @@
 #define VEOMNI_COMPILER_ARTIFACTWRITER_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/BuiltinTypes.h"
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
@@ -37,6 +38,9 @@ struct MemoryReport {
   };
   std::vector<Collectives> collectives;
 };
+
+/// Bytes the runtime stores for a tensor of `type` (i1 as one byte each).
+int64_t tensorBytes(mlir::RankedTensorType type);
 
 /// Bytes of the state and constants of a lowered, planned module.
 llvm::Expected<MemoryReport> measureArtifact(mlir::ModuleOp module);

@@ -9,8 +9,10 @@
 //===----------------------------------------------------------------------===//
 
 #include <cmath>
+#include <optional>
 
 #include "compiler/ArtifactWriter.h"
+#include "compiler/CostModel.h"
 #include "compiler/InitVeomni.h"
 #include "dialects/vo/VoOps.h"
 #include "passes/Passes.h"
@@ -24,6 +26,7 @@
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -91,6 +94,16 @@ cl::opt<int64_t> trainSteps("train-steps",
                             cl::init(0), cl::cat(compileCategory));
 cl::opt<double> minLr("min-lr", cl::desc("Final learning rate (cosine)"),
                       cl::init(0.0), cl::cat(compileCategory));
+cl::opt<std::string> deviceModel(
+    "device-model",
+    cl::desc("The GPU whose figures --explain predicts the step time with: "
+             "h100 or h200 (h100)"),
+    cl::init("h100"), cl::cat(compileCategory));
+cl::opt<std::string> kernelProfile(
+    "kernel-profile",
+    cl::desc("Kernel times measured by veomni-run --profile_out: --explain "
+             "uses them per launch for the kernels they cover"),
+    cl::value_desc("file.json"), cl::cat(compileCategory));
 cl::opt<bool> explain("explain",
                       cl::desc("Print the memory plan of the artifact"),
                       cl::cat(compileCategory));
@@ -343,6 +356,16 @@ int main(int argc, char **argv) {
     (*module)->print(out->os());
     out->keep();
   }
+  const DeviceFigures *device = lookupDeviceFigures(deviceModel);
+  if (!device)
+    return fail("--device-model " + deviceModel + ": expected h100 or h200");
+  std::optional<KernelProfile> profile;
+  if (!kernelProfile.empty()) {
+    auto read = readKernelProfile(kernelProfile);
+    if (!read)
+      return fail(toString(read.takeError()));
+    profile = std::move(*read);
+  }
   if (explain) {
     auto report = measureArtifact(*module);
     if (!report)
@@ -382,6 +405,23 @@ int main(int argc, char **argv) {
         bytes += c.bytes * times;
       }
       outs() << "  total " << calls << " calls, " << formatBytes(bytes) << "\n";
+    }
+  }
+  if (explain) {
+    StepEstimate step = estimateStep(*module, *device, meta.gradAccum,
+                                     profile ? &*profile : nullptr);
+    outs() << llvm::format("compute per optimizer step (per rank): %.3f TFLOP; "
+                           "predicted %.1f ms on %s",
+                           step.flops / 1e12, step.seconds * 1e3,
+                           device->name.c_str())
+           << (profile ? " (measured kernel times where profiled)" : "")
+           << "\n";
+    for (size_t i = 0; i < step.kernels.size(); ++i) {
+      const KernelEstimate &k = step.kernels[i];
+      outs() << llvm::format("  %-20s %7lld launches  %.6e FLOP  %9.2f ms  %5.1f%%\n",
+                             k.kernel.c_str(), static_cast<long long>(k.launches),
+                             k.flops, k.seconds * 1e3,
+                             100 * k.seconds / std::max(step.seconds, 1e-30));
     }
   }
   if (Error error = writeArtifact(*module, meta, outputPath))

@@ -67,6 +67,9 @@ ABSL_FLAG(bool, cuda_graphs, true,
 ABSL_FLAG(bool, profile, false,
           "Time every kernel (waiting for each, so without CUDA graphs) and print the "
           "kernels that took the most time at the end");
+ABSL_FLAG(std::string, profile_out, "",
+          "With --profile: also write the kernel times as JSON, {\"kernel\": {\"launches\": N, "
+          "\"seconds\": S}}, for veomni-compile --kernel-profile");
 ABSL_FLAG(bool, debug_sync, false,
           "Wait for every kernel and report a failure at the command that caused it "
           "(slow; for debugging the GPU backend)");
@@ -166,6 +169,17 @@ void PrintReport(veomni::runtime::Executor& executor) {
   }
   std::vector<veomni::runtime::Executor::KernelTime> profile = executor.KernelProfile();
   if (profile.empty()) return;
+  if (std::string path = absl::GetFlag(FLAGS_profile_out); !path.empty()) {
+    std::ofstream out(path);
+    out << "{";
+    for (size_t i = 0; i < profile.size(); ++i) {
+      out << (i ? ",\n " : "\n ")
+          << absl::StrFormat("\"%s\": {\"launches\": %d, \"seconds\": %.9f}",
+                             profile[i].kernel, profile[i].launches, profile[i].seconds);
+    }
+    out << "\n}\n";
+    if (!out) std::fprintf(stderr, "veomni-run: warning: could not write %s\n", path.c_str());
+  }
   double total = 0;
   for (const auto& entry : profile) total += entry.seconds;
   std::printf("time by kernel (%d kernels, %.3f s in all):\n", static_cast<int>(profile.size()),

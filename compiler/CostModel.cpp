@@ -1,0 +1,182 @@
+//===- CostModel.cpp - FLOPs, bytes and time of a lowered step ------------===//
+
+#include "compiler/CostModel.h"
+
+#include "compiler/ArtifactWriter.h"
+#include "dialects/vrt/VrtDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <algorithm>
+#include <map>
+
+using namespace mlir;
+using namespace veomni;
+
+namespace {
+
+// bf16 GEMM: 8192^3 products measured at 769-798 (H100) and 788 TFLOP/s
+// (H200) on this workplace's machines; HBM: a device-to-device copy moved
+// 3.0 (H100) and 4.3 TB/s (H200) counting bytes read and written; NCCL:
+// all-reduce bus bandwidth 329 GB/s on two H100s (KINDS.md). fp32 CUDA-core:
+// the datasheets' 67 TFLOP/s. Launch: a few microseconds.
+const DeviceFigures kDevices[] = {
+    {"h100", 780e12, 67e12, 3.0e12, 329e9, 4e-6},
+    {"h200", 788e12, 67e12, 4.3e12, 329e9, 4e-6},
+};
+
+RankedTensorType typeOf(Value value) {
+  return cast<RankedTensorType>(value.getType());
+}
+
+int64_t intParam(vrt::LaunchOp launch, StringRef name, int64_t fallback) {
+  if (auto attr = launch.getParams().getAs<IntegerAttr>(name))
+    return attr.getInt();
+  return fallback;
+}
+
+/// softmax(q k^T) v over [B, Hq, S, D] queries and [B, Hkv, Sk, D] keys:
+/// two products of 2 * B * Hq * S * Sk * D FLOPs, half of them under a
+/// causal mask (the baseline's count).
+double attentionFlops(vrt::LaunchOp launch) {
+  auto q = typeOf(launch.getInputs()[0]).getShape();
+  auto k = typeOf(launch.getInputs()[1]).getShape();
+  auto v = typeOf(launch.getInputs()[2]).getShape();
+  if (q.size() != 4 || k.size() != 4 || v.size() != 4)
+    return 0;
+  double flops = 2.0 * q[0] * q[1] * q[2] * k[2] * (q[3] + v[3]);
+  return intParam(launch, "causal", 0) ? flops / 2 : flops;
+}
+
+} // namespace
+
+const DeviceFigures *veomni::lookupDeviceFigures(StringRef name) {
+  for (const DeviceFigures &device : kDevices)
+    if (device.name == name)
+      return &device;
+  return nullptr;
+}
+
+LaunchWork veomni::launchWork(Operation *op) {
+  auto launch = cast<vrt::LaunchOp>(op);
+  LaunchWork work;
+  for (Value value : launch.getInputs())
+    work.bytes += tensorBytes(typeOf(value));
+  for (Value value : launch.getResults())
+    work.bytes += tensorBytes(typeOf(value));
+  StringRef kernel = launch.getKernel();
+  if (llvm::is_contained({"all_gather", "reduce_scatter", "all_reduce", "all_to_all"},
+                         kernel)) {
+    // What one rank moves: the larger side.
+    work.collective = true;
+    work.bytes = std::max(tensorBytes(typeOf(launch.getInputs()[0])),
+                          tensorBytes(typeOf(launch.getResult(0))));
+    return work;
+  }
+  if (kernel == "matmul") {
+    auto lhs = typeOf(launch.getInputs()[0]).getShape();
+    int64_t contracted =
+        intParam(launch, "transpose_lhs", 0) ? lhs[lhs.size() - 2] : lhs.back();
+    work.flops = 2.0 * typeOf(launch.getResult(0)).getNumElements() * contracted;
+    work.tensorCores = true;
+  } else if (kernel == "attention") {
+    work.flops = attentionFlops(launch);
+    work.tensorCores = true;
+  } else if (kernel == "attention_grad") {
+    // dq, dk, dv, dp and the recomputed scores: five products to two.
+    work.flops = 2.5 * attentionFlops(launch);
+    work.tensorCores = true;
+  } else if (kernel == "moe_experts" || kernel == "moe_experts_grad") {
+    // x [T, H], indices [T, k], gate_up [E, 2I, H]: per routed row a
+    // [H] x [H, 2I] and an [I] x [I, H] product.
+    auto x = typeOf(launch.getInputs()[0]).getShape();
+    auto indices = typeOf(launch.getInputs()[1]).getShape();
+    auto gateUp = typeOf(launch.getInputs()[3]).getShape();
+    if (x.size() == 2 && indices.size() == 2 && gateUp.size() == 3) {
+      double rows = static_cast<double>(x[0]) * indices[1];
+      double forward = 2.0 * rows * x[1] * (gateUp[1] + gateUp[1] / 2);
+      // The backward recomputes the forward and takes two products per one.
+      work.flops = kernel == "moe_experts" ? forward : 3.0 * forward;
+      work.tensorCores = true;
+    }
+  } else {
+    // Elementwise, reductions, norms: about one operation per element of
+    // the larger side (a reduction reads many elements into few).
+    double in = 0, out = 0;
+    for (Value value : launch.getInputs())
+      in = std::max<double>(in, typeOf(value).getNumElements());
+    for (Value value : launch.getResults())
+      out += typeOf(value).getNumElements();
+    work.flops = std::max(in, out);
+  }
+  return work;
+}
+
+llvm::Expected<KernelProfile> veomni::readKernelProfile(StringRef path) {
+  auto buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer)
+    return llvm::createStringError(buffer.getError(),
+                                   "cannot read profile '" + path + "'");
+  auto parsed = llvm::json::parse((*buffer)->getBuffer());
+  if (!parsed)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "profile '" + path + "' is not JSON: " +
+                                       llvm::toString(parsed.takeError()));
+  const llvm::json::Object *kernels = parsed->getAsObject();
+  if (!kernels)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "profile '" + path + "' is not a JSON object");
+  KernelProfile profile;
+  for (const auto &[name, entry] : *kernels) {
+    const llvm::json::Object *fields = entry.getAsObject();
+    std::optional<int64_t> launches = fields ? fields->getInteger("launches") : std::nullopt;
+    std::optional<double> seconds = fields ? fields->getNumber("seconds") : std::nullopt;
+    if (!launches || !seconds || *launches <= 0 || *seconds < 0)
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          "profile '" + path + "': kernel '" + name.str() +
+              "' needs a positive \"launches\" and \"seconds\" >= 0");
+    profile[name.str()] = {*launches, *seconds};
+  }
+  return profile;
+}
+
+StepEstimate veomni::estimateStep(ModuleOp module, const DeviceFigures &device,
+                                  int64_t gradAccum, const KernelProfile *measured) {
+  std::map<std::string, KernelEstimate> byKernel;
+  for (auto func : module.getOps<func::FuncOp>()) {
+    StringRef name = func.getSymName();
+    int64_t times = name == "optimizer_step" ? 1 : gradAccum;
+    func.walk([&](vrt::LaunchOp launch) {
+      LaunchWork work = launchWork(launch);
+      double rate = work.tensorCores ? device.matmulFlops : device.vectorFlops;
+      double seconds =
+          work.collective
+              ? work.bytes / device.ncclBytes
+              : std::max(work.flops / rate, work.bytes / device.memoryBytes);
+      KernelEstimate &entry = byKernel[launch.getKernel().str()];
+      entry.kernel = launch.getKernel().str();
+      entry.launches += times;
+      entry.flops += work.flops * times;
+      entry.seconds += (seconds + device.launchSeconds) * times;
+    });
+  }
+  StepEstimate step;
+  for (auto &[kernel, entry] : byKernel) {
+    if (measured) {
+      auto found = measured->find(kernel);
+      // The profile's time per launch of this kernel, times this step's launches.
+      if (found != measured->end())
+        entry.seconds = found->second.second / found->second.first * entry.launches;
+    }
+    step.flops += entry.flops;
+    step.seconds += entry.seconds;
+    step.kernels.push_back(entry);
+  }
+  llvm::sort(step.kernels, [](const KernelEstimate &a, const KernelEstimate &b) {
+    return a.seconds > b.seconds;
+  });
+  return step;
+}

@@ -1,0 +1,69 @@
+//===- CostModel.h - FLOPs, bytes and time of a lowered step ---*- C++ -*-===//
+//
+// What each runtime launch costs: FLOPs (the matmul-like work: matmul,
+// attention, the MoE experts, counted as the baseline counts them), bytes
+// moved (every operand read and result written once), and a time from a
+// small table of device figures, max(FLOPs / rate, bytes / bandwidth) plus a
+// launch overhead. Collectives cost their bytes over the NCCL bandwidth.
+// Measured kernel times (veomni-run --profile_out) refine the estimate: a
+// kernel that was measured costs its measured time per launch.
+//
+//===----------------------------------------------------------------------===//
+#ifndef VEOMNI_COMPILER_COSTMODEL_H
+#define VEOMNI_COMPILER_COSTMODEL_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/Error.h"
+
+#include <string>
+#include <vector>
+
+namespace veomni {
+
+/// Figures of one GPU (CostModel.cpp says where each comes from).
+struct DeviceFigures {
+  std::string name;
+  double matmulFlops;   // bf16 tensor-core GEMM, FLOP/s
+  double vectorFlops;   // fp32 CUDA-core work (the reference kernels), FLOP/s
+  double memoryBytes;   // HBM, bytes/s (read + write)
+  double ncclBytes;     // NCCL bus bandwidth between the GPUs of one host, bytes/s
+  double launchSeconds; // per kernel launch
+};
+
+/// "h100" or "h200"; null for another name.
+const DeviceFigures *lookupDeviceFigures(llvm::StringRef name);
+
+/// FLOPs and bytes of one vrt.launch.
+struct LaunchWork {
+  double flops = 0, bytes = 0;
+  bool tensorCores = false; // matmul-like work that runs on tensor cores
+  bool collective = false;
+};
+LaunchWork launchWork(mlir::Operation *launch);
+
+struct KernelEstimate {
+  std::string kernel;
+  int64_t launches = 0;
+  double flops = 0, seconds = 0;
+};
+struct StepEstimate {
+  double flops = 0, seconds = 0;
+  std::vector<KernelEstimate> kernels; // most time first
+};
+
+/// The measured seconds per kernel name of a profiled run
+/// (`veomni-run --profile_out`): {"kernel": {"launches": N, "seconds": S}}.
+using KernelProfile = llvm::StringMap<std::pair<int64_t, double>>;
+llvm::Expected<KernelProfile> readKernelProfile(llvm::StringRef path);
+
+/// One optimizer step of a lowered module on one rank: @count_tokens and
+/// @micro_step `gradAccum` times, @optimizer_step once. With `measured`, a
+/// kernel the profile saw costs its measured time per launch instead.
+StepEstimate estimateStep(mlir::ModuleOp module, const DeviceFigures &device,
+                          int64_t gradAccum,
+                          const KernelProfile *measured = nullptr);
+
+} // namespace veomni
+
+#endif // VEOMNI_COMPILER_COSTMODEL_H
