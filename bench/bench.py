@@ -110,7 +110,7 @@ def ours(args, c, world, profile=False):
     out = run(cmd + [f"--steps={args.warmup + args.steps}"])
     rows = [json.loads(line) for line in open(metrics)]
     step_s = float(np.mean([r["seconds"] for r in rows[args.warmup:]]))
-    peak = re.search(r"peak ([0-9.]+) GiB", out)
+    peak = re.search(r"\(([0-9.]+) GiB\) allocated", out)
     tok = c["batch"] * c["seq"]
     return dict(step_s=step_s, tok_s_per_gpu=tok / step_s,
                 tflops_per_gpu=c["flops_per_token"] * tok / step_s / 1e12,

@@ -17,16 +17,6 @@ using namespace veomni;
 
 namespace {
 
-// bf16 GEMM: 8192^3 products measured at 769-798 (H100) and 788 TFLOP/s
-// (H200) on this workplace's machines; HBM: a device-to-device copy moved
-// 3.0 (H100) and 4.3 TB/s (H200) counting bytes read and written; NCCL:
-// all-reduce bus bandwidth 329 GB/s on two H100s (KINDS.md). fp32 CUDA-core:
-// the datasheets' 67 TFLOP/s. Launch: a few microseconds.
-const DeviceFigures kDevices[] = {
-    {"h100", 780e12, 67e12, 3.0e12, 329e9, 4e-6},
-    {"h200", 788e12, 67e12, 4.3e12, 329e9, 4e-6},
-};
-
 RankedTensorType typeOf(Value value) {
   return cast<RankedTensorType>(value.getType());
 }
@@ -51,13 +41,6 @@ double attentionFlops(vrt::LaunchOp launch) {
 }
 
 } // namespace
-
-const DeviceFigures *veomni::lookupDeviceFigures(StringRef name) {
-  for (const DeviceFigures &device : kDevices)
-    if (device.name == name)
-      return &device;
-  return nullptr;
-}
 
 LaunchWork veomni::launchWork(Operation *op) {
   auto launch = cast<vrt::LaunchOp>(op);
@@ -151,11 +134,9 @@ StepEstimate veomni::estimateStep(ModuleOp module, const DeviceFigures &device,
     int64_t times = name == "optimizer_step" ? 1 : gradAccum;
     func.walk([&](vrt::LaunchOp launch) {
       LaunchWork work = launchWork(launch);
-      double rate = work.tensorCores ? device.matmulFlops : device.vectorFlops;
-      double seconds =
-          work.collective
-              ? work.bytes / device.ncclBytes
-              : std::max(work.flops / rate, work.bytes / device.memoryBytes);
+      double seconds = work.collective
+                           ? work.bytes / device.ncclBytes
+                           : device.seconds(work.flops, work.bytes, work.tensorCores);
       KernelEstimate &entry = byKernel[launch.getKernel().str()];
       entry.kernel = launch.getKernel().str();
       entry.launches += times;

@@ -13,6 +13,7 @@
 #define VEOMNI_COMPILER_COSTMODEL_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "passes/recompute/DeviceFigures.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/Error.h"
 
@@ -20,19 +21,6 @@
 #include <vector>
 
 namespace veomni {
-
-/// Figures of one GPU (CostModel.cpp says where each comes from).
-struct DeviceFigures {
-  std::string name;
-  double matmulFlops;   // bf16 tensor-core GEMM, FLOP/s
-  double vectorFlops;   // fp32 CUDA-core work (the reference kernels), FLOP/s
-  double memoryBytes;   // HBM, bytes/s (read + write)
-  double ncclBytes;     // NCCL bus bandwidth between the GPUs of one host, bytes/s
-  double launchSeconds; // per kernel launch
-};
-
-/// "h100" or "h200"; null for another name.
-const DeviceFigures *lookupDeviceFigures(llvm::StringRef name);
 
 /// FLOPs and bytes of one vrt.launch.
 struct LaunchWork {

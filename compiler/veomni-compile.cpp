@@ -104,6 +104,19 @@ cl::opt<std::string> kernelProfile(
     cl::desc("Kernel times measured by veomni-run --profile_out: --explain "
              "uses them per launch for the kernels they cover"),
     cl::value_desc("file.json"), cl::cat(compileCategory));
+cl::opt<std::string> recomputeMode(
+    "recompute",
+    cl::desc("Which activations the backward recomputes instead of keeping: "
+             "none, full (all but the residual stream: whole-layer "
+             "checkpointing) or roi (by memory freed per second of recompute, "
+             "until the plan fits --memory-budget)"),
+    cl::init("none"), cl::cat(compileCategory));
+cl::opt<int64_t> memoryBudget(
+    "memory-budget",
+    cl::desc("Bytes per GPU the plan must fit (parameters, gradients, "
+             "optimizer state, constants and activations); with --recompute "
+             "roi the recomputation is chosen to meet it"),
+    cl::value_desc("bytes"), cl::init(0), cl::cat(compileCategory));
 cl::opt<bool> explain("explain",
                       cl::desc("Print the memory plan of the artifact"),
                       cl::cat(compileCategory));
@@ -304,6 +317,16 @@ int main(int argc, char **argv) {
                     trainSteps,  minLr};
   if (Error error = parseRecipe(recipe, meta))
     return fail(toString(std::move(error)));
+  const DeviceFigures *device = lookupDeviceFigures(deviceModel);
+  if (!device)
+    return fail("--device-model " + deviceModel + ": expected h100 or h200");
+  std::optional<KernelProfile> profile;
+  if (!kernelProfile.empty()) {
+    auto read = readKernelProfile(kernelProfile);
+    if (!read)
+      return fail(toString(read.takeError()));
+    profile = std::move(*read);
+  }
 
   mlir::DialectRegistry registry;
   registerAllDialects(registry);
@@ -324,30 +347,120 @@ int main(int argc, char **argv) {
   if (Error error = checkExpertParallel(*module, meta))
     return fail(toString(std::move(error)));
 
-  mlir::PassManager pm(&context);
-  pm.addPass(createVoShardSequence(
-      VoShardSequenceOptions{meta.sp, meta.tokenInput}));
-  pm.addPass(createVoTokenMeanLoss());
-  pm.addPass(createVoAutodiff());
-  pm.addPass(createVoShardExperts(VoShardExpertsOptions{meta.ep}));
-  pm.addPass(createVoShardFsdp(
-      VoShardFsdpOptions{meta.dp, meta.fsdp, meta.sp, meta.ep}));
-  pm.addPass(createVoOptimizer(VoOptimizerOptions{beta1, beta2, eps,
-                                                  weightDecay, maxGradNorm}));
-  pm.addPass(mlir::createCanonicalizerPass());
-  pm.addPass(mlir::createCSEPass());
-  if (mlir::failed(pm.run(*module)))
-    return fail("building the training step failed (see above)");
+  // The whole pipeline, source to planned runtime program, with the given
+  // recomputation; `module` is changed in place.
+  auto compile = [&](mlir::ModuleOp module, StringRef mode,
+                     int64_t activationBudget) -> Error {
+    mlir::PassManager pm(&context);
+    pm.addPass(createVoShardSequence(
+        VoShardSequenceOptions{meta.sp, meta.tokenInput}));
+    pm.addPass(createVoTokenMeanLoss());
+    pm.addPass(createVoAutodiff());
+    pm.addPass(createVoRecompute(VoRecomputeOptions{
+        "forward_backward", mode.str(), activationBudget, deviceModel}));
+    pm.addPass(createVoShardExperts(VoShardExpertsOptions{meta.ep}));
+    pm.addPass(createVoShardFsdp(
+        VoShardFsdpOptions{meta.dp, meta.fsdp, meta.sp, meta.ep}));
+    pm.addPass(createVoOptimizer(VoOptimizerOptions{beta1, beta2, eps,
+                                                    weightDecay, maxGradNorm}));
+    pm.addPass(mlir::createCanonicalizerPass());
+    pm.addPass(mlir::createCSEPass());
+    if (mlir::failed(pm.run(module)))
+      return createStringError(inconvertibleErrorCode(),
+                               "building the training step failed (see above)");
+    // The runtime needs only the entry points it calls.
+    for (StringRef name : {"forward", "forward_backward"})
+      if (auto func = module.lookupSymbol<mlir::func::FuncOp>(name))
+        func.erase();
+    mlir::PassManager lower(&context);
+    lower.addPass(createVoLowerToVrt());
+    lower.addPass(createVrtPlanMemory());
+    if (mlir::failed(lower.run(module)))
+      return createStringError(inconvertibleErrorCode(),
+                               "lowering to the runtime failed (see above)");
+    return Error::success();
+  };
+  auto simulatedPeak = [](mlir::ModuleOp module, StringRef key) -> int64_t {
+    auto report = module->getAttrOfType<mlir::DictionaryAttr>("vo.recompute");
+    auto value = report ? report.getAs<mlir::IntegerAttr>(key) : nullptr;
+    return value ? value.getInt() : 0;
+  };
+  auto plannedTotal = [](const MemoryReport &report) {
+    int64_t arena = 0;
+    for (auto &[name, bytes] : report.arenas)
+      arena = std::max(arena, bytes);
+    return report.parameters + report.gradients + report.optimizerState +
+           report.constants + arena;
+  };
 
-  // The runtime needs only the entry points it calls.
-  for (StringRef name : {"forward", "forward_backward"})
-    if (auto func = module->lookupSymbol<mlir::func::FuncOp>(name))
-      func.erase();
-  mlir::PassManager lower(&context);
-  lower.addPass(createVoLowerToVrt());
-  lower.addPass(createVrtPlanMemory());
-  if (mlir::failed(lower.run(*module)))
-    return fail("lowering to the runtime failed (see above)");
+  if (recomputeMode != "none" && recomputeMode != "full" && recomputeMode != "roi")
+    return fail("--recompute must be none, full or roi, got '" + recomputeMode + "'");
+  if (recomputeMode == "roi" && memoryBudget <= 0)
+    return fail("--recompute roi needs --memory-budget (bytes per GPU)");
+  int64_t activationBudget = 0;
+  if (recomputeMode == "roi") {
+    // The budget is for everything a GPU holds; the pass sees activations
+    // only, on a simulation. Probes compile without recomputation and with
+    // whole-layer checkpointing (the lowest plan there is); then the
+    // activation budget is lowered until the exact plan fits.
+    auto plan = [&](StringRef mode, int64_t budget, int64_t &total,
+                    int64_t &simulated) -> Error {
+      mlir::OwningOpRef<mlir::ModuleOp> probe = module->clone();
+      if (Error error = compile(*probe, mode, budget))
+        return error;
+      auto report = measureArtifact(*probe);
+      if (!report)
+        return report.takeError();
+      total = plannedTotal(*report);
+      simulated = simulatedPeak(*probe, "peak_after");
+      return Error::success();
+    };
+    int64_t noneTotal = 0, noneSimulated = 0, fullTotal = 0, fullSimulated = 0;
+    if (Error error = plan("none", 0, noneTotal, noneSimulated))
+      return fail(toString(std::move(error)));
+    if (Error error = plan("full", 0, fullTotal, fullSimulated))
+      return fail(toString(std::move(error)));
+    int64_t lowest = std::min(noneTotal, fullTotal);
+    if (memoryBudget < lowest)
+      return fail("--memory-budget " + Twine(memoryBudget) +
+                  " bytes cannot be met: the lowest peak recomputation reaches is " +
+                  Twine(lowest) + " bytes per GPU (" + formatBytes(lowest) +
+                  ", whole-layer checkpointing; without recomputation " +
+                  formatBytes(noneTotal) + ")");
+    activationBudget = noneTotal <= memoryBudget
+                           ? noneSimulated
+                           : noneSimulated - (noneTotal - memoryBudget);
+    bool fits = false;
+    for (int attempt = 0; attempt < 8 && !fits; ++attempt) {
+      // Below what whole-layer checkpointing simulates, the pass takes that.
+      activationBudget = std::max(activationBudget, fullSimulated);
+      int64_t total = 0, simulated = 0;
+      if (Error error = plan("roi", activationBudget, total, simulated))
+        return fail(toString(std::move(error)));
+      fits = total <= memoryBudget;
+      if (!fits && activationBudget == fullSimulated)
+        break;
+      activationBudget -= total - memoryBudget;
+    }
+    if (!fits) {
+      // ROI's choices plan worse than layer boundaries here; those fit.
+      outs() << "recomputation: roi found no plan within the budget; using full\n";
+      recomputeMode = "full";
+    }
+  }
+  if (Error error = compile(*module, recomputeMode, activationBudget))
+    return fail(toString(std::move(error)));
+  if (memoryBudget > 0) {
+    auto report = measureArtifact(*module);
+    if (!report)
+      return fail(toString(report.takeError()));
+    if (plannedTotal(*report) > memoryBudget)
+      return fail("the plan needs " + Twine(plannedTotal(*report)) +
+                  " bytes per GPU, over --memory-budget " + Twine(memoryBudget) +
+                  " (the recompute pass estimated activations at " +
+                  Twine(simulatedPeak(*module, "peak_after")) +
+                  " bytes); lower the budget passed to it or use --recompute full");
+  }
 
   if (!emitMlir.empty()) {
     auto out = mlir::openOutputFile(emitMlir, &errorMessage);
@@ -355,16 +468,6 @@ int main(int argc, char **argv) {
       return fail(errorMessage);
     (*module)->print(out->os());
     out->keep();
-  }
-  const DeviceFigures *device = lookupDeviceFigures(deviceModel);
-  if (!device)
-    return fail("--device-model " + deviceModel + ": expected h100 or h200");
-  std::optional<KernelProfile> profile;
-  if (!kernelProfile.empty()) {
-    auto read = readKernelProfile(kernelProfile);
-    if (!read)
-      return fail(toString(read.takeError()));
-    profile = std::move(*read);
   }
   if (explain) {
     auto report = measureArtifact(*module);
@@ -408,6 +511,17 @@ int main(int argc, char **argv) {
     }
   }
   if (explain) {
+    if (auto report = (*module)->getAttrOfType<mlir::DictionaryAttr>("vo.recompute")) {
+      auto get = [&](StringRef key) {
+        auto value = report.getAs<mlir::IntegerAttr>(key);
+        return value ? value.getInt() : int64_t{0};
+      };
+      outs() << "recomputation (" << recomputeMode << "): " << get("recomputed")
+             << " values; extra " << llvm::format("%.6e", double(get("extra_flops")) * meta.gradAccum)
+             << " FLOP per optimizer step; activation peak (simulated) "
+             << formatBytes(get("peak_before")) << " -> " << formatBytes(get("peak_after"))
+             << "\n";
+    }
     StepEstimate step = estimateStep(*module, *device, meta.gradAccum,
                                      profile ? &*profile : nullptr);
     outs() << llvm::format("compute per optimizer step (per rank): %.3f TFLOP; "

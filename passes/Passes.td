@@ -147,6 +147,45 @@ def VoShardFsdp : Pass<"vo-shard-fsdp", "mlir::ModuleOp"> {
   ];
 }
 
+def VoRecompute : Pass<"vo-recompute", "mlir::ModuleOp"> {
+  let summary = "Recompute activations in the backward instead of keeping them";
+  let description = [{
+    Runs on the autodiff's `@<function>` (forward, then backward). The
+    candidates are the forward values that backward ops read (the
+    activations saved for backward) whose producer can run again: a vo op
+    other than a parameter, constant or MoE op. Recomputing a value also
+    recomputes the forward-only values its producer reads (its chain), so
+    its cost is the chain's time on the device figures (`device`) and its
+    ROI is its bytes over that time. Each recomputed value is cloned, with
+    its chain, before its first backward use, and backward ops read the
+    clone; forward uses keep the original, which then dies early.
+
+    - `none`: nothing is recomputed (the peak is still measured).
+    - `full`: every candidate except the residual stream (vo.add and
+      vo.embedding results), as whole-layer checkpointing keeps only layer
+      boundaries.
+    - `roi`: candidates by descending ROI, each kept only if it lowers the
+      activation peak, until the peak is at most `activation-budget` bytes
+      (if they cannot, and `full` can, `full`); a budget neither meets is an
+      error that states the lowest peak found.
+
+    The activation peak is simulated on the op order: every non-parameter
+    value lives from its op to its last use. The module gets
+    `vo.recompute = {mode, peak_before, peak_after, lowest_peak,
+    recomputed, extra_flops}` for veomni-compile --explain, and every clone
+    `vo.recomputed`.
+  }];
+  let options = [
+    Option<"functionName", "function", "std::string", [{"forward_backward"}],
+           "The function holding forward and backward">,
+    Option<"mode", "mode", "std::string", [{"none"}], "none, full or roi">,
+    Option<"activationBudget", "activation-budget", "int64_t", "0",
+           "roi: the activation peak to reach, in bytes">,
+    Option<"deviceName", "device", "std::string", [{"h100"}],
+           "The GPU whose figures give each op's time: h100 or h200">
+  ];
+}
+
 def VoLowerToVrt : Pass<"vo-lower-to-vrt", "mlir::ModuleOp"> {
   let summary = "Lower vo functions to runtime programs (vrt)";
   let description = [{

@@ -162,11 +162,10 @@ absl::Status TrainRank(veomni::runtime::Trainer& trainer, int rank, int64_t step
 // time went, by kernel.
 void PrintReport(veomni::runtime::Executor& executor) {
   const veomni::runtime::Device& device = executor.device();
-  if (!device.host_accessible()) {
-    std::printf("memory on %s: peak %.2f GiB allocated by veomni-run (arena, state, constants, "
-                "input copies, scratch)\n",
-                device.Describe().c_str(), device.peak_allocated_bytes() / double(1 << 30));
-  }
+  std::printf("memory on %s: peak %lld bytes (%.2f GiB) allocated by veomni-run (arena, state, "
+              "constants, input copies, scratch)\n",
+              device.Describe().c_str(), static_cast<long long>(device.peak_allocated_bytes()),
+              device.peak_allocated_bytes() / double(1 << 30));
   std::vector<veomni::runtime::Executor::KernelTime> profile = executor.KernelProfile();
   if (profile.empty()) return;
   if (std::string path = absl::GetFlag(FLAGS_profile_out); !path.empty()) {
