@@ -49,14 +49,10 @@ class NcclCommunicator final : public Communicator {
     if (world_) (aborted_ ? ncclCommAbort(world_) : ncclCommDestroy(world_));
   }
 
-  absl::Status Init(Rendezvous& rendezvous) {
+  absl::Status Init(const std::string& nccl_id) {
     ncclUniqueId id;
-    if (rank_ == 0) VEOMNI_RETURN_IF_ERROR(NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId"));
-    VEOMNI_ASSIGN_OR_RETURN(
-        std::string bytes,
-        rendezvous.Broadcast(std::string(reinterpret_cast<const char*>(&id), sizeof(id))));
-    if (bytes.size() != sizeof(id)) return absl::InternalError("a malformed NCCL id arrived");
-    std::memcpy(&id, bytes.data(), sizeof(id));
+    if (nccl_id.size() != sizeof(id)) return absl::InternalError("a malformed NCCL id arrived");
+    std::memcpy(&id, nccl_id.data(), sizeof(id));
     VEOMNI_RETURN_IF_ERROR(device_.Activate());
     return NcclStatus(ncclCommInitRank(&world_, mesh_.size(), id, rank_), "ncclCommInitRank");
   }
@@ -185,15 +181,21 @@ class NcclCommunicator final : public Communicator {
       }
     }
     VEOMNI_RETURN_IF_ERROR(NcclStatus(ncclGroupStart(), "all_to_all"));
-    for (int g = 0; g < G; ++g) {
-      VEOMNI_RETURN_IF_ERROR(NcclStatus(
+    absl::Status queued;
+    for (int g = 0; g < G && queued.ok(); ++g) {
+      queued = NcclStatus(
           ncclSend(send + g * chunk_bytes, chunk_bytes, ncclUint8, g, group.comm, Stream()),
-          "all_to_all: send"));
-      VEOMNI_RETURN_IF_ERROR(NcclStatus(
-          ncclRecv(recv + g * chunk_bytes, chunk_bytes, ncclUint8, g, group.comm, Stream()),
-          "all_to_all: recv"));
+          "all_to_all: send");
+      if (queued.ok()) {
+        queued = NcclStatus(
+            ncclRecv(recv + g * chunk_bytes, chunk_bytes, ncclUint8, g, group.comm, Stream()),
+            "all_to_all: recv");
+      }
     }
-    VEOMNI_RETURN_IF_ERROR(NcclStatus(ncclGroupEnd(), "all_to_all"));
+    // The group is closed whatever happened inside it.
+    absl::Status ended = NcclStatus(ncclGroupEnd(), "all_to_all");
+    VEOMNI_RETURN_IF_ERROR(queued);
+    VEOMNI_RETURN_IF_ERROR(ended);
     // Unpack: member j's chunk is slice j of `out` along concat_dim.
     {
       const int64_t outer = Product(chunk_shape, 0, concat_dim);
@@ -231,25 +233,34 @@ class NcclCommunicator final : public Communicator {
     if (sent > in.shape[0] || received > out.shape[0]) {
       return absl::InvalidArgumentError("all_to_all_v: counts exceed the buffers");
     }
+    if (G == 1) {
+      if (send_rows[0] != recv_rows[0]) {
+        return absl::InvalidArgumentError("all_to_all_v: a group of one sends what it receives");
+      }
+      return device_.CopyOnDevice(out.data, in.data, send_rows[0] * row);
+    }
     VEOMNI_RETURN_IF_ERROR(NcclStatus(ncclGroupStart(), "all_to_all_v"));
+    absl::Status queued;
     int64_t send_at = 0, recv_at = 0;
-    for (int g = 0; g < G; ++g) {
+    for (int g = 0; g < G && queued.ok(); ++g) {
       if (send_rows[g] > 0) {
-        VEOMNI_RETURN_IF_ERROR(NcclStatus(
+        queued = NcclStatus(
             ncclSend(static_cast<const uint8_t*>(in.data) + send_at * row, send_rows[g] * row,
                      ncclUint8, g, group.comm, Stream()),
-            "all_to_all_v: send"));
+            "all_to_all_v: send");
       }
-      if (recv_rows[g] > 0) {
-        VEOMNI_RETURN_IF_ERROR(NcclStatus(
+      if (queued.ok() && recv_rows[g] > 0) {
+        queued = NcclStatus(
             ncclRecv(static_cast<uint8_t*>(out.data) + recv_at * row, recv_rows[g] * row,
                      ncclUint8, g, group.comm, Stream()),
-            "all_to_all_v: recv"));
+            "all_to_all_v: recv");
       }
       send_at += send_rows[g];
       recv_at += recv_rows[g];
     }
-    return NcclStatus(ncclGroupEnd(), "all_to_all_v");
+    absl::Status ended = NcclStatus(ncclGroupEnd(), "all_to_all_v");
+    VEOMNI_RETURN_IF_ERROR(queued);
+    return ended;
   }
 
   void Abort(const absl::Status& status) override {
@@ -305,9 +316,12 @@ class NcclCommunicator final : public Communicator {
   // in order on one stream).
   absl::StatusOr<uint8_t*> Scratch(uint64_t bytes) {
     if (scratch_.size() < bytes) {
-      scratch_.Reset();
-      VEOMNI_ASSIGN_OR_RETURN(scratch_, DeviceBuffer::Allocate(device_, bytes,
-                                                               "collective scratch"));
+      // The old buffer stays allocated: a CUDA graph captured earlier may
+      // still read and write it when replayed.
+      VEOMNI_ASSIGN_OR_RETURN(DeviceBuffer larger, DeviceBuffer::Allocate(
+                                                       device_, bytes, "collective scratch"));
+      retired_scratch_.push_back(std::move(scratch_));
+      scratch_ = std::move(larger);
     }
     return scratch_.data();
   }
@@ -318,6 +332,7 @@ class NcclCommunicator final : public Communicator {
   ncclComm_t world_ = nullptr;
   std::map<uint32_t, ncclComm_t> groups_;
   DeviceBuffer scratch_;
+  std::vector<DeviceBuffer> retired_scratch_;
   std::mutex mu_;
   std::atomic<bool> aborted_{false};
   absl::Status abort_status_;
@@ -325,19 +340,24 @@ class NcclCommunicator final : public Communicator {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const Mesh& mesh,
-                                                                     Rendezvous& rendezvous,
+absl::StatusOr<std::string> MakeNcclId() {
+  ncclUniqueId id;
+  VEOMNI_RETURN_IF_ERROR(NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId"));
+  return std::string(reinterpret_cast<const char*>(&id), sizeof(id));
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const Mesh& mesh, int rank,
+                                                                     const std::string& nccl_id,
                                                                      Device& device) {
-  if (mesh.size() != rendezvous.world()) {
+  if (rank < 0 || rank >= mesh.size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the artifact's mesh has ", mesh.size(), " ranks but ",
-                     rendezvous.world(), " processes joined"));
+        absl::StrCat("rank ", rank, " is outside the artifact's mesh of ", mesh.size()));
   }
   if (device.host_accessible()) {
     return absl::InvalidArgumentError("NCCL needs a CUDA device");
   }
-  auto communicator = std::make_unique<NcclCommunicator>(mesh, rendezvous.rank(), device);
-  VEOMNI_RETURN_IF_ERROR(communicator->Init(rendezvous));
+  auto communicator = std::make_unique<NcclCommunicator>(mesh, rank, device);
+  VEOMNI_RETURN_IF_ERROR(communicator->Init(nccl_id));
   return std::unique_ptr<Communicator>(std::move(communicator));
 }
 

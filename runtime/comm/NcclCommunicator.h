@@ -4,6 +4,8 @@
 // stream of the calling thread's CUDA context, after the kernels that produce
 // their inputs. Layout changes that NCCL's contiguous chunks need (gathering
 // along an inner dim, Ulysses' all-to-all) are strided copies on that stream.
+// Not yet: AllToAllV does not check that members' counts agree (expert
+// parallelism, its only user, does not run on CUDA yet).
 
 #ifndef VEOMNI_RUNTIME_COMM_NCCLCOMMUNICATOR_H
 #define VEOMNI_RUNTIME_COMM_NCCLCOMMUNICATOR_H
@@ -12,17 +14,21 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/comm/Communicator.h"
-#include "runtime/comm/Rendezvous.h"
+#include <string>
+
 #include "runtime/device/Device.h"
 
 namespace veomni::runtime {
 
-// This process's rank of `mesh` (rendezvous.rank()), on `device`, which must
-// be the CUDA device the executor uses and must outlive the communicator.
-// Rank 0 makes the NCCL id and the rendezvous hands it to the others.
-// Unimplemented in a build without CUDA.
-absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const Mesh& mesh,
-                                                                     Rendezvous& rendezvous,
+// A new NCCL unique id, made by rank 0 and handed to the others by the
+// rendezvous (bytes). Unimplemented in a build without CUDA.
+absl::StatusOr<std::string> MakeNcclId();
+
+// This process's rank of `mesh`, on `device`, which must be the CUDA device
+// the executor uses and must outlive the communicator; `nccl_id` is rank
+// 0's MakeNcclId. Blocks until every rank has joined NCCL.
+absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const Mesh& mesh, int rank,
+                                                                     const std::string& nccl_id,
                                                                      Device& device);
 
 }  // namespace veomni::runtime

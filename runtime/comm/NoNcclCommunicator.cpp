@@ -4,11 +4,18 @@
 
 namespace veomni::runtime {
 
-absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const Mesh&, Rendezvous&,
+namespace {
+constexpr absl::string_view kNoNccl =
+    "this build has no CUDA backend, so no NCCL communicator (nvcc was not found when it "
+    "was configured)";
+}  // namespace
+
+absl::StatusOr<std::string> MakeNcclId() { return absl::UnimplementedError(kNoNccl); }
+
+absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const Mesh&, int,
+                                                                     const std::string&,
                                                                      Device&) {
-  return absl::UnimplementedError(
-      "this build has no CUDA backend, so no NCCL communicator (nvcc was not found when it "
-      "was configured)");
+  return absl::UnimplementedError(kNoNccl);
 }
 
 }  // namespace veomni::runtime

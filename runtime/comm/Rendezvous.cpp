@@ -203,9 +203,15 @@ absl::StatusOr<std::string> Rendezvous::Broadcast(const std::string& payload) {
     return payload;
   }
   std::string line, bytes;
-  if (!ReadLine(peers_[0], &line, absl::Now() + config_.timeout) ||
-      line.rfind("PAYLOAD ", 0) != 0 || !Unhex(line.substr(8), &bytes)) {
+  if (!ReadLine(peers_[0], &line, absl::Now() + config_.timeout)) {
     return absl::UnavailableError("rank 0 did not send the NCCL id (did it fail?)");
+  }
+  if (line.rfind("FAIL ", 0) == 0) {
+    failed_ = true;
+    return absl::AbortedError(absl::StrCat("stopping: ", line.substr(5)));
+  }
+  if (line.rfind("PAYLOAD ", 0) != 0 || !Unhex(line.substr(8), &bytes)) {
+    return absl::UnavailableError("rank 0 sent a malformed NCCL id");
   }
   return bytes;
 }
@@ -235,13 +241,18 @@ void Rendezvous::WatchLoop() {
         owner.push_back(static_cast<int>(i));
       }
     }
-    if (poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) return;
+    if (poll(fds.data(), fds.size(), 1000) < 0) {
+      if (errno == EINTR) continue;
+      Fail(absl::StrCat("the failure channel broke: poll: ", std::strerror(errno)));
+      return;
+    }
     if (fds[0].revents) return;  // woken to stop
     for (size_t k = 1; k < fds.size(); ++k) {
       if (!fds[k].revents) continue;
       int peer = owner[k];
       char buffer[4096];
       ssize_t n = recv(peers_[peer], buffer, sizeof(buffer), 0);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (n <= 0) {
         open[peer] = false;
         if (config_.rank == 0) {
@@ -306,9 +317,10 @@ absl::Status Rendezvous::Finish() {
     return absl::OkStatus();
   }
   SendLine(peers_[0], "DONE");
-  while (!released_ && !failed_ && absl::Now() < deadline) usleep(10 * 1000);
+  // No deadline: rank 0 may still be writing the checkpoint, and if it dies
+  // the watcher reports the lost connection.
+  while (!released_ && !failed_) usleep(10 * 1000);
   if (failed_) return absl::AbortedError("another rank failed");
-  if (!released_) return absl::DeadlineExceededError("rank 0 did not confirm the end");
   return absl::OkStatus();
 }
 

@@ -40,7 +40,8 @@ class Rendezvous {
   // is missing, or Unavailable when rank 0 cannot be reached.
   static absl::StatusOr<std::unique_ptr<Rendezvous>> Join(const RendezvousConfig& config);
 
-  // Rank 0's `payload` on every rank (others pass anything).
+  // Rank 0's `payload` on every rank (others pass anything). Aborted with
+  // rank 0's message when it reported a failure instead.
   absl::StatusOr<std::string> Broadcast(const std::string& payload);
 
   // From now on, `on_failure` runs once, on a watcher thread, with a message
@@ -49,8 +50,9 @@ class Rendezvous {
   void Watch(std::function<void(const std::string& message)> on_failure);
   // Tells every other rank that this one failed, with `message`.
   void ReportFailure(const std::string& message);
-  // A clean end: waits (up to the timeout) until every rank has finished, so
-  // no rank mistakes another's exit for a failure.
+  // A clean end: rank 0 waits (up to the timeout) until every rank has
+  // finished, the others until rank 0 confirms (however long its checkpoint
+  // takes), so no rank mistakes another's exit for a failure.
   absl::Status Finish();
 
   int rank() const { return config_.rank; }

@@ -137,12 +137,27 @@ class CudaDevice final : public Device {
     if (to == from || bytes == 0) return absl::OkStatus();
     const auto* source = static_cast<const uint8_t*>(from);
     auto* target = static_cast<uint8_t*>(to);
-    // cudaMemcpy requires disjoint ranges; overlapping ones go through scratch.
+    // cudaMemcpy requires disjoint ranges. Overlapping ones move in chunks no
+    // longer than the distance, in the direction that reads each byte before
+    // it is overwritten (as memmove); no allocation, so graph capture works.
     if (source < target + bytes && target < source + bytes) {
-      VEOMNI_ASSIGN_OR_RETURN(DeviceBuffer scratch,
-                              DeviceBuffer::Allocate(*this, bytes, "an overlapping copy"));
-      VEOMNI_RETURN_IF_ERROR(CopyOnDevice(scratch.data(), from, bytes));
-      return CopyOnDevice(to, scratch.data(), bytes);
+      const uint64_t distance = source > target ? source - target : target - source;
+      if (bytes / distance > 4096) {
+        return absl::UnimplementedError(absl::StrCat(
+            "an overlapping copy of ", bytes, " bytes shifted by ", distance,
+            " would take more than 4096 steps on the GPU"));
+      }
+      for (uint64_t done = 0; done < bytes;) {
+        const uint64_t chunk = std::min(distance, bytes - done);
+        // Forward when moving down, backward (from the end) when moving up.
+        const uint64_t at = source > target ? done : bytes - done - chunk;
+        VEOMNI_RETURN_IF_ERROR(CudaStatus(
+            cudaMemcpyAsync(target + at, source + at, chunk, cudaMemcpyDeviceToDevice,
+                            context_.stream),
+            "copy on the GPU"));
+        done += chunk;
+      }
+      return absl::OkStatus();
     }
     return CudaStatus(
         cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToDevice, context_.stream),

@@ -630,6 +630,10 @@ absl::Status Executor::UploadConstants() {
   };
   if (program.functions()) {
     for (const artifact::Function* function : *program.functions()) {
+      // Function outputs may be constants too (a value the program folded).
+      if (function->outputs()) {
+        for (const artifact::NamedTensor* output : *function->outputs()) note(output->tensor());
+      }
       if (!function->commands()) continue;
       for (const artifact::Command* command : *function->commands()) {
         if (command->inputs()) {

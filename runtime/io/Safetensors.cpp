@@ -1,5 +1,6 @@
 #include "runtime/io/Safetensors.h"
 
+#include <cstdio>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -59,8 +60,11 @@ absl::Status WriteSafetensors(absl::string_view path,
   }
   std::string header = absl::StrCat("{", absl::StrJoin(entries, ","), "}");
   header.append((8 - header.size() % 8) % 8, ' ');
-  std::ofstream file(std::string(path), std::ios::binary);
-  if (!file) return absl::PermissionDeniedError(absl::StrCat("cannot write '", path, "'"));
+  // Written beside the target and renamed over it once complete, so a
+  // process killed mid-write never leaves a truncated file under its name.
+  std::string partial = absl::StrCat(path, ".partial");
+  std::ofstream file(partial, std::ios::binary);
+  if (!file) return absl::PermissionDeniedError(absl::StrCat("cannot write '", partial, "'"));
   uint64_t length = header.size();
   file.write(reinterpret_cast<const char*>(&length), 8);
   file.write(header.data(), header.size());
@@ -68,7 +72,14 @@ absl::Status WriteSafetensors(absl::string_view path,
     file.write(static_cast<const char*>(view.data), view.Bytes());
   }
   file.close();
-  if (!file) return absl::DataLossError(absl::StrCat("error writing '", path, "'"));
+  if (!file) {
+    std::remove(partial.c_str());
+    return absl::DataLossError(absl::StrCat("error writing '", partial, "'"));
+  }
+  if (std::rename(partial.c_str(), std::string(path).c_str()) != 0) {
+    std::remove(partial.c_str());
+    return absl::DataLossError(absl::StrCat("cannot rename '", partial, "' to '", path, "'"));
+  }
   return absl::OkStatus();
 }
 

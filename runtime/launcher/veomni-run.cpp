@@ -13,6 +13,7 @@
 // with a message naming it.
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -88,7 +89,7 @@ std::string SavePath() {
 absl::Status CheckSavePath() {
   std::string path = SavePath();
   if (path.empty()) return absl::OkStatus();
-  bool existed = std::ifstream(path).good();
+  bool existed = access(path.c_str(), F_OK) == 0;
   std::ofstream probe(path, std::ios::app);
   if (!probe) {
     return absl::InvalidArgumentError(
@@ -221,8 +222,15 @@ int LaunchLocalRanks(int ranks, char** argv) {
   std::vector<pid_t> children;
   for (int r = 0; r < ranks; ++r) {
     pid_t pid = fork();
-    if (pid < 0) return Fail(absl::StrCat("fork: ", std::strerror(errno)));
+    if (pid < 0) {
+      std::string error = std::strerror(errno);
+      for (pid_t child : children) kill(child, SIGKILL);
+      for (pid_t child : children) waitpid(child, nullptr, 0);
+      return Fail(absl::StrCat("fork: ", error));
+    }
     if (pid == 0) {
+      // A rank outlives no launcher (killed by Ctrl-C, scancel, ...).
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       setenv("RANK", std::to_string(r).c_str(), 1);
       setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
       setenv("WORLD_SIZE", std::to_string(ranks).c_str(), 1);
@@ -289,23 +297,34 @@ int RunGpuRank(const veomni::runtime::LaunchEnvironment& env,
   }
   veomni::runtime::RendezvousConfig config = env.rendezvous;
   config.timeout = absl::Seconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_timeout)));
-  auto device = veomni::runtime::CreateCudaDevice(env.local_rank, precision);
-  if (!device.ok()) return fail(device.status().message());
   auto rendezvous = veomni::runtime::Rendezvous::Join(config);
   if (!rendezvous.ok()) return fail(rendezvous.status().message());
-  auto communicator =
-      veomni::runtime::CreateNcclCommunicator(mesh, **rendezvous, **device);
-  if (!communicator.ok()) {
-    (*rendezvous)->ReportFailure(std::string(communicator.status().message()));
-    return fail(communicator.status().message());
+  // From here every failure is told to the others before this rank exits.
+  auto report = [&](absl::string_view message) {
+    (*rendezvous)->ReportFailure(std::string(message));
+    return fail(message);
+  };
+  auto device = veomni::runtime::CreateCudaDevice(env.local_rank, precision);
+  if (!device.ok()) return report(device.status().message());
+  std::string id;
+  if (rank == 0) {
+    auto made = veomni::runtime::MakeNcclId();
+    if (!made.ok()) return report(made.status().message());
+    id = std::move(*made);
   }
+  auto shared_id = (*rendezvous)->Broadcast(id);
+  if (!shared_id.ok()) return fail(shared_id.status().message());
   // Another rank's failure ends this process at once: it may be blocked in
-  // a collective that will never complete.
+  // NCCL's setup or in a collective that will never complete.
   (*rendezvous)->Watch([rank](const std::string& message) {
     std::fprintf(stderr, "veomni-run: error: rank %d: stopping: %s\n", rank, message.c_str());
     std::fflush(stderr);
+    std::fflush(stdout);
     _exit(1);
   });
+  auto communicator =
+      veomni::runtime::CreateNcclCommunicator(mesh, rank, *shared_id, **device);
+  if (!communicator.ok()) return report(communicator.status().message());
   veomni::runtime::Executor::Options options;
   options.seed = absl::GetFlag(FLAGS_seed);
   options.communicator = communicator->get();
@@ -336,8 +355,14 @@ int RunGpuRank(const veomni::runtime::LaunchEnvironment& env,
     if (status.ok() && rank == 0) std::printf("saved parameters to %s\n", save.c_str());
   }
   if (!status.ok()) {
+    // Tell the others, then leave at once: destructors would wait for GPU
+    // work that waits for ranks that are already gone.
     (*rendezvous)->ReportFailure(std::string(status.message()));
-    return fail(status.message());
+    (*communicator)->Abort(status);
+    Fail(absl::StrCat("rank ", rank, ": ", status.message()));
+    std::fflush(stdout);
+    std::fflush(stderr);
+    _exit(1);
   }
   if (rank == 0) PrintReport((*trainer)->executor());
   if (auto finished = (*rendezvous)->Finish(); !finished.ok()) return fail(finished.message());
@@ -366,8 +391,9 @@ int main(int argc, char** argv) {
   auto precision = veomni::runtime::ParseMatmulPrecision(absl::GetFlag(FLAGS_matmul_precision));
   if (!precision.ok()) return Fail(precision.status().message());
 
-  // Rank processes other than 0 do not write.
-  if (const char* rank = std::getenv("RANK"); !rank || std::string(rank) == "0") {
+  // Rank processes other than 0 (torchrun's, Slurm's or MPI's) do not write.
+  if (auto launch = veomni::runtime::LaunchEnvironmentFromEnv();
+      !launch.ok() || launch->rendezvous.rank == 0) {
     if (auto writable = CheckSavePath(); !writable.ok()) return Fail(writable.message());
   }
   auto loaded = veomni::runtime::Artifact::Load(positional[1]);

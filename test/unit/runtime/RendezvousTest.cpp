@@ -142,6 +142,23 @@ TEST(Rendezvous, AMissingRankIsNamedAfterTheTimeout) {
   });
 }
 
+TEST(Rendezvous, RankZeroFailingBeforeTheIdIsReportedToTheOthers) {
+  const int world = 3, port = FreePort();
+  OnRanks(world, [&](int rank) {
+    auto rendezvous = Rendezvous::Join(Config(rank, world, port, absl::Seconds(20)));
+    ASSERT_TRUE(rendezvous.ok()) << rendezvous.status();
+    if (rank == 0) {
+      (*rendezvous)->ReportFailure("no CUDA GPU is visible");
+      return;
+    }
+    auto payload = (*rendezvous)->Broadcast("");
+    ASSERT_FALSE(payload.ok());
+    EXPECT_EQ(payload.status().code(), absl::StatusCode::kAborted);
+    EXPECT_NE(payload.status().message().find("no CUDA GPU is visible"), std::string::npos)
+        << payload.status();
+  });
+}
+
 TEST(Rendezvous, NoRankZeroIsUnavailable) {
   auto rendezvous = Rendezvous::Join(Config(1, 2, FreePort(), absl::Seconds(1)));
   ASSERT_FALSE(rendezvous.ok());
