@@ -161,3 +161,38 @@ StepEstimate veomni::estimateStep(ModuleOp module, const DeviceFigures &device,
   });
   return step;
 }
+
+GpuExtras veomni::gpuExtras(ModuleOp module) {
+  GpuExtras extras;
+  extras.cublasWorkspace = int64_t{32} << 20; // CudaDevice's kCublasLtWorkspaceBytes
+  module.walk([&](vrt::LaunchOp launch) {
+    StringRef kernel = launch.getKernel();
+    int64_t group = intParam(launch, "group_size", 1);
+    if (group > 1 && (kernel == "all_gather" || kernel == "reduce_scatter")) {
+      auto in = typeOf(launch.getInputs()[0]);
+      int64_t dim = intParam(launch, "dim", 0);
+      if (dim < 0)
+        dim += in.getRank();
+      int64_t outer = 1;
+      for (int64_t d = 0; d < dim && d < in.getRank(); ++d)
+        outer *= in.getDimSize(d);
+      if (outer > 1)
+        extras.collectiveScratch = std::max(
+            extras.collectiveScratch,
+            tensorBytes(in) * (kernel == "all_gather" ? group : 1));
+    } else if (group > 1 && kernel == "all_to_all") {
+      extras.collectiveScratch =
+          std::max(extras.collectiveScratch, 2 * tensorBytes(typeOf(launch.getInputs()[0])));
+    } else if (kernel == "moe_experts" || kernel == "moe_experts_grad") {
+      auto x = typeOf(launch.getInputs()[0]).getShape();
+      auto indices = typeOf(launch.getInputs()[1]).getShape();
+      auto gateUp = typeOf(launch.getInputs()[3]).getShape();
+      if (x.size() == 2 && indices.size() == 2 && gateUp.size() == 3) {
+        int64_t rows = x[0] * indices[1], inner = gateUp[1] / 2;
+        int64_t perRow = 3 * inner + x[1] + (kernel == "moe_experts_grad" ? inner : 0);
+        extras.moeScratch = std::max(extras.moeScratch, 4 * rows * perRow);
+      }
+    }
+  });
+  return extras;
+}

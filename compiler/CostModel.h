@@ -52,6 +52,19 @@ StepEstimate estimateStep(mlir::ModuleOp module, const DeviceFigures &device,
                           int64_t gradAccum,
                           const KernelProfile *measured = nullptr);
 
+/// Device memory the CUDA runtime holds beside the planned arena and state
+/// (runtime/device/CudaDevice.cpp, runtime/comm/NcclCommunicator.cpp,
+/// runtime/kernels/cuda/MoeLaunch.cu): cuBLASLt's workspace, the collective
+/// scratch (the largest any collective needs: a gather or reduce-scatter
+/// along an inner dim stages the whole tensor, an all-to-all both sides),
+/// and the MoE kernels' per-launch scratch (about: its small index arrays
+/// are left out).
+struct GpuExtras {
+  int64_t cublasWorkspace = 0, collectiveScratch = 0, moeScratch = 0;
+  int64_t total() const { return cublasWorkspace + collectiveScratch + moeScratch; }
+};
+GpuExtras gpuExtras(mlir::ModuleOp module);
+
 } // namespace veomni
 
 #endif // VEOMNI_COMPILER_COSTMODEL_H

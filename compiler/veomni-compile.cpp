@@ -493,8 +493,14 @@ int main(int argc, char **argv) {
     }
     int64_t total = report->parameters + report->gradients +
                     report->optimizerState + report->constants + peakArena;
+    GpuExtras extras = gpuExtras(*module);
     outs() << "  peak activations (largest arena) " << formatBytes(peakArena)
-           << "\n  total                      " << formatBytes(total) << "\n";
+           << "\n  total                      " << formatBytes(total) << "\n"
+           << "  on a GPU also: cuBLASLt workspace " << formatBytes(extras.cublasWorkspace)
+           << ", collective scratch " << formatBytes(extras.collectiveScratch)
+           << ", MoE kernel scratch about " << formatBytes(extras.moeScratch)
+           << "\n  total on a GPU (without the CUDA context) "
+           << formatBytes(total + extras.total()) << "\n";
     if (!report->collectives.empty()) {
       // The runtime calls count_tokens and micro_step once per micro-batch.
       outs() << "collectives per optimizer step (per rank):\n";
