@@ -438,7 +438,7 @@ int main(int argc, char **argv) {
       if (Error error = plan("roi", activationBudget, total, simulated))
         return fail(toString(std::move(error)));
       fits = total <= memoryBudget;
-      if (!fits && activationBudget == fullSimulated)
+      if (fits || activationBudget == fullSimulated)
         break;
       activationBudget -= total - memoryBudget;
     }

@@ -5,6 +5,10 @@
 // classic greedy-by-size heuristic (TFLite's and IREE's planners use the
 // same idea); it is exact about peaks it reports, not always optimal.
 //
+// A reshape's result shares its input's bytes (the kernels skip a copy onto
+// itself): the two are one interval, from the input's op to the last use of
+// either, so no copy is made and no second buffer is held.
+//
 //===----------------------------------------------------------------------===//
 
 #include "dialects/vrt/VrtDialect.h"
@@ -51,6 +55,9 @@ LogicalResult planFunction(func::FuncOp func) {
   int64_t end = position;
 
   SmallVector<Interval> intervals;
+  // The interval (index into `intervals`) of each arena value; a reshape's
+  // result maps to its input's.
+  DenseMap<Value, size_t> intervalOf;
   for (Operation &op : body) {
     auto launch = dyn_cast<vrt::LaunchOp>(op);
     if (!launch)
@@ -62,6 +69,16 @@ LogicalResult planFunction(func::FuncOp func) {
       auto bytes = tensorBytes(result);
       if (failed(bytes))
         return launch.emitOpError("has a result of unknown size");
+      if (launch.getKernel() == "reshape" && launch.getInputs().size() == 1) {
+        auto source = intervalOf.find(launch.getInputs()[0]);
+        if (source != intervalOf.end() && intervals[source->second].bytes == alignUp(*bytes)) {
+          Interval &shared = intervals[source->second];
+          shared.last = std::max(shared.last, last);
+          intervalOf[result] = source->second;
+          continue;
+        }
+      }
+      intervalOf[result] = intervals.size();
       intervals.push_back({result, index[&op], last, alignUp(*bytes)});
     }
   }
@@ -93,13 +110,10 @@ LogicalResult planFunction(func::FuncOp func) {
   }
 
   OpBuilder b(func.getContext());
-  DenseMap<Value, int64_t> offsets;
-  for (Interval &interval : intervals)
-    offsets[interval.value] = interval.offset;
   for (auto launch : body.getOps<vrt::LaunchOp>()) {
     SmallVector<int64_t> resultOffsets;
     for (Value result : launch.getResults())
-      resultOffsets.push_back(offsets[result]);
+      resultOffsets.push_back(intervals[intervalOf[result]].offset);
     launch.setOffsetsAttr(b.getDenseI64ArrayAttr(resultOffsets));
   }
   func->setAttr(vrt::kArenaBytesAttr, b.getI64IntegerAttr(arenaBytes));

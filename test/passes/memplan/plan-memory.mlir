@@ -44,3 +44,21 @@ func.func @outside_arena(%x: tensor<8xf32>) -> tensor<8xi1> {
   %m = vrt.launch "cmp"(%s, %x) {predicate = 0 : i64} : (tensor<8xf32>, tensor<8xf32>) -> tensor<8xi1>
   return %m : tensor<8xi1>
 }
+
+// -----
+
+// A reshape's result is its input's bytes: the same offset, no new slot, and
+// the input's slot stays taken until the reshaped value's last use.
+// CHECK-LABEL: func.func @reshape_aliases
+// CHECK-SAME: vrt.arena_bytes = 512
+// CHECK: "fill"() {value = 1.000000e+00 : f64} {offsets = array<i64: [[A:[0-9]+]]>}
+// CHECK: "reshape"(%{{.*}}) {} {offsets = array<i64: [[A]]>}
+// CHECK: "exp"(%{{.*}}) {} {offsets = array<i64: [[E:[0-9]+]]>}
+// CHECK: "reshape"(%{{.*}}) {} {offsets = array<i64: [[E]]>}
+func.func @reshape_aliases() -> tensor<64xf32> {
+  %a = vrt.launch "fill"() {value = 1.0 : f64} : () -> tensor<64xf32>
+  %r = vrt.launch "reshape"(%a) {} : (tensor<64xf32>) -> tensor<8x8xf32>
+  %e = vrt.launch "exp"(%r) {} : (tensor<8x8xf32>) -> tensor<8x8xf32>
+  %f = vrt.launch "reshape"(%e) {} : (tensor<8x8xf32>) -> tensor<64xf32>
+  return %f : tensor<64xf32>
+}
