@@ -6,25 +6,14 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
+#include "runtime/kernels/cpu/OptimizerCommon.h"
 
 namespace veomni::runtime::cpu {
 
-// adamw(param, grad, exp_avg, exp_avg_sq, hyper f32[3] = {lr,
-// bias_correction1, bias_correction2}, grad_scale f32 scalar)
-// {beta1, beta2, eps, weight_decay} -> (param', exp_avg', exp_avg_sq').
-// Outputs 0, 1, 2 may alias inputs 0, 2, 3: each element is read in full
-// before it is written. With g = grad * grad_scale, torch computes
-//   param *= 1 - lr * weight_decay
-//   exp_avg.lerp_(g, 1 - beta1)
-//   exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-//   denom = exp_avg_sq.sqrt() / sqrt(bias_correction2) + eps
-//   param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
-// with Python-double scalars rounded to f32. Its vectorized CPU kernels fuse
-// lerp and addcmul into one FMA each, so this does too (std::fma); the result
-// then equals torch 2.11's bit for bit in exp_avg and exp_avg_sq, and in
-// param up to torch's MKL sqrt, which is not correctly rounded.
-absl::Status AdamW(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
-                   absl::Span<const TensorView> outputs) {
+absl::StatusOr<AdamWSettings> CheckAdamW(const KernelAttrs& attrs,
+                                         absl::Span<const TensorView> inputs,
+                                         absl::Span<const TensorView> outputs) {
+  AdamWSettings settings;
   constexpr absl::string_view kKernel = "adamw";
   VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 6, 6, outputs, 3));
   const TensorView& param = inputs[0];
@@ -46,10 +35,35 @@ absl::Status AdamW(const KernelAttrs& attrs, absl::Span<const TensorView> inputs
                                                    FormatShape(grad_scale.shape),
                                                    ", expected [] or [1]"));
   }
-  VEOMNI_ASSIGN_OR_RETURN(double beta1, RequiredFloat(kKernel, attrs, "beta1"));
-  VEOMNI_ASSIGN_OR_RETURN(double beta2, RequiredFloat(kKernel, attrs, "beta2"));
-  VEOMNI_ASSIGN_OR_RETURN(double eps, RequiredFloat(kKernel, attrs, "eps"));
-  VEOMNI_ASSIGN_OR_RETURN(double weight_decay, RequiredFloat(kKernel, attrs, "weight_decay"));
+  VEOMNI_ASSIGN_OR_RETURN(settings.beta1, RequiredFloat(kKernel, attrs, "beta1"));
+  VEOMNI_ASSIGN_OR_RETURN(settings.beta2, RequiredFloat(kKernel, attrs, "beta2"));
+  VEOMNI_ASSIGN_OR_RETURN(settings.eps, RequiredFloat(kKernel, attrs, "eps"));
+  VEOMNI_ASSIGN_OR_RETURN(settings.weight_decay, RequiredFloat(kKernel, attrs, "weight_decay"));
+  return settings;
+}
+
+// adamw(param, grad, exp_avg, exp_avg_sq, hyper f32[3] = {lr,
+// bias_correction1, bias_correction2}, grad_scale f32 scalar)
+// {beta1, beta2, eps, weight_decay} -> (param', exp_avg', exp_avg_sq').
+// Outputs 0, 1, 2 may alias inputs 0, 2, 3: each element is read in full
+// before it is written. With g = grad * grad_scale, torch computes
+//   param *= 1 - lr * weight_decay
+//   exp_avg.lerp_(g, 1 - beta1)
+//   exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+//   denom = exp_avg_sq.sqrt() / sqrt(bias_correction2) + eps
+//   param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
+// with Python-double scalars rounded to f32. Its vectorized CPU kernels fuse
+// lerp and addcmul into one FMA each, so this does too (std::fma); the result
+// then equals torch 2.11's bit for bit in exp_avg and exp_avg_sq, and in
+// param up to torch's MKL sqrt, which is not correctly rounded.
+absl::Status AdamW(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                   absl::Span<const TensorView> outputs) {
+  VEOMNI_ASSIGN_OR_RETURN(AdamWSettings settings, CheckAdamW(attrs, inputs, outputs));
+  const TensorView& param = inputs[0];
+  const TensorView& hyper = inputs[4];
+  const TensorView& grad_scale = inputs[5];
+  const double beta1 = settings.beta1, beta2 = settings.beta2, eps = settings.eps;
+  const double weight_decay = settings.weight_decay;
 
   const double lr = hyper.As<float>()[0];
   const double bias_correction1 = hyper.As<float>()[1];
