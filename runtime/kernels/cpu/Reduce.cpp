@@ -11,19 +11,20 @@
 #include "absl/strings/str_join.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
+#include "runtime/kernels/cpu/ReduceCommon.h"
 
 namespace veomni::runtime::cpu {
-namespace {
 
-struct ReductionPlan {
-  // Per input dim, the stride of the matching output element (0 if reduced).
-  std::vector<int64_t> output_strides;
-  int64_t reduced_count = 1;  // input elements per output element
-  int64_t output_count = 1;
-};
+absl::Status CheckReductionOperands(absl::string_view kernel, absl::Span<const TensorView> inputs,
+                                    absl::Span<const TensorView> outputs,
+                                    std::initializer_list<DType> supported) {
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kernel, inputs, 1, 1, outputs, 1));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "output", outputs[0], inputs[0].dtype));
+  return CheckSupportedDType(kernel, inputs[0].dtype, supported);
+}
 
-absl::StatusOr<ReductionPlan> PlanReduction(absl::string_view kernel, const KernelAttrs& attrs,
-                                            const TensorView& in, const TensorView& out) {
+absl::StatusOr<std::vector<bool>> ReducedDims(absl::string_view kernel, const KernelAttrs& attrs,
+                                              const TensorView& in, const TensorView& out) {
   VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> axes, RequiredInts(kernel, attrs, "axes"));
   VEOMNI_ASSIGN_OR_RETURN(bool keep_dims, OptionalFlag(kernel, attrs, "keep_dims", false));
   size_t rank = in.shape.size();
@@ -38,18 +39,40 @@ absl::StatusOr<ReductionPlan> PlanReduction(absl::string_view kernel, const Kern
     }
     reduced[axes[i]] = true;
   }
-  std::vector<int64_t> kept_shape, expected;
+  std::vector<int64_t> expected;
+  for (size_t d = 0; d < rank; ++d) {
+    if (!reduced[d]) {
+      expected.push_back(in.shape[d]);
+    } else if (keep_dims) {
+      expected.push_back(1);
+    }
+  }
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, "output", out, expected));
+  return reduced;
+}
+
+namespace {
+
+struct ReductionPlan {
+  // Per input dim, the stride of the matching output element (0 if reduced).
+  std::vector<int64_t> output_strides;
+  int64_t reduced_count = 1;  // input elements per output element
+  int64_t output_count = 1;
+};
+
+absl::StatusOr<ReductionPlan> PlanReduction(absl::string_view kernel, const KernelAttrs& attrs,
+                                            const TensorView& in, const TensorView& out) {
+  VEOMNI_ASSIGN_OR_RETURN(std::vector<bool> reduced, ReducedDims(kernel, attrs, in, out));
+  const size_t rank = in.shape.size();
+  std::vector<int64_t> kept_shape;
   ReductionPlan plan;
   for (size_t d = 0; d < rank; ++d) {
     if (reduced[d]) {
       plan.reduced_count *= in.shape[d];
-      if (keep_dims) expected.push_back(1);
     } else {
       kept_shape.push_back(in.shape[d]);
-      expected.push_back(in.shape[d]);
     }
   }
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, "output", out, expected));
   std::vector<int64_t> kept_strides = ContiguousStrides(kept_shape);
   size_t kept = 0;
   for (size_t d = 0; d < rank; ++d) {
@@ -96,14 +119,6 @@ void MaxOf(const TensorView& in, const TensorView& out, const ReductionPlan& pla
     if (x > max) max = x;
   });
   std::copy(maxima.begin(), maxima.end(), out.As<T>());
-}
-
-absl::Status CheckReductionOperands(absl::string_view kernel, absl::Span<const TensorView> inputs,
-                                    absl::Span<const TensorView> outputs,
-                                    std::initializer_list<DType> supported) {
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kernel, inputs, 1, 1, outputs, 1));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "output", outputs[0], inputs[0].dtype));
-  return CheckSupportedDType(kernel, inputs[0].dtype, supported);
 }
 
 // Calls `row(x, y, count, stride)` for every 1-D line along `axis`.

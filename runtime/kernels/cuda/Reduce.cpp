@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "runtime/base/Status.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
+#include "runtime/kernels/cpu/ReduceCommon.h"
 #include "runtime/kernels/cuda/CudaKernels.h"
 #include "runtime/kernels/cuda/CudaSupport.h"
 #include "runtime/kernels/cuda/ReduceLaunch.h"
@@ -33,24 +34,12 @@ struct ReductionPlan {
   int64_t output_count = 1;
 };
 
-// The CPU's attribute and output-shape checks, in its order.
+// The CPU's attribute and output-shape checks (ReduceCommon.h), then the
+// strides the device walks.
 absl::StatusOr<ReductionPlan> PlanReduction(absl::string_view kernel, const KernelAttrs& attrs,
                                             const TensorView& in, const TensorView& out) {
-  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> axes, cpu::RequiredInts(kernel, attrs, "axes"));
-  VEOMNI_ASSIGN_OR_RETURN(bool keep_dims, cpu::OptionalFlag(kernel, attrs, "keep_dims", false));
-  size_t rank = in.shape.size();
-  std::vector<bool> reduced(rank, false);
-  for (size_t i = 0; i < axes.size(); ++i) {
-    bool in_range = axes[i] >= 0 && axes[i] < static_cast<int64_t>(rank);
-    bool increasing = i == 0 || axes[i] > axes[i - 1];
-    if (!in_range || !increasing) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(kernel, ": axes [", absl::StrJoin(axes, ", "),
-                       "] must be sorted, distinct and within rank ", rank));
-    }
-    reduced[axes[i]] = true;
-  }
-  std::vector<int64_t> expected;
+  VEOMNI_ASSIGN_OR_RETURN(std::vector<bool> reduced, cpu::ReducedDims(kernel, attrs, in, out));
+  const size_t rank = in.shape.size();
   std::vector<int64_t> in_strides = cpu::ContiguousStrides(in.shape);
   ReductionPlan plan;
   for (size_t d = 0; d < rank; ++d) {
@@ -58,24 +47,13 @@ absl::StatusOr<ReductionPlan> PlanReduction(absl::string_view kernel, const Kern
       plan.reduced_shape.push_back(in.shape[d]);
       plan.reduced_strides.push_back(in_strides[d]);
       plan.reduced_count *= in.shape[d];
-      if (keep_dims) expected.push_back(1);
     } else {
       plan.kept_shape.push_back(in.shape[d]);
       plan.kept_strides.push_back(in_strides[d]);
       plan.output_count *= in.shape[d];
-      expected.push_back(in.shape[d]);
     }
   }
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kernel, "output", out, expected));
   return plan;
-}
-
-absl::Status CheckReductionOperands(absl::string_view kernel, absl::Span<const TensorView> inputs,
-                                    absl::Span<const TensorView> outputs,
-                                    std::initializer_list<DType> supported) {
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kernel, inputs, 1, 1, outputs, 1));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "output", outputs[0], inputs[0].dtype));
-  return CheckSupportedDType(kernel, inputs[0].dtype, supported);
 }
 
 template <typename T>
@@ -126,7 +104,7 @@ absl::Status RunSoftmax(absl::string_view kernel, bool log, const KernelAttrs& a
 absl::Status ReduceSum(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                        absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "reduce_sum";
-  VEOMNI_RETURN_IF_ERROR(CheckReductionOperands(kKernel, inputs, outputs,
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckReductionOperands(kKernel, inputs, outputs,
                                                 {DType::kF32, DType::kI64, DType::kI32}));
   VEOMNI_ASSIGN_OR_RETURN(ReductionPlan plan, PlanReduction(kKernel, attrs, inputs[0], outputs[0]));
   return RunReduction(kKernel, ReduceOp::kSum, inputs[0], outputs[0], plan);
@@ -136,7 +114,7 @@ absl::Status ReduceSum(const KernelAttrs& attrs, absl::Span<const TensorView> in
 absl::Status ReduceMean(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                         absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "reduce_mean";
-  VEOMNI_RETURN_IF_ERROR(CheckReductionOperands(kKernel, inputs, outputs, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckReductionOperands(kKernel, inputs, outputs, {DType::kF32}));
   VEOMNI_ASSIGN_OR_RETURN(ReductionPlan plan, PlanReduction(kKernel, attrs, inputs[0], outputs[0]));
   return RunReduction(kKernel, ReduceOp::kMean, inputs[0], outputs[0], plan);
 }
@@ -144,7 +122,7 @@ absl::Status ReduceMean(const KernelAttrs& attrs, absl::Span<const TensorView> i
 absl::Status ReduceMax(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                        absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "reduce_max";
-  VEOMNI_RETURN_IF_ERROR(CheckReductionOperands(kKernel, inputs, outputs,
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckReductionOperands(kKernel, inputs, outputs,
                                                 {DType::kF32, DType::kI64, DType::kI32}));
   VEOMNI_ASSIGN_OR_RETURN(ReductionPlan plan, PlanReduction(kKernel, attrs, inputs[0], outputs[0]));
   if (plan.reduced_count == 0 && plan.output_count > 0) {
