@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "runtime/base/Status.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
 #include "runtime/kernels/cpu/ReduceCommon.h"
