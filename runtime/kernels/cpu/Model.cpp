@@ -228,21 +228,11 @@ absl::Status Embedding(const KernelAttrs&, absl::Span<const TensorView> inputs,
 // rms_norm(x [..., D], w [D]) {epsilon}: x / sqrt(mean(x^2) + eps) * w.
 absl::Status RmsNorm(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                      absl::Span<const TensorView> outputs) {
-  constexpr absl::string_view kKernel = "rms_norm";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
+  VEOMNI_ASSIGN_OR_RETURN(double epsilon, CheckRmsNorm(attrs, inputs, outputs));
   const TensorView& x = inputs[0];
   const TensorView& w = inputs[1];
   const TensorView& y = outputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, x.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "w", w, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", y, DType::kF32));
-  if (x.shape.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": x must have rank >= 1"));
-  }
   int64_t dim = x.shape.back();
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "w", w, {dim}));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", y, x.shape));
-  VEOMNI_ASSIGN_OR_RETURN(double epsilon, RequiredFloat(kKernel, attrs, "epsilon"));
   if (dim == 0) return absl::OkStatus();
   int64_t rows = x.NumElements() / dim;
   const float* xs = x.As<float>();
@@ -264,28 +254,11 @@ absl::Status RmsNorm(const KernelAttrs& attrs, absl::Span<const TensorView> inpu
 // sin broadcast to x and rotate_half([x1, x2]) = [-x2, x1] over the last dim.
 absl::Status Rope(const KernelAttrs&, absl::Span<const TensorView> inputs,
                   absl::Span<const TensorView> outputs) {
-  constexpr absl::string_view kKernel = "rope";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 1));
+  VEOMNI_RETURN_IF_ERROR(CheckRope(inputs, outputs));
   const TensorView& x = inputs[0];
   const TensorView& cos = inputs[1];
   const TensorView& sin = inputs[2];
   const TensorView& y = outputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, x.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "cos", cos, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "sin", sin, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", y, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", y, x.shape));
-  if (x.shape.empty() || x.shape.back() % 2 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kKernel, ": x ", FormatShape(x.shape), " needs an even last dim to rotate halves"));
-  }
-  for (const TensorView* table : {&cos, &sin}) {
-    if (!IsBroadcastableTo(table->shape, x.shape)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kKernel, ": ", table == &cos ? "cos " : "sin ", FormatShape(table->shape),
-          " does not broadcast to x ", FormatShape(x.shape)));
-    }
-  }
   int64_t half = x.shape.back() / 2;
   const float* xs = x.As<float>();
   const float* cs = cos.As<float>();
@@ -305,15 +278,9 @@ absl::Status Rope(const KernelAttrs&, absl::Span<const TensorView> inputs,
 // swiglu(gate, up) = silu(gate) * up, same shapes.
 absl::Status Swiglu(const KernelAttrs&, absl::Span<const TensorView> inputs,
                     absl::Span<const TensorView> outputs) {
-  constexpr absl::string_view kKernel = "swiglu";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
+  VEOMNI_RETURN_IF_ERROR(CheckSwiglu(inputs, outputs));
   const TensorView& gate = inputs[0];
   const TensorView& up = inputs[1];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, gate.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "up", up, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", outputs[0], DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "up", up, gate.shape));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", outputs[0], gate.shape));
   const float* g = gate.As<float>();
   const float* u = up.As<float>();
   float* y = outputs[0].As<float>();
@@ -422,6 +389,66 @@ absl::Status CrossEntropy(const KernelAttrs& attrs, absl::Span<const TensorView>
     y[0] = plan.counted == 0 ? std::numeric_limits<float>::quiet_NaN()
                              : static_cast<float>(total / static_cast<double>(plan.counted));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<double> CheckRmsNorm(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                                    absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "rms_norm";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
+  const TensorView& x = inputs[0];
+  const TensorView& w = inputs[1];
+  const TensorView& y = outputs[0];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, x.dtype, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "w", w, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", y, DType::kF32));
+  if (x.shape.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": x must have rank >= 1"));
+  }
+  int64_t dim = x.shape.back();
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "w", w, {dim}));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", y, x.shape));
+  VEOMNI_ASSIGN_OR_RETURN(double epsilon, RequiredFloat(kKernel, attrs, "epsilon"));
+  return epsilon;
+}
+
+absl::Status CheckRope(absl::Span<const TensorView> inputs, absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "rope";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 1));
+  const TensorView& x = inputs[0];
+  const TensorView& cos = inputs[1];
+  const TensorView& sin = inputs[2];
+  const TensorView& y = outputs[0];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, x.dtype, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "cos", cos, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "sin", sin, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", y, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", y, x.shape));
+  if (x.shape.empty() || x.shape.back() % 2 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kKernel, ": x ", FormatShape(x.shape), " needs an even last dim to rotate halves"));
+  }
+  for (const TensorView* table : {&cos, &sin}) {
+    if (!IsBroadcastableTo(table->shape, x.shape)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          kKernel, ": ", table == &cos ? "cos " : "sin ", FormatShape(table->shape),
+          " does not broadcast to x ", FormatShape(x.shape)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSwiglu(absl::Span<const TensorView> inputs,
+                         absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "swiglu";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
+  const TensorView& gate = inputs[0];
+  const TensorView& up = inputs[1];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, gate.dtype, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "up", up, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", outputs[0], DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "up", up, gate.shape));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", outputs[0], gate.shape));
   return absl::OkStatus();
 }
 

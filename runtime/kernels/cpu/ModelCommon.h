@@ -93,6 +93,16 @@ absl::StatusOr<CrossEntropyPlan> PlanCrossEntropy(absl::string_view kernel,
 // log(sum(exp(row))) of `count` floats, in double and shifted by the max.
 double LogSumExp(const float* row, int64_t count);
 
+// The operand checks of rms_norm, rope and swiglu, shared by the CPU and
+// CUDA kernels. rms_norm: x [..., D] f32, w [D], output like x; returns
+// epsilon. rope: x f32 with an even last dim, cos and sin broadcasting to it,
+// output like x. swiglu: gate and up of one shape, output like them.
+absl::StatusOr<double> CheckRmsNorm(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                                    absl::Span<const TensorView> outputs);
+absl::Status CheckRope(absl::Span<const TensorView> inputs, absl::Span<const TensorView> outputs);
+absl::Status CheckSwiglu(absl::Span<const TensorView> inputs,
+                         absl::Span<const TensorView> outputs);
+
 }  // namespace veomni::runtime::cpu
 
 #endif  // VEOMNI_RUNTIME_KERNELS_CPU_MODELCOMMON_H

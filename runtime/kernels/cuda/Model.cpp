@@ -54,20 +54,11 @@ absl::Status Embedding(const KernelAttrs&, absl::Span<const TensorView> inputs,
 absl::Status RmsNorm(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                      absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "rms_norm";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
+  VEOMNI_ASSIGN_OR_RETURN(double epsilon, cpu::CheckRmsNorm(attrs, inputs, outputs));
   const TensorView& x = inputs[0];
   const TensorView& w = inputs[1];
   const TensorView& y = outputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, x.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "w", w, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", y, DType::kF32));
-  if (x.shape.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": x must have rank >= 1"));
-  }
   int64_t dim = x.shape.back();
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "w", w, {dim}));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", y, x.shape));
-  VEOMNI_ASSIGN_OR_RETURN(double epsilon, cpu::RequiredFloat(kKernel, attrs, "epsilon"));
   if (dim == 0) return absl::OkStatus();
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
   LaunchRmsNorm(x.As<float>(), w.As<float>(), y.As<float>(), x.NumElements() / dim, dim,
@@ -111,16 +102,11 @@ absl::StatusOr<RopeBroadcast> PlanRopeBroadcast(absl::string_view kernel, absl::
 absl::Status Rope(const KernelAttrs&, absl::Span<const TensorView> inputs,
                   absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "rope";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 1));
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckRope(inputs, outputs));
   const TensorView& x = inputs[0];
   const TensorView& cos = inputs[1];
   const TensorView& sin = inputs[2];
   const TensorView& y = outputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, x.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "cos", cos, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "sin", sin, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", y, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", y, x.shape));
   VEOMNI_ASSIGN_OR_RETURN(RopeBroadcast broadcast,
                           PlanRopeBroadcast(kKernel, "x", x, cos, sin));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
@@ -132,14 +118,9 @@ absl::Status Rope(const KernelAttrs&, absl::Span<const TensorView> inputs,
 absl::Status Swiglu(const KernelAttrs&, absl::Span<const TensorView> inputs,
                     absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "swiglu";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckSwiglu(inputs, outputs));
   const TensorView& gate = inputs[0];
   const TensorView& up = inputs[1];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, gate.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "up", up, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", outputs[0], DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "up", up, gate.shape));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", outputs[0], gate.shape));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
   LaunchSwiglu(gate.As<float>(), up.As<float>(), outputs[0].As<float>(), gate.NumElements(),
                context->stream);
