@@ -254,7 +254,7 @@ absl::Status RmsNorm(const KernelAttrs& attrs, absl::Span<const TensorView> inpu
 // sin broadcast to x and rotate_half([x1, x2]) = [-x2, x1] over the last dim.
 absl::Status Rope(const KernelAttrs&, absl::Span<const TensorView> inputs,
                   absl::Span<const TensorView> outputs) {
-  VEOMNI_RETURN_IF_ERROR(CheckRope(inputs, outputs));
+  VEOMNI_RETURN_IF_ERROR(CheckRope("rope", "x", inputs, outputs));
   const TensorView& x = inputs[0];
   const TensorView& cos = inputs[1];
   const TensorView& sin = inputs[2];
@@ -412,8 +412,8 @@ absl::StatusOr<double> CheckRmsNorm(const KernelAttrs& attrs, absl::Span<const T
   return epsilon;
 }
 
-absl::Status CheckRope(absl::Span<const TensorView> inputs, absl::Span<const TensorView> outputs) {
-  constexpr absl::string_view kKernel = "rope";
+absl::Status CheckRope(absl::string_view kKernel, absl::string_view role,
+                       absl::Span<const TensorView> inputs, absl::Span<const TensorView> outputs) {
   VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 1));
   const TensorView& x = inputs[0];
   const TensorView& cos = inputs[1];
@@ -426,13 +426,13 @@ absl::Status CheckRope(absl::Span<const TensorView> inputs, absl::Span<const Ten
   VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", y, x.shape));
   if (x.shape.empty() || x.shape.back() % 2 != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        kKernel, ": x ", FormatShape(x.shape), " needs an even last dim to rotate halves"));
+        kKernel, ": ", role, " ", FormatShape(x.shape), " needs an even last dim to rotate halves"));
   }
   for (const TensorView* table : {&cos, &sin}) {
     if (!IsBroadcastableTo(table->shape, x.shape)) {
       return absl::InvalidArgumentError(absl::StrCat(
           kKernel, ": ", table == &cos ? "cos " : "sin ", FormatShape(table->shape),
-          " does not broadcast to x ", FormatShape(x.shape)));
+          " does not broadcast to ", role, " ", FormatShape(x.shape)));
     }
   }
   return absl::OkStatus();

@@ -99,9 +99,22 @@ double LogSumExp(const float* row, int64_t count);
 // output like x. swiglu: gate and up of one shape, output like them.
 absl::StatusOr<double> CheckRmsNorm(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                                     absl::Span<const TensorView> outputs);
-absl::Status CheckRope(absl::Span<const TensorView> inputs, absl::Span<const TensorView> outputs);
+// rope_grad checks the same with `role` dy.
+absl::Status CheckRope(absl::string_view kernel, absl::string_view role,
+                       absl::Span<const TensorView> inputs, absl::Span<const TensorView> outputs);
 absl::Status CheckSwiglu(absl::Span<const TensorView> inputs,
                          absl::Span<const TensorView> outputs);
+
+// The operand checks of rms_norm_grad (returns epsilon), swiglu_grad and
+// embedding_grad (the ids' dtype; their values are checked where they are
+// read: on the host by the CPU kernel, on the GPU by a flag).
+absl::StatusOr<double> CheckRmsNormGrad(const KernelAttrs& attrs,
+                                        absl::Span<const TensorView> inputs,
+                                        absl::Span<const TensorView> outputs);
+absl::Status CheckSwigluGrad(absl::Span<const TensorView> inputs,
+                             absl::Span<const TensorView> outputs);
+absl::Status CheckEmbeddingGrad(absl::Span<const TensorView> inputs,
+                                absl::Span<const TensorView> outputs);
 
 }  // namespace veomni::runtime::cpu
 

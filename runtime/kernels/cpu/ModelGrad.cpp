@@ -18,28 +18,13 @@ namespace veomni::runtime::cpu {
 // dw = sum over rows of dy * x * r.
 absl::Status RmsNormGrad(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                          absl::Span<const TensorView> outputs) {
-  constexpr absl::string_view kKernel = "rms_norm_grad";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 2));
+  VEOMNI_ASSIGN_OR_RETURN(double epsilon, CheckRmsNormGrad(attrs, inputs, outputs));
   const TensorView& x = inputs[0];
   const TensorView& w = inputs[1];
   const TensorView& dy = inputs[2];
   const TensorView& dx = outputs[0];
   const TensorView& dw = outputs[1];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, x.dtype, {DType::kF32}));
-  const char* roles[] = {"w", "dy", "dx", "dw"};
-  const TensorView* others[] = {&w, &dy, &dx, &dw};
-  for (int i = 0; i < 4; ++i) {
-    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, roles[i], *others[i], DType::kF32));
-  }
-  if (x.shape.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": x must have rank >= 1"));
-  }
   int64_t dim = x.shape.back();
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "w", w, {dim}));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dy", dy, x.shape));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dx", dx, x.shape));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dw", dw, {dim}));
-  VEOMNI_ASSIGN_OR_RETURN(double epsilon, RequiredFloat(kKernel, attrs, "epsilon"));
   if (dim == 0) return absl::OkStatus();
   int64_t rows = x.NumElements() / dim;
   const float* xs = x.As<float>();
@@ -75,27 +60,11 @@ absl::Status RmsNormGrad(const KernelAttrs& attrs, absl::Span<const TensorView> 
 absl::Status RopeGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
                       absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "rope_grad";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 1));
+  VEOMNI_RETURN_IF_ERROR(CheckRope(kKernel, "dy", inputs, outputs));
   const TensorView& dy = inputs[0];
   const TensorView& cos = inputs[1];
   const TensorView& sin = inputs[2];
   const TensorView& dx = outputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, dy.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "cos", cos, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "sin", sin, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", dx, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", dx, dy.shape));
-  if (dy.shape.empty() || dy.shape.back() % 2 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kKernel, ": dy ", FormatShape(dy.shape), " needs an even last dim to rotate halves"));
-  }
-  for (const TensorView* table : {&cos, &sin}) {
-    if (!IsBroadcastableTo(table->shape, dy.shape)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kKernel, ": ", table == &cos ? "cos " : "sin ", FormatShape(table->shape),
-          " does not broadcast to dy ", FormatShape(dy.shape)));
-    }
-  }
   int64_t half = dy.shape.back() / 2;
   std::vector<int64_t> sin_strides = BroadcastStrides(sin.shape, dy.shape);
   // How far sin's offset moves between a position and its partner.
@@ -120,16 +89,8 @@ absl::Status RopeGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
 // dgate = dy * up * s * (1 + gate * (1 - s)), dup = dy * gate * s.
 absl::Status SwigluGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
                         absl::Span<const TensorView> outputs) {
-  constexpr absl::string_view kKernel = "swiglu_grad";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 2));
+  VEOMNI_RETURN_IF_ERROR(CheckSwigluGrad(inputs, outputs));
   const TensorView& gate = inputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, gate.dtype, {DType::kF32}));
-  const char* roles[] = {"up", "dy", "dgate", "dup"};
-  const TensorView* others[] = {&inputs[1], &inputs[2], &outputs[0], &outputs[1]};
-  for (int i = 0; i < 4; ++i) {
-    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, roles[i], *others[i], DType::kF32));
-    VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, roles[i], *others[i], gate.shape));
-  }
   const float* g = gate.As<float>();
   const float* u = inputs[1].As<float>();
   const float* dy = inputs[2].As<float>();
@@ -287,18 +248,12 @@ absl::Status CrossEntropyGrad(const KernelAttrs& attrs, absl::Span<const TensorV
 absl::Status EmbeddingGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
                            absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "embedding_grad";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
+  VEOMNI_RETURN_IF_ERROR(CheckEmbeddingGrad(inputs, outputs));
   const TensorView& ids = inputs[0];
   const TensorView& dy = inputs[1];
   const TensorView& dtable = outputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, dy.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", dtable, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckRank(kKernel, "output", dtable, 2));
   int64_t vocab = dtable.shape[0];
   int64_t hidden = dtable.shape[1];
-  std::vector<int64_t> expected = ids.shape;
-  expected.push_back(hidden);
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dy", dy, expected));
   VEOMNI_RETURN_IF_ERROR(CheckTokenIds(kKernel, ids, vocab));
   float* table = dtable.As<float>();
   std::fill(table, table + dtable.NumElements(), 0.0f);
@@ -309,6 +264,66 @@ absl::Status EmbeddingGrad(const KernelAttrs&, absl::Span<const TensorView> inpu
     for (int64_t c = 0; c < hidden; ++c) row[c] += g_row[c];
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<double> CheckRmsNormGrad(const KernelAttrs& attrs,
+                                        absl::Span<const TensorView> inputs,
+                                        absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "rms_norm_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 2));
+  const TensorView& x = inputs[0];
+  const TensorView& w = inputs[1];
+  const TensorView& dy = inputs[2];
+  const TensorView& dx = outputs[0];
+  const TensorView& dw = outputs[1];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, x.dtype, {DType::kF32}));
+  const char* roles[] = {"w", "dy", "dx", "dw"};
+  const TensorView* others[] = {&w, &dy, &dx, &dw};
+  for (int i = 0; i < 4; ++i) {
+    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, roles[i], *others[i], DType::kF32));
+  }
+  if (x.shape.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": x must have rank >= 1"));
+  }
+  int64_t dim = x.shape.back();
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "w", w, {dim}));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dy", dy, x.shape));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dx", dx, x.shape));
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dw", dw, {dim}));
+  VEOMNI_ASSIGN_OR_RETURN(double epsilon, RequiredFloat(kKernel, attrs, "epsilon"));
+  return epsilon;
+}
+
+absl::Status CheckSwigluGrad(absl::Span<const TensorView> inputs,
+                             absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "swiglu_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 2));
+  const TensorView& gate = inputs[0];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, gate.dtype, {DType::kF32}));
+  const char* roles[] = {"up", "dy", "dgate", "dup"};
+  const TensorView* others[] = {&inputs[1], &inputs[2], &outputs[0], &outputs[1]};
+  for (int i = 0; i < 4; ++i) {
+    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, roles[i], *others[i], DType::kF32));
+    VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, roles[i], *others[i], gate.shape));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckEmbeddingGrad(absl::Span<const TensorView> inputs,
+                                absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "embedding_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
+  const TensorView& ids = inputs[0];
+  const TensorView& dy = inputs[1];
+  const TensorView& dtable = outputs[0];
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, dy.dtype, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", dtable, DType::kF32));
+  VEOMNI_RETURN_IF_ERROR(CheckRank(kKernel, "output", dtable, 2));
+  int64_t hidden = dtable.shape[1];
+  std::vector<int64_t> expected = ids.shape;
+  expected.push_back(hidden);
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dy", dy, expected));
+  return CheckTokenIdsDType(kKernel, ids);
 }
 
 }  // namespace veomni::runtime::cpu

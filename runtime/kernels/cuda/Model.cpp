@@ -102,7 +102,7 @@ absl::StatusOr<RopeBroadcast> PlanRopeBroadcast(absl::string_view kernel, absl::
 absl::Status Rope(const KernelAttrs&, absl::Span<const TensorView> inputs,
                   absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "rope";
-  VEOMNI_RETURN_IF_ERROR(cpu::CheckRope(inputs, outputs));
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckRope(kKernel, "x", inputs, outputs));
   const TensorView& x = inputs[0];
   const TensorView& cos = inputs[1];
   const TensorView& sin = inputs[2];

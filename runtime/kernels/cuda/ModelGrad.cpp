@@ -23,27 +23,13 @@ using cpu::CheckSupportedDType;
 absl::Status RmsNormGrad(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                          absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "rms_norm_grad";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 2));
+  VEOMNI_ASSIGN_OR_RETURN(double epsilon, cpu::CheckRmsNormGrad(attrs, inputs, outputs));
   const TensorView& x = inputs[0];
   const TensorView& w = inputs[1];
   const TensorView& dy = inputs[2];
   const TensorView& dx = outputs[0];
   const TensorView& dw = outputs[1];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, x.dtype, {DType::kF32}));
-  const char* roles[] = {"w", "dy", "dx", "dw"};
-  const TensorView* others[] = {&w, &dy, &dx, &dw};
-  for (int i = 0; i < 4; ++i) {
-    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, roles[i], *others[i], DType::kF32));
-  }
-  if (x.shape.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(kKernel, ": x must have rank >= 1"));
-  }
   int64_t dim = x.shape.back();
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "w", w, {dim}));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dy", dy, x.shape));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dx", dx, x.shape));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dw", dw, {dim}));
-  VEOMNI_ASSIGN_OR_RETURN(double epsilon, cpu::RequiredFloat(kKernel, attrs, "epsilon"));
   if (dim == 0) return absl::OkStatus();
   if (dim > kMaxRmsNormGradDim) {
     return absl::UnimplementedError(absl::StrCat(kKernel, ": last dim ", dim,
@@ -60,16 +46,11 @@ absl::Status RmsNormGrad(const KernelAttrs& attrs, absl::Span<const TensorView> 
 absl::Status RopeGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
                       absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "rope_grad";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 1));
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckRope(kKernel, "dy", inputs, outputs));
   const TensorView& dy = inputs[0];
   const TensorView& cos = inputs[1];
   const TensorView& sin = inputs[2];
   const TensorView& dx = outputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, dy.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "cos", cos, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "sin", sin, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", dx, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", dx, dy.shape));
   VEOMNI_ASSIGN_OR_RETURN(RopeBroadcast broadcast,
                           PlanRopeBroadcast(kKernel, "dy", dy, cos, sin));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
@@ -81,15 +62,8 @@ absl::Status RopeGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
 absl::Status SwigluGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
                         absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "swiglu_grad";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 2));
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckSwigluGrad(inputs, outputs));
   const TensorView& gate = inputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, gate.dtype, {DType::kF32}));
-  const char* roles[] = {"up", "dy", "dgate", "dup"};
-  const TensorView* others[] = {&inputs[1], &inputs[2], &outputs[0], &outputs[1]};
-  for (int i = 0; i < 4; ++i) {
-    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, roles[i], *others[i], DType::kF32));
-    VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, roles[i], *others[i], gate.shape));
-  }
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
   LaunchSwigluGrad(gate.As<float>(), inputs[1].As<float>(), inputs[2].As<float>(),
                    outputs[0].As<float>(), outputs[1].As<float>(), gate.NumElements(),
@@ -152,19 +126,12 @@ absl::Status CrossEntropyGrad(const KernelAttrs& attrs, absl::Span<const TensorV
 absl::Status EmbeddingGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
                            absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "embedding_grad";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckEmbeddingGrad(inputs, outputs));
   const TensorView& ids = inputs[0];
   const TensorView& dy = inputs[1];
   const TensorView& dtable = outputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, dy.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", dtable, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckRank(kKernel, "output", dtable, 2));
   int64_t vocab = dtable.shape[0];
   int64_t hidden = dtable.shape[1];
-  std::vector<int64_t> expected = ids.shape;
-  expected.push_back(hidden);
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "dy", dy, expected));
-  VEOMNI_RETURN_IF_ERROR(cpu::CheckTokenIdsDType(kKernel, ids));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
   LaunchEmbeddingGrad(DeviceIndicesOf(ids), dy.As<float>(), dtable.As<float>(), ids.NumElements(),
                       vocab, hidden, context->error_flags, context->stream);
