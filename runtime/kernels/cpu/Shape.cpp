@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
+#include "runtime/kernels/cpu/ShapeCommon.h"
 
 namespace veomni::runtime::cpu {
 namespace {
@@ -84,31 +85,8 @@ absl::Status Reshape(const KernelAttrs&, absl::Span<const TensorView> inputs,
 absl::Status Transpose(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                        absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "transpose";
-  VEOMNI_RETURN_IF_ERROR(CheckOneToOne(kKernel, inputs, outputs));
-  const TensorView& in = inputs[0];
-  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> permutation,
-                          RequiredInts(kKernel, attrs, "permutation"));
-  size_t rank = in.shape.size();
-  std::vector<bool> seen(rank, false);
-  bool valid = permutation.size() == rank;
-  for (int64_t dim : permutation) {
-    if (!valid) break;
-    valid = dim >= 0 && dim < static_cast<int64_t>(rank) && !seen[dim];
-    if (valid) seen[dim] = true;
-  }
-  if (!valid) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kKernel, ": permutation [", absl::StrJoin(permutation, ", "),
-                     "] is not a permutation of the ", rank, " dims of ", FormatShape(in.shape)));
-  }
-  std::vector<int64_t> in_strides = ContiguousStrides(in.shape);
-  std::vector<int64_t> expected, gathered_strides;
-  for (int64_t dim : permutation) {
-    expected.push_back(in.shape[dim]);
-    gathered_strides.push_back(in_strides[dim]);
-  }
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", outputs[0], expected));
-  return GatherStrided(kKernel, in, 0, std::move(gathered_strides), outputs[0]);
+  VEOMNI_ASSIGN_OR_RETURN(StridedRead read, PlanTranspose(attrs, inputs, outputs));
+  return GatherStrided(kKernel, inputs[0], read.base, std::move(read.strides), outputs[0]);
 }
 
 // slice {start, limit, stride}: per dim, elements start, start+stride, ...
@@ -117,36 +95,8 @@ absl::Status Transpose(const KernelAttrs& attrs, absl::Span<const TensorView> in
 absl::Status Slice(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                    absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "slice";
-  VEOMNI_RETURN_IF_ERROR(CheckOneToOne(kKernel, inputs, outputs));
-  const TensorView& in = inputs[0];
-  size_t rank = in.shape.size();
-  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> start, RequiredInts(kKernel, attrs, "start"));
-  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> limit, RequiredInts(kKernel, attrs, "limit"));
-  std::vector<int64_t> stride(rank, 1);
-  if (attrs.Has("stride")) {
-    VEOMNI_ASSIGN_OR_RETURN(stride, RequiredInts(kKernel, attrs, "stride"));
-  }
-  if (start.size() != rank || limit.size() != rank || stride.size() != rank) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kKernel, ": start, limit and stride have ", start.size(), ", ", limit.size(), " and ",
-        stride.size(), " entries, expected one per dim of ", FormatShape(in.shape)));
-  }
-  std::vector<int64_t> in_strides = ContiguousStrides(in.shape);
-  std::vector<int64_t> expected, gathered_strides;
-  int64_t base = 0;
-  for (size_t d = 0; d < rank; ++d) {
-    if (start[d] < 0 || start[d] > limit[d] || limit[d] > in.shape[d] || stride[d] < 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kKernel, ": dim ", d, " of ", FormatShape(in.shape), " has start ", start[d],
-          ", limit ", limit[d], ", stride ", stride[d],
-          "; expected 0 <= start <= limit <= ", in.shape[d], " and stride >= 1"));
-    }
-    expected.push_back((limit[d] - start[d] + stride[d] - 1) / stride[d]);
-    gathered_strides.push_back(in_strides[d] * stride[d]);
-    base += start[d] * in_strides[d];
-  }
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", outputs[0], expected));
-  return GatherStrided(kKernel, in, base, std::move(gathered_strides), outputs[0]);
+  VEOMNI_ASSIGN_OR_RETURN(StridedRead read, PlanSlice(attrs, inputs, outputs));
+  return GatherStrided(kKernel, inputs[0], read.base, std::move(read.strides), outputs[0]);
 }
 
 // concat {axis}: one or more inputs of one dtype and rank, equal except at axis.
@@ -244,6 +194,72 @@ absl::Status Fill(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
       FillWith<float>(out, static_cast<float>(value));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<StridedRead> PlanTranspose(const KernelAttrs& attrs,
+                                          absl::Span<const TensorView> inputs,
+                                          absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "transpose";
+  VEOMNI_RETURN_IF_ERROR(CheckOneToOne(kKernel, inputs, outputs));
+  const TensorView& in = inputs[0];
+  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> permutation,
+                          RequiredInts(kKernel, attrs, "permutation"));
+  size_t rank = in.shape.size();
+  std::vector<bool> seen(rank, false);
+  bool valid = permutation.size() == rank;
+  for (int64_t dim : permutation) {
+    if (!valid) break;
+    valid = dim >= 0 && dim < static_cast<int64_t>(rank) && !seen[dim];
+    if (valid) seen[dim] = true;
+  }
+  if (!valid) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kKernel, ": permutation [", absl::StrJoin(permutation, ", "),
+                     "] is not a permutation of the ", rank, " dims of ", FormatShape(in.shape)));
+  }
+  std::vector<int64_t> in_strides = ContiguousStrides(in.shape);
+  std::vector<int64_t> expected, gathered_strides;
+  for (int64_t dim : permutation) {
+    expected.push_back(in.shape[dim]);
+    gathered_strides.push_back(in_strides[dim]);
+  }
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", outputs[0], expected));
+  return StridedRead{0, std::move(gathered_strides)};
+}
+
+absl::StatusOr<StridedRead> PlanSlice(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                                      absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "slice";
+  VEOMNI_RETURN_IF_ERROR(CheckOneToOne(kKernel, inputs, outputs));
+  const TensorView& in = inputs[0];
+  size_t rank = in.shape.size();
+  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> start, RequiredInts(kKernel, attrs, "start"));
+  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> limit, RequiredInts(kKernel, attrs, "limit"));
+  std::vector<int64_t> stride(rank, 1);
+  if (attrs.Has("stride")) {
+    VEOMNI_ASSIGN_OR_RETURN(stride, RequiredInts(kKernel, attrs, "stride"));
+  }
+  if (start.size() != rank || limit.size() != rank || stride.size() != rank) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kKernel, ": start, limit and stride have ", start.size(), ", ", limit.size(), " and ",
+        stride.size(), " entries, expected one per dim of ", FormatShape(in.shape)));
+  }
+  std::vector<int64_t> in_strides = ContiguousStrides(in.shape);
+  std::vector<int64_t> expected, gathered_strides;
+  int64_t base = 0;
+  for (size_t d = 0; d < rank; ++d) {
+    if (start[d] < 0 || start[d] > limit[d] || limit[d] > in.shape[d] || stride[d] < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          kKernel, ": dim ", d, " of ", FormatShape(in.shape), " has start ", start[d],
+          ", limit ", limit[d], ", stride ", stride[d],
+          "; expected 0 <= start <= limit <= ", in.shape[d], " and stride >= 1"));
+    }
+    expected.push_back((limit[d] - start[d] + stride[d] - 1) / stride[d]);
+    gathered_strides.push_back(in_strides[d] * stride[d]);
+    base += start[d] * in_strides[d];
+  }
+  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", outputs[0], expected));
+  return StridedRead{base, std::move(gathered_strides)};
 }
 
 }  // namespace veomni::runtime::cpu

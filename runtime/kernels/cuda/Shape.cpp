@@ -13,6 +13,7 @@
 #include "runtime/base/FloatBits.h"
 #include "runtime/base/Status.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
+#include "runtime/kernels/cpu/ShapeCommon.h"
 #include "runtime/kernels/cuda/CudaKernels.h"
 #include "runtime/kernels/cuda/CudaSupport.h"
 #include "runtime/kernels/cuda/ShapeLaunch.h"
@@ -93,66 +94,15 @@ absl::Status Reshape(const KernelAttrs&, absl::Span<const TensorView> inputs,
 absl::Status Transpose(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                        absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "transpose";
-  VEOMNI_RETURN_IF_ERROR(CheckOneToOne(kKernel, inputs, outputs));
-  const TensorView& in = inputs[0];
-  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> permutation,
-                          RequiredInts(kKernel, attrs, "permutation"));
-  size_t rank = in.shape.size();
-  std::vector<bool> seen(rank, false);
-  bool valid = permutation.size() == rank;
-  for (int64_t dim : permutation) {
-    if (!valid) break;
-    valid = dim >= 0 && dim < static_cast<int64_t>(rank) && !seen[dim];
-    if (valid) seen[dim] = true;
-  }
-  if (!valid) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kKernel, ": permutation [", absl::StrJoin(permutation, ", "),
-                     "] is not a permutation of the ", rank, " dims of ", FormatShape(in.shape)));
-  }
-  std::vector<int64_t> in_strides = ContiguousStrides(in.shape);
-  std::vector<int64_t> expected, gathered_strides;
-  for (int64_t dim : permutation) {
-    expected.push_back(in.shape[dim]);
-    gathered_strides.push_back(in_strides[dim]);
-  }
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", outputs[0], expected));
-  return GatherStrided(kKernel, in, 0, gathered_strides, outputs[0]);
+  VEOMNI_ASSIGN_OR_RETURN(cpu::StridedRead read, cpu::PlanTranspose(attrs, inputs, outputs));
+  return GatherStrided(kKernel, inputs[0], read.base, read.strides, outputs[0]);
 }
 
 absl::Status Slice(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                    absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "slice";
-  VEOMNI_RETURN_IF_ERROR(CheckOneToOne(kKernel, inputs, outputs));
-  const TensorView& in = inputs[0];
-  size_t rank = in.shape.size();
-  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> start, RequiredInts(kKernel, attrs, "start"));
-  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> limit, RequiredInts(kKernel, attrs, "limit"));
-  std::vector<int64_t> stride(rank, 1);
-  if (attrs.Has("stride")) {
-    VEOMNI_ASSIGN_OR_RETURN(stride, RequiredInts(kKernel, attrs, "stride"));
-  }
-  if (start.size() != rank || limit.size() != rank || stride.size() != rank) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kKernel, ": start, limit and stride have ", start.size(), ", ", limit.size(), " and ",
-        stride.size(), " entries, expected one per dim of ", FormatShape(in.shape)));
-  }
-  std::vector<int64_t> in_strides = ContiguousStrides(in.shape);
-  std::vector<int64_t> expected, gathered_strides;
-  int64_t base = 0;
-  for (size_t d = 0; d < rank; ++d) {
-    if (start[d] < 0 || start[d] > limit[d] || limit[d] > in.shape[d] || stride[d] < 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kKernel, ": dim ", d, " of ", FormatShape(in.shape), " has start ", start[d],
-          ", limit ", limit[d], ", stride ", stride[d],
-          "; expected 0 <= start <= limit <= ", in.shape[d], " and stride >= 1"));
-    }
-    expected.push_back((limit[d] - start[d] + stride[d] - 1) / stride[d]);
-    gathered_strides.push_back(in_strides[d] * stride[d]);
-    base += start[d] * in_strides[d];
-  }
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", outputs[0], expected));
-  return GatherStrided(kKernel, in, base, gathered_strides, outputs[0]);
+  VEOMNI_ASSIGN_OR_RETURN(cpu::StridedRead read, cpu::PlanSlice(attrs, inputs, outputs));
+  return GatherStrided(kKernel, inputs[0], read.base, read.strides, outputs[0]);
 }
 
 absl::Status Concat(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
