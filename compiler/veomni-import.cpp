@@ -10,6 +10,9 @@
 
 #include "compiler/InitVeomni.h"
 #include "frontends/onnx/OnnxImporter.h"
+#ifdef VEOMNI_HAVE_TORCHSCRIPT
+#include "frontends/torch/TorchScriptImporter.h"
+#endif
 #include "passes/Passes.h"
 
 #include "mlir/Bytecode/BytecodeWriter.h"
@@ -54,6 +57,12 @@ cl::opt<double> randomInit(
              "this standard deviation (e.g. 0.02, as HF initializes); for "
              "models exported only for their shapes"),
     cl::value_desc("std"), cl::init(0.0), cl::cat(importCategory));
+cl::list<std::string>
+    torchInputs("input",
+                cl::desc("TorchScript (.pt): a forward input's shape and element "
+                         "type, e.g. --input x=2x32xf32 or input_ids=2x32xi64 "
+                         "(repeatable; TorchScript keeps no static shapes)"),
+                cl::value_desc("name=SHAPExTYPE"), cl::cat(importCategory));
 cl::opt<bool> noRaise("no-raise",
                       cl::desc("Keep the exporter's primitive ops (skip "
                                "vo-raise and canonicalization)"),
@@ -91,12 +100,23 @@ int main(int argc, char **argv) {
   }
 
   StringRef extension = sys::path::extension(inputPath);
-  if (extension == ".pt" || extension == ".pt2")
-    return fail("'" + inputPath + "': the TorchScript (.pt) and torch.export "
-                "(.pt2) frontends are not part of this build; export to ONNX");
-  if (extension != ".onnx")
+#ifdef VEOMNI_HAVE_TORCHSCRIPT
+  const bool torchScript = extension == ".pt";
+#else
+  const bool torchScript = false;
+  if (extension == ".pt")
+    return fail("'" + inputPath + "': the TorchScript (.pt) frontend is not part of "
+                "this build (no torch wheel was found when it was configured)");
+#endif
+  if (extension == ".pt2")
+    return fail("'" + inputPath + "': the torch.export (.pt2) frontend is not part of "
+                "this build yet; export to ONNX or TorchScript");
+  if (extension != ".onnx" && !torchScript)
     return fail("'" + inputPath + "': unknown model format '" + extension +
-                "' (expected .onnx)");
+                "' (expected .onnx or .pt)");
+  if (!torchInputs.empty() && !torchScript)
+    return fail("--input is for TorchScript (.pt) models; ONNX models carry their shapes "
+                "(bind symbolic dims with --dim)");
 
   mlir::DialectRegistry registry;
   veomni::registerAllDialects(registry);
@@ -110,7 +130,37 @@ int main(int argc, char **argv) {
         return mlir::success();
       });
 
-  auto module = veomni::importOnnxFile(context, inputPath, options);
+  llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>> module =
+      mlir::OwningOpRef<mlir::ModuleOp>();
+#ifdef VEOMNI_HAVE_TORCHSCRIPT
+  if (torchScript) {
+    veomni::TorchScriptImportOptions torchOptions;
+    for (const std::string &spec : torchInputs) {
+      auto [name, rest] = StringRef(spec).split('=');
+      SmallVector<StringRef> parts;
+      rest.split(parts, 'x');
+      veomni::TorchScriptInput input;
+      bool ok = !name.empty() && parts.size() >= 2;
+      for (size_t i = 0; ok && i + 1 < parts.size(); ++i) {
+        int64_t dim;
+        ok = !parts[i].getAsInteger(10, dim) && dim > 0;
+        input.shape.push_back(dim);
+      }
+      if (ok) {
+        input.element = parts.back().str();
+        ok = input.element == "f32" || input.element == "i64" || input.element == "i32";
+      }
+      if (!ok)
+        return fail("--input expects name=SHAPExTYPE with TYPE f32, i64 or i32, e.g. "
+                    "x=2x32xf32; got '" + spec + "'");
+      torchOptions.inputs[name.str()] = input;
+    }
+    module = veomni::importTorchScriptFile(context, inputPath, torchOptions);
+  } else
+#endif
+  {
+    module = veomni::importOnnxFile(context, inputPath, options);
+  }
   if (!module)
     return fail(toString(module.takeError()));
 

@@ -1,0 +1,41 @@
+//===- TorchScriptImporter.h - TorchScript into vo --------------*- C++ -*-===//
+//
+// Loads a TorchScript module (.pt) with LibTorch, inlines its forward, and
+// walks the ATen ops into vo: parameters (the module's, by their dotted
+// names) become vo.parameter with their values, the graph's other inputs
+// function arguments of the shapes the caller gives (TorchScript keeps no
+// static shapes). A first slice of the op set; an op outside it is an error
+// naming it.
+//
+//===----------------------------------------------------------------------===//
+#ifndef VEOMNI_FRONTENDS_TORCH_TORCHSCRIPTIMPORTER_H
+#define VEOMNI_FRONTENDS_TORCH_TORCHSCRIPTIMPORTER_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace veomni {
+
+struct TorchScriptInput {
+  std::vector<int64_t> shape;
+  std::string element; // "f32", "i64" or "i32"
+};
+
+struct TorchScriptImportOptions {
+  /// Shape and element type of each graph input by name (`x`, `input_ids`).
+  std::map<std::string, TorchScriptInput> inputs;
+};
+
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+importTorchScriptFile(mlir::MLIRContext &context, llvm::StringRef path,
+                      const TorchScriptImportOptions &options);
+
+} // namespace veomni
+
+#endif // VEOMNI_FRONTENDS_TORCH_TORCHSCRIPTIMPORTER_H

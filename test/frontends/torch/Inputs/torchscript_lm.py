@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""A tiny language model as TorchScript, and PyTorch's own training of it.
+
+  torchscript_lm.py export DIR   writes DIR/lm.pt (torch.jit.trace), the
+                                 batches as DIR/tokens.bin and the PyTorch
+                                 losses of 3 AdamW steps as DIR/reference.json
+  torchscript_lm.py check DIR METRICS.jsonl
+                                 compares veomni-run's losses with them
+"""
+import json
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "e2e"))
+from train_qwen3_tiny import write_token_file  # noqa: E402
+
+VOCAB, HIDDEN, INNER, BATCH, SEQ, STEPS = 64, 16, 32, 2, 8, 3
+OPT = dict(lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+
+
+class TinyLM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(VOCAB, HIDDEN)
+        self.up = torch.nn.Linear(HIDDEN, INNER, bias=False)
+        self.down = torch.nn.Linear(INNER, HIDDEN, bias=False)
+        self.head = torch.nn.Linear(HIDDEN, VOCAB, bias=False)
+
+    def forward(self, input_ids, labels):
+        h = self.embed(input_ids)
+        h = h + self.down(F.silu(self.up(h)))
+        logits = self.head(h)
+        return F.cross_entropy(logits.reshape(-1, VOCAB), labels.reshape(-1))
+
+
+def batches():
+    g = torch.Generator().manual_seed(7)
+    ids = torch.randint(0, VOCAB, (STEPS, BATCH, SEQ), generator=g)
+    labels = torch.randint(0, VOCAB, (STEPS, BATCH, SEQ), generator=g)
+    labels[:, 1, -2:] = -100  # ignored positions
+    return ids, labels
+
+
+def export(out):
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    model = TinyLM()
+    ids, labels = batches()
+    traced = torch.jit.trace(model, (ids[0], labels[0]))
+    traced.save(os.path.join(out, "lm.pt"))
+    write_token_file(os.path.join(out, "tokens.bin"), ids, labels)
+    opt = torch.optim.AdamW(model.parameters(), **OPT)
+    losses = []
+    for s in range(STEPS):
+        opt.zero_grad()
+        loss = model(ids[s], labels[s])
+        losses.append(loss.item())
+        loss.backward()
+        opt.step()
+    json.dump({"losses": losses, "optimizer": OPT}, open(os.path.join(out, "reference.json"), "w"))
+    print(f"exported lm.pt; PyTorch losses {losses}")
+
+
+def check(out, metrics):
+    want = json.load(open(os.path.join(out, "reference.json")))["losses"]
+    got = [json.loads(line)["loss"] for line in open(metrics)]
+    worst = max(abs(a - b) / abs(b) for a, b in zip(got, want))
+    print(f"veomni {got}\npytorch {want}\nworst rel {worst:.1e}")
+    if len(got) != len(want) or worst > 1e-5:
+        sys.exit("the TorchScript model trained by veomni does not follow PyTorch")
+    print("the TorchScript model trains as in PyTorch")
+
+
+if __name__ == "__main__":
+    export(sys.argv[2]) if sys.argv[1] == "export" else check(sys.argv[2], sys.argv[3])
