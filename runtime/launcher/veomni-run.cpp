@@ -163,10 +163,13 @@ absl::Status TrainRank(veomni::runtime::Trainer& trainer, int rank, int64_t step
 // time went, by kernel.
 void PrintReport(veomni::runtime::Executor& executor) {
   const veomni::runtime::Device& device = executor.device();
-  std::printf("memory on %s: peak %lld bytes (%.2f GiB) allocated by veomni-run (arena, state, "
-              "constants, input copies, scratch)\n",
+  // On the host only the arena comes from the device (the state is host
+  // memory either way); on a GPU everything veomni-run holds does.
+  std::printf("memory on %s: peak %lld bytes (%.2f GiB) allocated by veomni-run (%s)\n",
               device.Describe().c_str(), static_cast<long long>(device.peak_allocated_bytes()),
-              device.peak_allocated_bytes() / double(1 << 30));
+              device.peak_allocated_bytes() / double(1 << 30),
+              device.host_accessible() ? "the arena"
+                                       : "arena, state, constants, input copies, scratch");
   std::vector<veomni::runtime::Executor::KernelTime> profile = executor.KernelProfile();
   if (profile.empty()) return;
   if (std::string path = absl::GetFlag(FLAGS_profile_out); !path.empty()) {
