@@ -50,32 +50,12 @@ void FillWith(const TensorView& out, T value) {
   for (int64_t i = 0; i < out.NumElements(); ++i) y[i] = value;
 }
 
-// The fill value as an integer, if it is one and fits `Int`.
-template <typename Int>
-absl::StatusOr<Int> IntegralFillValue(absl::string_view kernel, double value) {
-  bool integral = std::isfinite(value) && std::trunc(value) == value;
-  // Both bounds are powers of two, hence exact in double.
-  double lower = static_cast<double>(std::numeric_limits<Int>::min());
-  if (!integral || value < lower || value >= -lower) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kernel, ": value ", value, " is not representable as an integer"));
-  }
-  return static_cast<Int>(value);
-}
-
 }  // namespace
 
 // reshape: the output view has the new shape; bytes are copied as they are.
 absl::Status Reshape(const KernelAttrs&, absl::Span<const TensorView> inputs,
                      absl::Span<const TensorView> outputs) {
-  constexpr absl::string_view kKernel = "reshape";
-  VEOMNI_RETURN_IF_ERROR(CheckOneToOne(kKernel, inputs, outputs));
-  if (inputs[0].NumElements() != outputs[0].NumElements()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kKernel, ": input ", FormatShape(inputs[0].shape), " has ",
-                     inputs[0].NumElements(), " elements, output ",
-                     FormatShape(outputs[0].shape), " has ", outputs[0].NumElements()));
-  }
+  VEOMNI_RETURN_IF_ERROR(CheckReshape(inputs, outputs));
   // memmove: an executor that reshapes in place passes the same buffer twice.
   if (inputs[0].Bytes() > 0) std::memmove(outputs[0].data, inputs[0].data, inputs[0].Bytes());
   return absl::OkStatus();
@@ -260,6 +240,19 @@ absl::StatusOr<StridedRead> PlanSlice(const KernelAttrs& attrs, absl::Span<const
   }
   VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", outputs[0], expected));
   return StridedRead{base, std::move(gathered_strides)};
+}
+
+absl::Status CheckReshape(absl::Span<const TensorView> inputs,
+                          absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "reshape";
+  VEOMNI_RETURN_IF_ERROR(CheckOneToOne(kKernel, inputs, outputs));
+  if (inputs[0].NumElements() != outputs[0].NumElements()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kKernel, ": input ", FormatShape(inputs[0].shape), " has ",
+                     inputs[0].NumElements(), " elements, output ",
+                     FormatShape(outputs[0].shape), " has ", outputs[0].NumElements()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace veomni::runtime::cpu

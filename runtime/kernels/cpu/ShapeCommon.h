@@ -4,8 +4,12 @@
 #ifndef VEOMNI_RUNTIME_KERNELS_CPU_SHAPECOMMON_H
 #define VEOMNI_RUNTIME_KERNELS_CPU_SHAPECOMMON_H
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -30,6 +34,23 @@ absl::StatusOr<StridedRead> PlanTranspose(const KernelAttrs& attrs,
 absl::StatusOr<StridedRead> PlanSlice(const KernelAttrs& attrs,
                                       absl::Span<const TensorView> inputs,
                                       absl::Span<const TensorView> outputs);
+
+// reshape: one input and one output of the same dtype and element count.
+absl::Status CheckReshape(absl::Span<const TensorView> inputs,
+                          absl::Span<const TensorView> outputs);
+
+// fill's value as an integer of type Int, if it is one and fits.
+template <typename Int>
+absl::StatusOr<Int> IntegralFillValue(absl::string_view kernel, double value) {
+  bool integral = std::isfinite(value) && std::trunc(value) == value;
+  // Both bounds are powers of two, hence exact in double.
+  double lower = static_cast<double>(std::numeric_limits<Int>::min());
+  if (!integral || value < lower || value >= -lower) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kernel, ": value ", value, " is not representable as an integer"));
+  }
+  return static_cast<Int>(value);
+}
 
 }  // namespace veomni::runtime::cpu
 

@@ -69,17 +69,7 @@ absl::Status RmsNorm(const KernelAttrs& attrs, absl::Span<const TensorView> inpu
 absl::StatusOr<RopeBroadcast> PlanRopeBroadcast(absl::string_view kernel, absl::string_view role,
                                                 const TensorView& x, const TensorView& cos,
                                                 const TensorView& sin) {
-  if (x.shape.empty() || x.shape.back() % 2 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kernel, ": ", role, " ", FormatShape(x.shape), " needs an even last dim to rotate halves"));
-  }
-  for (const TensorView* table : {&cos, &sin}) {
-    if (!cpu::IsBroadcastableTo(table->shape, x.shape)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kernel, ": ", table == &cos ? "cos " : "sin ", FormatShape(table->shape),
-          " does not broadcast to ", role, " ", FormatShape(x.shape)));
-    }
-  }
+  // cpu::CheckRope has checked the operands; only the kernel's own limit is left.
   if (x.shape.size() > static_cast<size_t>(kMaxRopeRank)) {
     return absl::UnimplementedError(absl::StrCat(kernel, ": ", role, " has rank ",
                                                  x.shape.size(), ", more than the ",

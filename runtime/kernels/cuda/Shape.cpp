@@ -63,31 +63,12 @@ absl::Status CopyBytes(absl::string_view kernel, const TensorView& in, const Ten
                     absl::StrCat(kernel, ": copy"));
 }
 
-// The fill value as an integer, if it is one and fits `Int` (the CPU's rule).
-template <typename Int>
-absl::StatusOr<Int> IntegralFillValue(absl::string_view kernel, double value) {
-  bool integral = std::isfinite(value) && std::trunc(value) == value;
-  // Both bounds are powers of two, hence exact in double.
-  double lower = static_cast<double>(std::numeric_limits<Int>::min());
-  if (!integral || value < lower || value >= -lower) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kernel, ": value ", value, " is not representable as an integer"));
-  }
-  return static_cast<Int>(value);
-}
-
 }  // namespace
 
 absl::Status Reshape(const KernelAttrs&, absl::Span<const TensorView> inputs,
                      absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "reshape";
-  VEOMNI_RETURN_IF_ERROR(CheckOneToOne(kKernel, inputs, outputs));
-  if (inputs[0].NumElements() != outputs[0].NumElements()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kKernel, ": input ", FormatShape(inputs[0].shape), " has ",
-                     inputs[0].NumElements(), " elements, output ",
-                     FormatShape(outputs[0].shape), " has ", outputs[0].NumElements()));
-  }
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckReshape(inputs, outputs));
   return CopyBytes(kKernel, inputs[0], outputs[0]);
 }
 
@@ -188,14 +169,14 @@ absl::Status Fill(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
   VEOMNI_ASSIGN_OR_RETURN(double value, cpu::RequiredFloat(kKernel, attrs, "value"));
   switch (out.dtype) {
     case DType::kI64: {
-      VEOMNI_ASSIGN_OR_RETURN(int64_t integer, IntegralFillValue<int64_t>(kKernel, value));
+      VEOMNI_ASSIGN_OR_RETURN(int64_t integer, cpu::IntegralFillValue<int64_t>(kKernel, value));
       VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
       LaunchFill(out.As<uint64_t>(), static_cast<uint64_t>(integer), out.NumElements(),
                  ctx->stream);
       break;
     }
     case DType::kI32: {
-      VEOMNI_ASSIGN_OR_RETURN(int32_t integer, IntegralFillValue<int32_t>(kKernel, value));
+      VEOMNI_ASSIGN_OR_RETURN(int32_t integer, cpu::IntegralFillValue<int32_t>(kKernel, value));
       VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
       LaunchFill(out.As<uint32_t>(), static_cast<uint32_t>(integer), out.NumElements(),
                  ctx->stream);
