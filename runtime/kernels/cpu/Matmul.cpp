@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
+#include "runtime/kernels/cpu/MatmulCommon.h"
 
 namespace veomni::runtime::cpu {
 namespace {
@@ -46,17 +47,20 @@ absl::Status CheckMatrixRank(absl::string_view kernel, absl::string_view role,
 
 }  // namespace
 
-absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
-                    absl::Span<const TensorView> outputs) {
+absl::StatusOr<MatmulPlan> PlanMatmul(const KernelAttrs& attrs,
+                                      absl::Span<const TensorView> inputs,
+                                      absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "matmul";
   VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
   const TensorView& lhs = inputs[0];
   const TensorView& rhs = inputs[1];
   const TensorView& out = outputs[0];
-  VEOMNI_ASSIGN_OR_RETURN(bool transpose_lhs,
+  MatmulPlan plan;
+  VEOMNI_ASSIGN_OR_RETURN(plan.transpose_lhs,
                           OptionalFlag(kKernel, attrs, "transpose_lhs", false));
-  VEOMNI_ASSIGN_OR_RETURN(bool transpose_rhs,
+  VEOMNI_ASSIGN_OR_RETURN(plan.transpose_rhs,
                           OptionalFlag(kKernel, attrs, "transpose_rhs", false));
+  const bool transpose_lhs = plan.transpose_lhs, transpose_rhs = plan.transpose_rhs;
   VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "rhs", rhs, lhs.dtype));
   VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", out, lhs.dtype));
   VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, lhs.dtype, {DType::kF32}));
@@ -65,25 +69,39 @@ absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> input
 
   size_t lhs_rank = lhs.shape.size();
   size_t rhs_rank = rhs.shape.size();
-  int64_t m = transpose_lhs ? lhs.shape[lhs_rank - 1] : lhs.shape[lhs_rank - 2];
+  plan.m = transpose_lhs ? lhs.shape[lhs_rank - 1] : lhs.shape[lhs_rank - 2];
   int64_t lhs_k = transpose_lhs ? lhs.shape[lhs_rank - 2] : lhs.shape[lhs_rank - 1];
   int64_t rhs_k = transpose_rhs ? rhs.shape[rhs_rank - 1] : rhs.shape[rhs_rank - 2];
-  int64_t n = transpose_rhs ? rhs.shape[rhs_rank - 2] : rhs.shape[rhs_rank - 1];
+  plan.n = transpose_rhs ? rhs.shape[rhs_rank - 2] : rhs.shape[rhs_rank - 1];
   if (lhs_k != rhs_k) {
     return absl::InvalidArgumentError(
         absl::StrCat(kKernel, ": contracting dims ", lhs_k, " and ", rhs_k, " differ (lhs ",
                      FormatShape(lhs.shape), transpose_lhs ? " transposed" : "", ", rhs ",
                      FormatShape(rhs.shape), transpose_rhs ? " transposed" : "", ")"));
   }
-  int64_t k = lhs_k;
-  absl::Span<const int64_t> lhs_batch(lhs.shape.data(), lhs_rank - 2);
-  absl::Span<const int64_t> rhs_batch(rhs.shape.data(), rhs_rank - 2);
-  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> batch,
-                          BroadcastShapes(kKernel, {lhs_batch, rhs_batch}));
-  std::vector<int64_t> expected = batch;
-  expected.push_back(m);
-  expected.push_back(n);
+  plan.k = lhs_k;
+  plan.lhs_batch.assign(lhs.shape.begin(), lhs.shape.end() - 2);
+  plan.rhs_batch.assign(rhs.shape.begin(), rhs.shape.end() - 2);
+  VEOMNI_ASSIGN_OR_RETURN(plan.batch,
+                          BroadcastShapes(kKernel, {plan.lhs_batch, plan.rhs_batch}));
+  std::vector<int64_t> expected = plan.batch;
+  expected.push_back(plan.m);
+  expected.push_back(plan.n);
   VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", out, expected));
+  return plan;
+}
+
+absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                    absl::Span<const TensorView> outputs) {
+  VEOMNI_ASSIGN_OR_RETURN(MatmulPlan plan, PlanMatmul(attrs, inputs, outputs));
+  const TensorView& lhs = inputs[0];
+  const TensorView& rhs = inputs[1];
+  const TensorView& out = outputs[0];
+  const bool transpose_lhs = plan.transpose_lhs, transpose_rhs = plan.transpose_rhs;
+  const int64_t m = plan.m, n = plan.n, k = plan.k;
+  const std::vector<int64_t>& batch = plan.batch;
+  const std::vector<int64_t>& lhs_batch = plan.lhs_batch;
+  const std::vector<int64_t>& rhs_batch = plan.rhs_batch;
 
   // Offsets count whole matrices; scaled by the matrix sizes below.
   StridedIndexWalker walker(batch, {BroadcastStrides(lhs_batch, batch),

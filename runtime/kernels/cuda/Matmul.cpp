@@ -8,20 +8,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
+#include "runtime/kernels/cpu/MatmulCommon.h"
 #include "runtime/kernels/cuda/CudaKernels.h"
 #include "runtime/kernels/cuda/CudaSupport.h"
 
 namespace veomni::runtime::cuda {
 namespace {
 
-using cpu::BroadcastShapes;
 using cpu::BroadcastStrides;
-using cpu::CheckArity;
-using cpu::CheckDType;
-using cpu::CheckShape;
-using cpu::CheckSupportedDType;
 using cpu::DimProduct;
-using cpu::OptionalFlag;
 using cpu::StridedIndexWalker;
 
 cublasComputeType_t ComputeType(MatmulPrecision precision) {
@@ -129,48 +124,14 @@ absl::Status LtMatmul(CudaContext& context, const GemmShape& shape, const float*
 absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                     absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "matmul";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
+  VEOMNI_ASSIGN_OR_RETURN(cpu::MatmulPlan plan, cpu::PlanMatmul(attrs, inputs, outputs));
   const TensorView& lhs = inputs[0];
   const TensorView& rhs = inputs[1];
   const TensorView& out = outputs[0];
-  VEOMNI_ASSIGN_OR_RETURN(bool transpose_lhs,
-                          OptionalFlag(kKernel, attrs, "transpose_lhs", false));
-  VEOMNI_ASSIGN_OR_RETURN(bool transpose_rhs,
-                          OptionalFlag(kKernel, attrs, "transpose_rhs", false));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "rhs", rhs, lhs.dtype));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", out, lhs.dtype));
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, lhs.dtype, {DType::kF32}));
-  for (const auto& [role, tensor] : {std::pair<const char*, const TensorView*>{"lhs", &lhs},
-                                     {"rhs", &rhs}}) {
-    if (tensor->shape.size() < 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kKernel, ": ", role, " has rank ", tensor->shape.size(), " (shape ",
-          FormatShape(tensor->shape), "), expected at least 2"));
-    }
-  }
-  size_t lhs_rank = lhs.shape.size(), rhs_rank = rhs.shape.size();
-  GemmShape shape;
-  shape.transpose_lhs = transpose_lhs;
-  shape.transpose_rhs = transpose_rhs;
-  shape.m = transpose_lhs ? lhs.shape[lhs_rank - 1] : lhs.shape[lhs_rank - 2];
-  int64_t lhs_k = transpose_lhs ? lhs.shape[lhs_rank - 2] : lhs.shape[lhs_rank - 1];
-  int64_t rhs_k = transpose_rhs ? rhs.shape[rhs_rank - 1] : rhs.shape[rhs_rank - 2];
-  shape.n = transpose_rhs ? rhs.shape[rhs_rank - 2] : rhs.shape[rhs_rank - 1];
-  if (lhs_k != rhs_k) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kKernel, ": contracting dims ", lhs_k, " and ", rhs_k, " differ (lhs ",
-                     FormatShape(lhs.shape), transpose_lhs ? " transposed" : "", ", rhs ",
-                     FormatShape(rhs.shape), transpose_rhs ? " transposed" : "", ")"));
-  }
-  shape.k = lhs_k;
-  absl::Span<const int64_t> lhs_batch(lhs.shape.data(), lhs_rank - 2);
-  absl::Span<const int64_t> rhs_batch(rhs.shape.data(), rhs_rank - 2);
-  VEOMNI_ASSIGN_OR_RETURN(std::vector<int64_t> batch,
-                          BroadcastShapes(kKernel, {lhs_batch, rhs_batch}));
-  std::vector<int64_t> expected = batch;
-  expected.push_back(shape.m);
-  expected.push_back(shape.n);
-  VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", out, expected));
+  GemmShape shape{plan.m, plan.n, plan.k, plan.transpose_lhs, plan.transpose_rhs};
+  const std::vector<int64_t>& batch = plan.batch;
+  const std::vector<int64_t>& lhs_batch = plan.lhs_batch;
+  const std::vector<int64_t>& rhs_batch = plan.rhs_batch;
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
 
   const int64_t m = shape.m, n = shape.n, k = shape.k;
