@@ -493,6 +493,13 @@ const Executor::Function* Executor::Find(absl::string_view name) const {
   return nullptr;
 }
 
+Executor::Function* Executor::Find(absl::string_view name) {
+  for (Function& function : functions_) {
+    if (function.name == name) return &function;
+  }
+  return nullptr;
+}
+
 bool Executor::HasFunction(absl::string_view name) const { return Find(name) != nullptr; }
 
 absl::StatusOr<TensorView> Executor::Input(absl::string_view function,
@@ -541,7 +548,7 @@ absl::Status Executor::SyncStateToHost() {
 }
 
 absl::Status Executor::Run(absl::string_view name) {
-  Function* function = const_cast<Function*>(Find(name));
+  Function* function = Find(name);
   if (!function) return absl::NotFoundError(absl::StrCat("no function @", name));
   VEOMNI_RETURN_IF_ERROR(device_->Activate());
   for (size_t i = 0; i < function->device_inputs.size(); ++i) {

@@ -133,6 +133,7 @@ class Executor {
                                      absl::string_view where);
   absl::StatusOr<Function> BuildFunction(const artifact::Function& source);
   const Function* Find(absl::string_view name) const;
+  Function* Find(absl::string_view name);
 
   std::shared_ptr<const Artifact> artifact_;
   Communicator* communicator_ = nullptr;
