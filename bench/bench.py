@@ -8,15 +8,20 @@ gradient reduction; bf16 tensor-core matmuls; fp32 activations for now).
 Two stages, because the GPU machine has the runtime but not the compiler:
 
   prepare --bin BUILD/bin --out DIR CONFIG...
-      exports each CONFIG (dense, moe; NAME:model:seq:batch[:layers[:recipe]])
-      from its HF config with random init (export_model.py), imports it with
-      --random-init, compiles it with the baseline's AdamW settings and writes
-      a token file of random ids.
+      exports each CONFIG (dense, moe;
+      NAME:model:seq:batch[:layers[:recipe[:COMPILE-FLAG...]]], e.g.
+      dense-roi:dense:4096:2:::--recompute=roi:--memory-budget=40e9) from its
+      HF config with random init (export_model.py), imports it with
+      --random-init, compiles it with the baseline's AdamW settings (and the
+      extra flags), keeps --explain's report and writes a token file of random
+      ids.
   run --bin BIN --dir DIR --baseline torch_baseline.py [--skip-compile]
       trains each config with veomni-run (warmup steps, then timed steps, as
       the baseline), then the baseline eager and compiled, and prints tok/s,
-      TFLOP/s (the baseline's formula), MFU, peak memory and the ratios; then
-      one profiled step of ours by kernel.
+      TFLOP/s (the baseline's formula), MFU, peak memory and the ratios,
+      --explain's predicted peak and step beside ours measured; then (with
+      --profile) one profiled step of ours by kernel. --ours-only skips the
+      baseline (for comparing our own variants).
 """
 import argparse
 import json
@@ -43,7 +48,8 @@ def parse(config):
     name, model, seq, batch = parts[0], parts[1], int(parts[2]), int(parts[3])
     layers = int(parts[4]) if len(parts) > 4 and parts[4] else 0
     recipe = parts[5] if len(parts) > 5 else ""
-    return dict(name=name, model=model, seq=seq, batch=batch, layers=layers, recipe=recipe)
+    return dict(name=name, model=model, seq=seq, batch=batch, layers=layers, recipe=recipe,
+                flags=parts[6:])
 
 
 def model_stats(c):
@@ -82,7 +88,14 @@ def prepare(args):
         cmd = [os.path.join(args.bin, "veomni-compile"), mlir, "-o", base + ".vob"] + ADAMW
         if c["recipe"]:
             cmd.append(f"--recipe={c['recipe']}")
-        print(run(cmd + ["--explain"]).strip().splitlines()[-1])
+        explain = run(cmd + c["flags"] + ["--explain"])
+        open(base + ".explain.txt", "w").write(explain)
+        total = re.search(r"total on a GPU \(without the CUDA context\) (\d+) B", explain)
+        step = re.search(r"predicted ([0-9.]+) ms on", explain)
+        c["predicted_gib"] = int(total.group(1)) / 2**30 if total else None
+        c["predicted_step_s"] = float(step.group(1)) / 1e3 if step else None
+        print(f"{c['name']}: --explain predicts {c['predicted_gib']} GiB, "
+              f"{c['predicted_step_s']} s per step")
         tokens = np.random.default_rng(0).integers(0, 151936, size=4 * c["batch"] * c["seq"] + 1)
         with open(base + ".tokens", "wb") as f:
             f.write(b"VOTOKENS")
@@ -110,11 +123,11 @@ def ours(args, c, world, profile=False):
     out = run(cmd + [f"--steps={args.warmup + args.steps}"])
     rows = [json.loads(line) for line in open(metrics)]
     step_s = float(np.mean([r["seconds"] for r in rows[args.warmup:]]))
-    peak = re.search(r"\(([0-9.]+) GiB\) allocated", out)
+    peak = re.search(r"peak (\d+) bytes \([0-9.]+ GiB\) in all", out)
     tok = c["batch"] * c["seq"]
     return dict(step_s=step_s, tok_s_per_gpu=tok / step_s,
                 tflops_per_gpu=c["flops_per_token"] * tok / step_s / 1e12,
-                peak_gib=float(peak.group(1)) if peak else float("nan"),
+                peak_gib=int(peak.group(1)) / 2**30 if peak else float("nan"),
                 loss=rows[-1]["loss"])
 
 
@@ -148,11 +161,17 @@ def run_stage(args):
                                  if x.split("=")[0] in ("dp", "fsdp", "sp")]))
         start = time.time()
         result = {"config": name, "gpus": world, "ours": ours(args, c, world)}
-        result["torch_eager"] = baseline(args, c, world, compiled=False)
-        if not args.skip_compile:
+        if not args.ours_only:
+            result["torch_eager"] = baseline(args, c, world, compiled=False)
+        if not args.skip_compile and not args.ours_only:
             result["torch_compile"] = baseline(args, c, world, compiled=True)
         o = result["ours"]
         o["mfu"] = o["tflops_per_gpu"] / peak
+        if c.get("predicted_gib"):
+            o["predicted_gib"] = c["predicted_gib"]
+            o["predicted_peak_error"] = round(c["predicted_gib"] / o["peak_gib"] - 1, 4)
+        if c.get("predicted_step_s"):
+            o["predicted_step_s"] = c["predicted_step_s"]
         for side in ("torch_eager", "torch_compile"):
             t = result.get(side, {})
             if "tok_s_per_gpu" in t:
@@ -166,6 +185,11 @@ def run_stage(args):
                   f"{result.get('ratio_vs_' + side, '-')}"
                   for side in ("torch_eager", "torch_compile") if side in result)
               + f"  [{time.time() - start:.0f} s]", flush=True)
+        if "predicted_gib" in o:
+            print(f"{name}: --explain predicted {o['predicted_gib']:.2f} GiB "
+                  f"({100 * o['predicted_peak_error']:+.1f}% of measured "
+                  f"{o['peak_gib']:.2f} GiB), {o.get('predicted_step_s')} s per step "
+                  f"(measured {o['step_s']:.3f} s)", flush=True)
         if args.profile:
             print(ours(args, c, world, profile=True).split("time by kernel", 1)[-1], flush=True)
 
@@ -182,6 +206,7 @@ def main():
                                                        "torch_baseline.py"))
     ap.add_argument("--skip-compile", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--ours-only", action="store_true", help="run: no baseline")
     ap.add_argument("--warmup", type=int, default=3, help="run: untimed steps first (both sides)")
     ap.add_argument("--steps", type=int, default=8, help="run: timed steps (both sides)")
     args = ap.parse_args()

@@ -183,6 +183,18 @@ GpuExtras veomni::gpuExtras(ModuleOp module) {
     } else if (group > 1 && kernel == "all_to_all") {
       extras.collectiveScratch =
           std::max(extras.collectiveScratch, 2 * tensorBytes(typeOf(launch.getInputs()[0])));
+    } else if (kernel == "attention" || kernel == "attention_grad") {
+      // q [B, Hq, S, D], k and v [B, Hkv, Sk, D].
+      auto q = typeOf(launch.getInputs()[0]).getShape();
+      auto k = typeOf(launch.getInputs()[1]).getShape();
+      if (q.size() == 4 && k.size() == 4) {
+        int64_t qCount = q[0] * q[1] * q[2] * q[3], kvCount = k[0] * k[1] * k[2] * k[3];
+        int64_t bytes = kernel == "attention"
+                            ? 2 * (2 * qCount + 2 * kvCount)
+                            : 2 * (4 * qCount + 4 * kvCount) + 4 * q[0] * q[1] * q[2] +
+                                  4 * qCount;
+        extras.attentionScratch = std::max(extras.attentionScratch, bytes);
+      }
     } else if (kernel == "moe_experts" || kernel == "moe_experts_grad") {
       auto x = typeOf(launch.getInputs()[0]).getShape();
       auto indices = typeOf(launch.getInputs()[1]).getShape();

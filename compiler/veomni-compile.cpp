@@ -498,7 +498,9 @@ int main(int argc, char **argv) {
            << "\n  total                      " << formatBytes(total) << "\n"
            << "  on a GPU also: cuBLASLt workspace " << formatBytes(extras.cublasWorkspace)
            << ", collective scratch " << formatBytes(extras.collectiveScratch)
-           << ", MoE kernel scratch about " << formatBytes(extras.moeScratch)
+           << ", kernel scratch about " << formatBytes(extras.kernelScratch())
+           << " (the larger of MoE's " << formatBytes(extras.moeScratch)
+           << " and bf16 attention's " << formatBytes(extras.attentionScratch) << ")"
            << "\n  total on a GPU (without the CUDA context) "
            << formatBytes(total + extras.total()) << "\n";
     if (!report->collectives.empty()) {

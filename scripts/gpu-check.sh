@@ -11,21 +11,7 @@ bundle="${1:-$root/.gpu-bundle}"
 reports="${2:-$bundle/reports}"
 mkdir -p "$reports"
 python="${PYTHON:-python3}"
-# NCCL (and cuBLAS where the toolkit lacks it) from PyTorch's wheels.
-libs="$bundle/lib:/usr/local/cuda/lib64"
-for d in $("$python" - <<'PY'
-import glob, os
-try:
-    import nvidia
-    for base in nvidia.__path__:
-        for lib in sorted(glob.glob(os.path.join(base, "**", "lib"), recursive=True)):
-            print(lib)
-except ImportError:
-    pass
-PY
-); do libs="$libs:$d"; done
-export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export NCCL_NVLS_ENABLE=0  # never NVLink multicast on shared machines
+source "$root/scripts/gpu-env.sh" "$bundle"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 status=0
 "$bundle/bin/CudaTests" --gtest_brief=1 --gtest_output="xml:$reports/CudaTests.xml" 2>&1 |

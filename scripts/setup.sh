@@ -40,11 +40,12 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 stamp="$venv/.veomni-requirements"
-if ! cmp -s "$root/requirements.txt" "$stamp"; then
-  log "installing requirements.txt into $venv"
+if ! cat "$root/requirements.txt" "$root/requirements-headers.txt" | cmp -s - "$stamp"; then
+  log "installing requirements.txt and requirements-headers.txt into $venv"
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q -r "$root/requirements.txt"
-  cp "$root/requirements.txt" "$stamp"
+  "$venv/bin/pip" install -q --no-deps -r "$root/requirements-headers.txt"
+  cat "$root/requirements.txt" "$root/requirements-headers.txt" >"$stamp"
 fi
 
 # --- Build ------------------------------------------------------------------

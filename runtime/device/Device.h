@@ -45,6 +45,9 @@ class Device {
   // Bytes this device has handed out through Allocate, now and at most.
   virtual uint64_t allocated_bytes() const = 0;
   virtual uint64_t peak_allocated_bytes() const = 0;
+  // The most stream-ordered scratch kernels held at once (cuDNN attention,
+  // MoE, split reductions), which Allocate does not hand out; 0 on the host.
+  virtual uint64_t peak_scratch_bytes() const { return 0; }
 
   // The kernel of this backend registered under `name`, or nullptr.
   virtual const KernelFn* LookupKernel(absl::string_view name) const = 0;

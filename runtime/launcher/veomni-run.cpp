@@ -168,8 +168,21 @@ void PrintReport(veomni::runtime::Executor& executor) {
   std::printf("memory on %s: peak %lld bytes (%.2f GiB) allocated by veomni-run (%s)\n",
               device.Describe().c_str(), static_cast<long long>(device.peak_allocated_bytes()),
               device.peak_allocated_bytes() / double(1 << 30),
-              device.host_accessible() ? "the arena"
-                                       : "arena, state, constants, input copies, scratch");
+              device.host_accessible()
+                  ? "the arena"
+                  : "arena, state, constants, input copies, collective scratch, cuBLASLt "
+                    "workspace");
+  if (!device.host_accessible()) {
+    // What compares with --explain's "total on a GPU" and with PyTorch's
+    // max_memory_allocated: the CUDA context and libraries' own memory are
+    // in neither.
+    uint64_t scratch = device.peak_scratch_bytes();
+    uint64_t all = device.peak_allocated_bytes() + scratch;
+    std::printf("memory on %s: peak %lld bytes (%.2f GiB) in all, with %lld bytes of kernel "
+                "scratch at most\n",
+                device.Describe().c_str(), static_cast<long long>(all), all / double(1 << 30),
+                static_cast<long long>(scratch));
+  }
   std::vector<veomni::runtime::Executor::KernelTime> profile = executor.KernelProfile();
   if (profile.empty()) return;
   if (std::string path = absl::GetFlag(FLAGS_profile_out); !path.empty()) {

@@ -28,6 +28,10 @@ enum DataErrorFlag : unsigned {
 // or none (fp32 throughout, for comparisons with the CPU).
 enum class MatmulPrecision { kBF16, kTF32, kF32 };
 
+// cuDNN's handle and built attention graphs (CudnnAttention.cpp), made on
+// first use.
+struct CudnnState;
+
 struct CudaContext {
   int device = 0;
   cudaStream_t stream = nullptr;
@@ -35,7 +39,10 @@ struct CudaContext {
   void* workspace = nullptr;  // for cuBLASLt
   size_t workspace_bytes = 0;
   unsigned* error_flags = nullptr;  // one device word of DataErrorFlag bits
+  // Also chooses attention's kernel: cuDNN's fused attention computes in
+  // bf16, the reference kernel in f32 (CudnnAttention.h).
   MatmulPrecision matmul_precision = MatmulPrecision::kBF16;
+  CudnnState* cudnn = nullptr;
 };
 
 // The context of the calling thread, set by the CUDA device before it runs

@@ -9,6 +9,7 @@
 #include "runtime/kernels/cpu/KernelSupport.h"
 #include "runtime/kernels/cpu/ModelCommon.h"
 #include "runtime/kernels/cuda/CudaKernels.h"
+#include "runtime/kernels/cuda/CudnnAttention.h"
 #include "runtime/kernels/cuda/CudaSupport.h"
 #include "runtime/kernels/cuda/ModelLaunch.h"
 #include "runtime/kernels/cuda/ModelSupport.h"
@@ -147,6 +148,10 @@ absl::Status Attention(const KernelAttrs& attrs, absl::Span<const TensorView> in
   VEOMNI_RETURN_IF_ERROR(CheckShape(
       kKernel, "output", out, {geo.batch, geo.q_heads, geo.q_len, geo.value_dim}));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
+  if (CudnnAttentionApplies(geo, inputs.size() == 4, *context)) {
+    return CudnnAttention(geo, inputs[0].As<float>(), inputs[1].As<float>(),
+                          inputs[2].As<float>(), out.As<float>(), context);
+  }
   LaunchAttention(inputs[0].As<float>(), inputs[1].As<float>(), inputs[2].As<float>(),
                   out.As<float>(),
                   DeviceAttentionShape(geo, inputs.size() == 4 ? &inputs[3] : nullptr),

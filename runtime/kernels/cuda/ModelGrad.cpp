@@ -8,6 +8,7 @@
 #include "runtime/kernels/cpu/KernelSupport.h"
 #include "runtime/kernels/cpu/ModelCommon.h"
 #include "runtime/kernels/cuda/CudaKernels.h"
+#include "runtime/kernels/cuda/CudnnAttention.h"
 #include "runtime/kernels/cuda/CudaSupport.h"
 #include "runtime/kernels/cuda/ModelGradLaunch.h"
 #include "runtime/kernels/cuda/ModelSupport.h"
@@ -91,6 +92,11 @@ absl::Status AttentionGrad(const KernelAttrs& attrs, absl::Span<const TensorView
     VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, roles[i], outputs[i], inputs[i].shape));
   }
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
+  if (CudnnAttentionApplies(geo, inputs.size() == 5, *context)) {
+    return CudnnAttentionGrad(geo, inputs[0].As<float>(), inputs[1].As<float>(),
+                              inputs[2].As<float>(), dout.As<float>(), outputs[0].As<float>(),
+                              outputs[1].As<float>(), outputs[2].As<float>(), context);
+  }
   LaunchAttentionGrad(inputs[0].As<float>(), inputs[1].As<float>(), inputs[2].As<float>(),
                       dout.As<float>(), outputs[0].As<float>(), outputs[1].As<float>(),
                       outputs[2].As<float>(),

@@ -1,7 +1,8 @@
 // Device code of Reduce.cpp. A reduction over contiguous elements gets a
-// block per output (cub::BlockReduce); one whose elements are strided, or
-// short, gets a thread per output, so that neighbouring threads read
-// neighbouring outputs' elements. Softmax does the same per line.
+// block per output (cub::BlockReduce), or several blocks and a second pass
+// when the outputs are too few to fill the GPU; one whose elements are
+// strided, or short, gets a thread per output, so that neighbouring threads
+// read neighbouring outputs' elements. Softmax does the same per line.
 
 #include <cstdint>
 #include <limits>
@@ -127,6 +128,78 @@ __global__ void ReduceThreadPerOutputKernel(const typename Reducer::In* x,
   }
 }
 
+// Few outputs over many elements (a gradient norm's whole-tensor sum) would
+// leave all but a few SMs idle with a block per output; each output's
+// elements are then split into chunks, a block per chunk writes a partial,
+// and a second pass combines an output's partials in chunk order, so the
+// result does not depend on timing.
+constexpr int64_t kSplitMinChunk = 16 * 1024;  // elements per block, at least
+constexpr int64_t kSplitTargetBlocks = 2048;   // enough to fill an H100 several times
+
+template <typename Reducer, typename Index>
+__global__ void __launch_bounds__(kReduceThreads)
+    ReduceChunkKernel(const typename Reducer::In* x, typename Reducer::Acc* partials,
+                      int64_t splits, int64_t chunk, StridedIndex<1> kept,
+                      StridedIndex<1> reduced, int64_t reduced_count, Reducer reducer) {
+  using Acc = typename Reducer::Acc;
+  using BlockReduce = cub::BlockReduce<Acc, kReduceThreads>;
+  __shared__ typename BlockReduce::TempStorage temp;
+  int64_t o = blockIdx.x / splits;
+  int64_t begin = (blockIdx.x % splits) * chunk;
+  int64_t end = begin + chunk < reduced_count ? begin + chunk : reduced_count;
+  const typename Reducer::In* base = x + OffsetOf<Index>(kept, o);
+  Acc acc = reducer.Identity();
+  for (int64_t r = begin + threadIdx.x; r < end; r += kReduceThreads) {
+    acc = reducer(acc, reducer.Load(base[OffsetOf<Index>(reduced, r)]));
+  }
+  Acc total = BlockReduce(temp).Reduce(acc, reducer);
+  if (threadIdx.x == 0) partials[blockIdx.x] = total;
+}
+
+template <typename Reducer>
+__global__ void __launch_bounds__(kReduceThreads)
+    CombineChunksKernel(const typename Reducer::Acc* partials, typename Reducer::Out* y,
+                        int64_t splits, Reducer reducer) {
+  using Acc = typename Reducer::Acc;
+  using BlockReduce = cub::BlockReduce<Acc, kReduceThreads>;
+  __shared__ typename BlockReduce::TempStorage temp;
+  const Acc* own = partials + blockIdx.x * splits;
+  Acc acc = reducer.Identity();
+  for (int64_t s = threadIdx.x; s < splits; s += kReduceThreads) acc = reducer(acc, own[s]);
+  Acc total = BlockReduce(temp).Reduce(acc, reducer);
+  if (threadIdx.x == 0) y[blockIdx.x] = reducer.Finish(total);
+}
+
+// Launches the two passes when splitting pays; false when it does not (or
+// its few bytes of stream-ordered scratch cannot be had, which leaves the
+// one-pass kernel, equally exact).
+template <typename Index, typename Reducer>
+bool LaunchSplitReduction(const typename Reducer::In* x, typename Reducer::Out* y,
+                          int64_t outputs, const StridedIndex<1>& kept,
+                          const StridedIndex<1>& reduced, int64_t reduced_count, Reducer reducer,
+                          cudaStream_t stream) {
+  if (outputs * 4 >= kSplitTargetBlocks || reduced_count < 2 * kSplitMinChunk) return false;
+  int64_t splits = (kSplitTargetBlocks + outputs - 1) / outputs;
+  int64_t most = (reduced_count + kSplitMinChunk - 1) / kSplitMinChunk;
+  if (splits > most) splits = most;
+  int64_t chunk = (reduced_count + splits - 1) / splits;
+  splits = (reduced_count + chunk - 1) / chunk;
+  using Acc = typename Reducer::Acc;
+  Acc* partials = nullptr;
+  if (cudaMallocAsync(reinterpret_cast<void**>(&partials), outputs * splits * sizeof(Acc),
+                      stream) != cudaSuccess) {
+    cudaGetLastError();  // consumed: the one-pass kernel runs instead
+    return false;
+  }
+  ReduceChunkKernel<Reducer, Index>
+      <<<static_cast<unsigned>(outputs * splits), kReduceThreads, 0, stream>>>(
+          x, partials, splits, chunk, kept, reduced, reduced_count, reducer);
+  CombineChunksKernel<Reducer><<<static_cast<unsigned>(outputs), kReduceThreads, 0, stream>>>(
+      partials, y, splits, reducer);
+  cudaFreeAsync(partials, stream);
+  return true;
+}
+
 template <typename Index, typename Reducer>
 void LaunchReduction(const typename Reducer::In* x, typename Reducer::Out* y, int64_t outputs,
                      const StridedIndex<1>& kept, const StridedIndex<1>& reduced,
@@ -134,6 +207,10 @@ void LaunchReduction(const typename Reducer::In* x, typename Reducer::Out* y, in
   bool contiguous_elements = reduced.rank > 0 && reduced.strides[0][0] == 1;
   bool block_per_output = reduced_count >= kMinBlockReduction &&
                           (contiguous_elements || outputs < kManyOutputs);
+  if (block_per_output && LaunchSplitReduction<Index>(x, y, outputs, kept, reduced,
+                                                     reduced_count, reducer, stream)) {
+    return;
+  }
   if (block_per_output) {
     unsigned blocks =
         static_cast<unsigned>(outputs < kMaxGridBlocks ? outputs : kMaxGridBlocks);

@@ -631,7 +631,10 @@ const std::vector<ReduceCase>& ReduceCases() {
   static const std::vector<ReduceCase> cases = {
       {{7}, {0}},
       {{1}, {0}},
+      // Few outputs over many elements: split into chunks and combined.
       {{1000003}, {0}},
+      {{3, 200001}, {1}},
+      {{70001, 3}, {0}},
       {{1000, 7}, {1}},
       {{1000, 7}, {0}},
       {{7, 1000}, {0}},
@@ -709,13 +712,17 @@ TEST_F(GpuTest, ReductionsPropagateNan) {
                   1e-6, 1e-6);
     }
   }
-  // The NaN wins wherever it sits in a long row, across block threads.
-  std::vector<float> values(5000, 1.0f);
-  values[4321] = nan;
-  OwnedTensor row = F32({1, 5000}, values);
-  KernelAttrs last;
-  last.SetInts("axes", {1});
-  ExpectClose(RunOne("reduce_max", last, {&row}, DType::kF32, {1}), 0.0, 0.0);
+  // The NaN wins wherever it sits in a long row, across block threads and
+  // (at 100000 elements) across the chunks of a split reduction.
+  for (int64_t length : {5000, 100000}) {
+    std::vector<float> values(length, 1.0f);
+    values[length * 7 / 9] = nan;
+    OwnedTensor row = F32({1, length}, values);
+    KernelAttrs last;
+    last.SetInts("axes", {1});
+    ExpectClose(RunOne("reduce_max", last, {&row}, DType::kF32, {1}), 0.0, 0.0);
+    ExpectClose(RunOne("reduce_sum", last, {&row}, DType::kF32, {1}), 0.0, 0.0);
+  }
 }
 
 TEST_F(GpuTest, SoftmaxMatchesCpu) {

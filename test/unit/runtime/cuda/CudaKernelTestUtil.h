@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "runtime/base/Status.h"
 #include "runtime/device/Device.h"
+#include "runtime/kernels/cuda/CudaContext.h"
 #include "runtime/kernels/cuda/CudaKernels.h"
 #include "test/unit/runtime/KernelTestUtil.h"
 
@@ -40,6 +41,26 @@ class GpuTest : public ::testing::Test {
     ASSERT_TRUE(gpu_->Activate().ok());
   }
   Device* gpu_ = nullptr;
+};
+
+// Sets the test GPU's compute precision for matmul and attention for the
+// scope's lifetime.
+class ScopedPrecision {
+ public:
+  explicit ScopedPrecision(cuda::MatmulPrecision precision)
+      : context_(cuda::CurrentCudaContext()) {
+    if (context_) {
+      saved_ = context_->matmul_precision;
+      context_->matmul_precision = precision;
+    }
+  }
+  ~ScopedPrecision() {
+    if (context_) context_->matmul_precision = saved_;
+  }
+
+ private:
+  cuda::CudaContext* context_;
+  cuda::MatmulPrecision saved_ = cuda::MatmulPrecision::kBF16;
 };
 
 // Runs CUDA kernel `name` on GPU copies of `inputs` and `outputs` (outputs

@@ -19,10 +19,8 @@ class CudaMatmulTest : public GpuTest {
   // Runs a case at `precision`; GPU and CPU must agree within atol + rtol|x|
   // where the CPU accumulates in double.
   void Check(const MatmulCase& c, cuda::MatmulPrecision precision, double atol, double rtol) {
-    cuda::CudaContext* context = cuda::CurrentCudaContext();
-    ASSERT_NE(context, nullptr);
-    cuda::MatmulPrecision saved = context->matmul_precision;
-    context->matmul_precision = precision;
+    ASSERT_NE(cuda::CurrentCudaContext(), nullptr);
+    ScopedPrecision scoped(precision);
     std::mt19937 rng(17);
     OwnedTensor lhs = RandomF32(c.lhs, rng), rhs = RandomF32(c.rhs, rng);
     OwnedTensor out(DType::kF32, c.out);
@@ -30,7 +28,6 @@ class CudaMatmulTest : public GpuTest {
     attrs.SetInt("transpose_lhs", c.transpose_lhs);
     attrs.SetInt("transpose_rhs", c.transpose_rhs);
     TwinResult result = RunTwins("matmul", attrs, {&lhs, &rhs}, {&out});
-    context->matmul_precision = saved;
     EXPECT_TRUE(AllClose(result.gpu[0].Values<float>(), result.cpu[0].Values<float>(), atol,
                          rtol));
   }

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/kernels/cpu/ModelCommon.h"
+#include "runtime/kernels/cuda/CudnnAttention.h"
 #include "test/unit/runtime/cuda/CudaKernelTestUtil.h"
 
 namespace veomni::runtime {
@@ -168,7 +170,10 @@ OwnedTensor CuSeqlens(const AttentionCase& c) {
              std::vector<int32_t>(c.cu_seqlens.begin(), c.cu_seqlens.end()));
 }
 
+// The f32 reference kernel: what fp32 and tf32 runs and documents
+// (cu_seqlens) get.
 TEST_F(GpuTest, AttentionMatchesCpu) {
+  testing::ScopedPrecision f32(cuda::MatmulPrecision::kF32);
   std::mt19937 rng(6);
   for (const AttentionCase& c : AttentionCases()) {
     SCOPED_TRACE(::testing::Message() << "S " << c.q_len << ", Sk " << c.kv_len << ", D "
@@ -186,6 +191,7 @@ TEST_F(GpuTest, AttentionMatchesCpu) {
 }
 
 TEST_F(GpuTest, AttentionGradMatchesCpu) {
+  testing::ScopedPrecision f32(cuda::MatmulPrecision::kF32);
   std::mt19937 rng(7);
   for (const AttentionCase& c : AttentionCases()) {
     SCOPED_TRACE(::testing::Message() << "S " << c.q_len << ", Sk " << c.kv_len << ", D "
@@ -201,6 +207,60 @@ TEST_F(GpuTest, AttentionGradMatchesCpu) {
     ExpectMatchesCpu("attention_grad", AttentionAttrs(c), inputs,
                      {q.shape(), k.shape(), v.shape()}, rng);
   }
+}
+
+// cuDNN's fused attention (bf16 compute, the training default) against the
+// CPU's f64-accumulated reference. Tolerance: q, k, v, dout and the softmax
+// probabilities are rounded to bf16 (relative 2^-9 each); over these rows the
+// outputs (|out| < 1) stay within 2e-2 and the gradients within 4e-2 + 2e-2|x|,
+// while a wrong mask, scale or head mapping is off by 0.1 or more.
+std::vector<AttentionCase> CudnnAttentionCases() {
+  return {
+      {2, 4, 2, 5, 5, 8, 8, true, {}},
+      {2, 4, 2, 33, 33, 64, 64, false, {}},
+      {2, 4, 4, 33, 20, 16, 16, true, {}},
+      {2, 4, 1, 70, 70, 32, 32, true, {}, false, 0.3},
+      // Qwen3's head dim.
+      {1, 4, 2, 130, 130, 128, 128, true, {}},
+  };
+}
+
+TEST_F(GpuTest, CudnnAttentionMatchesCpu) {
+  testing::ScopedPrecision bf16(cuda::MatmulPrecision::kBF16);
+  std::mt19937 rng(16);
+  for (const AttentionCase& c : CudnnAttentionCases()) {
+    SCOPED_TRACE(::testing::Message() << "Hq " << c.q_heads << ", Hkv " << c.kv_heads << ", S "
+                                      << c.q_len << ", Sk " << c.kv_len << ", D " << c.head_dim
+                                      << ", causal " << c.causal);
+    OwnedTensor q = RandomF32({c.batch, c.q_heads, c.q_len, c.head_dim}, rng);
+    OwnedTensor k = RandomF32({c.batch, c.kv_heads, c.kv_len, c.head_dim}, rng);
+    OwnedTensor v = RandomF32({c.batch, c.kv_heads, c.kv_len, c.value_dim}, rng);
+    auto geometry = cpu::PlanAttentionShapes("attention", AttentionAttrs(c),
+                                             {q.View(), k.View(), v.View()});
+    ASSERT_TRUE(geometry.ok()) << geometry.status();
+    EXPECT_TRUE(cuda::CudnnAttentionApplies(*geometry, false, *cuda::CurrentCudaContext()));
+    ExpectMatchesCpu("attention", AttentionAttrs(c), {&q, &k, &v},
+                     {{c.batch, c.q_heads, c.q_len, c.value_dim}}, rng, 2e-2, 0.0);
+    OwnedTensor dout = RandomF32({c.batch, c.q_heads, c.q_len, c.value_dim}, rng);
+    ExpectMatchesCpu("attention_grad", AttentionAttrs(c), {&q, &k, &v, &dout},
+                     {q.shape(), k.shape(), v.shape()}, rng, 4e-2, 2e-2);
+  }
+}
+
+TEST_F(GpuTest, CudnnAttentionLeavesOtherCasesToTheReferenceKernel) {
+  cpu::AttentionGeometry geometry;
+  geometry.head_dim = geometry.value_dim = 128;
+  cuda::CudaContext context;
+  context.matmul_precision = cuda::MatmulPrecision::kBF16;
+  EXPECT_TRUE(cuda::CudnnAttentionApplies(geometry, false, context));
+  EXPECT_FALSE(cuda::CudnnAttentionApplies(geometry, /*has_cu_seqlens=*/true, context));
+  context.matmul_precision = cuda::MatmulPrecision::kTF32;
+  EXPECT_FALSE(cuda::CudnnAttentionApplies(geometry, false, context));
+  context.matmul_precision = cuda::MatmulPrecision::kBF16;
+  geometry.value_dim = 64;
+  EXPECT_FALSE(cuda::CudnnAttentionApplies(geometry, false, context));
+  geometry.head_dim = geometry.value_dim = 12;
+  EXPECT_FALSE(cuda::CudnnAttentionApplies(geometry, false, context));
 }
 
 struct CrossEntropyCase {

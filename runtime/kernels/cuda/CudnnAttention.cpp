@@ -1,0 +1,299 @@
+#include "runtime/kernels/cuda/CudnnAttention.h"
+
+#include <cudnn.h>
+
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include <cudnn_frontend.h>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/base/Status.h"
+#include "runtime/kernels/cuda/CudaSupport.h"
+#include "runtime/kernels/cuda/ElementwiseLaunch.h"
+
+namespace veomni::runtime::cuda {
+
+namespace fe = cudnn_frontend;
+
+namespace {
+
+// Tensor ids in cuDNN's variant packs.
+enum Uid : int64_t { kQ = 1, kK, kV, kO, kStats, kDOut, kDQ, kDK, kDV };
+
+// One built graph per distinct attention: the shapes, scale and mask, and
+// whether it is the backward or a forward that also writes the statistics.
+struct GraphKey {
+  int64_t batch, q_heads, kv_heads, q_len, kv_len, head_dim;
+  double scale;
+  bool causal;
+  bool with_stats;
+  bool backward;
+  bool operator<(const GraphKey& o) const {
+    return std::tie(batch, q_heads, kv_heads, q_len, kv_len, head_dim, scale, causal, with_stats,
+                    backward) < std::tie(o.batch, o.q_heads, o.kv_heads, o.q_len, o.kv_len,
+                                         o.head_dim, o.scale, o.causal, o.with_stats, o.backward);
+  }
+};
+
+struct BuiltGraph {
+  std::shared_ptr<fe::graph::Graph> graph;
+  int64_t workspace_bytes = 0;
+};
+
+}  // namespace
+
+// The handle and graphs of one context. Graphs are built on a function's
+// first (uncaptured) run and executed from then on, inside CUDA graphs too.
+struct CudnnState {
+  cudnnHandle_t handle = nullptr;
+  std::mutex mutex;
+  std::map<GraphKey, BuiltGraph> graphs;
+};
+
+namespace {
+
+absl::Status CudnnError(cudnnStatus_t status, absl::string_view what) {
+  if (status == CUDNN_STATUS_SUCCESS) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(what, ": ", cudnnGetErrorString(status)));
+}
+
+// cuDNN refusing a graph is a property of this GPU and cuDNN version, not a
+// bug here; say how to run without it.
+absl::Status FrontendError(const fe::error_t& error, absl::string_view what) {
+  if (error.is_good()) return absl::OkStatus();
+  return absl::UnimplementedError(
+      absl::StrCat("attention: cuDNN's fused attention ", what, ": ", error.err_msg,
+                   " (--matmul_precision fp32 runs the f32 reference attention instead)"));
+}
+
+std::vector<int64_t> ContiguousStrides(const std::vector<int64_t>& dims) {
+  std::vector<int64_t> strides(dims.size(), 1);
+  for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) {
+    strides[i] = strides[i + 1] * dims[i + 1];
+  }
+  return strides;
+}
+
+absl::StatusOr<BuiltGraph> BuildGraph(const GraphKey& key, cudnnHandle_t handle) {
+  auto graph = std::make_shared<fe::graph::Graph>();
+  graph->set_io_data_type(fe::DataType_t::BFLOAT16)
+      .set_intermediate_data_type(fe::DataType_t::FLOAT)
+      .set_compute_data_type(fe::DataType_t::FLOAT);
+  const std::vector<int64_t> q_dims = {key.batch, key.q_heads, key.q_len, key.head_dim};
+  const std::vector<int64_t> kv_dims = {key.batch, key.kv_heads, key.kv_len, key.head_dim};
+  const std::vector<int64_t> stats_dims = {key.batch, key.q_heads, key.q_len, 1};
+  auto input = [&](const char* name, Uid uid, const std::vector<int64_t>& dims) {
+    return graph->tensor(fe::graph::Tensor_attributes()
+                             .set_name(name)
+                             .set_uid(uid)
+                             .set_dim(dims)
+                             .set_stride(ContiguousStrides(dims)));
+  };
+  auto output = [](const std::shared_ptr<fe::graph::Tensor_attributes>& tensor, Uid uid,
+                   const std::vector<int64_t>& dims) {
+    tensor->set_output(true).set_uid(uid).set_dim(dims).set_stride(ContiguousStrides(dims));
+  };
+  auto q = input("q", kQ, q_dims);
+  auto k = input("k", kK, kv_dims);
+  auto v = input("v", kV, kv_dims);
+  if (!key.backward) {
+    auto options = fe::graph::SDPA_attributes()
+                       .set_name("attention")
+                       .set_generate_stats(key.with_stats)
+                       .set_attn_scale(static_cast<float>(key.scale));
+    if (key.causal) options.set_causal_mask(true);
+    auto [out, stats] = graph->sdpa(q, k, v, options);
+    output(out, kO, q_dims);
+    if (key.with_stats) {
+      output(stats, kStats, stats_dims);
+      stats->set_data_type(fe::DataType_t::FLOAT);
+    }
+  } else {
+    auto out = input("out", kO, q_dims);
+    auto dout = input("dout", kDOut, q_dims);
+    auto stats = input("stats", kStats, stats_dims);
+    stats->set_data_type(fe::DataType_t::FLOAT);
+    auto options = fe::graph::SDPA_backward_attributes()
+                       .set_name("attention_grad")
+                       .set_attn_scale(static_cast<float>(key.scale));
+    if (key.causal) options.set_causal_mask(true);
+    auto [dq, dk, dv] = graph->sdpa_backward(q, k, v, out, dout, stats, options);
+    output(dq, kDQ, q_dims);
+    output(dk, kDK, kv_dims);
+    output(dv, kDV, kv_dims);
+  }
+  BuiltGraph built;
+  built.graph = graph;
+  try {
+    VEOMNI_RETURN_IF_ERROR(FrontendError(graph->validate(), "rejects the graph"));
+    VEOMNI_RETURN_IF_ERROR(
+        FrontendError(graph->build_operation_graph(handle), "cannot build the graph"));
+    VEOMNI_RETURN_IF_ERROR(FrontendError(graph->create_execution_plans({fe::HeurMode_t::A}),
+                                         "has no plan"));
+    VEOMNI_RETURN_IF_ERROR(FrontendError(graph->check_support(handle), "does not support it"));
+    VEOMNI_RETURN_IF_ERROR(FrontendError(graph->build_plans(handle), "cannot build a plan"));
+    VEOMNI_RETURN_IF_ERROR(
+        FrontendError(graph->get_workspace_size(built.workspace_bytes), "workspace"));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("attention: cuDNN frontend: ", e.what()));
+  }
+  return built;
+}
+
+absl::StatusOr<CudnnState*> StateOf(CudaContext* context) {
+  if (context->cudnn == nullptr) {
+    auto state = std::make_unique<CudnnState>();
+    VEOMNI_RETURN_IF_ERROR(CudnnError(cudnnCreate(&state->handle), "cudnnCreate"));
+    context->cudnn = state.release();
+  }
+  return context->cudnn;
+}
+
+absl::StatusOr<const BuiltGraph*> GraphFor(const GraphKey& key, CudaContext* context) {
+  VEOMNI_ASSIGN_OR_RETURN(CudnnState * state, StateOf(context));
+  std::lock_guard<std::mutex> lock(state->mutex);
+  auto found = state->graphs.find(key);
+  if (found == state->graphs.end()) {
+    VEOMNI_ASSIGN_OR_RETURN(BuiltGraph built, BuildGraph(key, state->handle));
+    found = state->graphs.emplace(key, std::move(built)).first;
+  }
+  return &found->second;
+}
+
+GraphKey KeyOf(const cpu::AttentionGeometry& g, bool with_stats, bool backward) {
+  return {g.batch, g.q_heads,  g.kv_heads, g.q_len,    g.kv_len,
+          g.head_dim, g.scale, g.causal,   with_stats, backward};
+}
+
+// Stream-ordered scratch carved into 256-byte aligned pieces: allocated and
+// freed on the stream, so CUDA graph capture records both.
+class Scratch {
+ public:
+  explicit Scratch(CudaContext* context) : context_(context) {}
+  ~Scratch() {
+    if (base_ != nullptr) cudaFreeAsync(base_, context_->stream);
+  }
+  // Reserves `bytes` and returns its offset; Allocate() makes them real.
+  size_t Reserve(int64_t bytes) {
+    size_t offset = total_;
+    total_ += (static_cast<size_t>(bytes) + 255) / 256 * 256;
+    return offset;
+  }
+  absl::Status Allocate() {
+    return CudaStatus(cudaMallocAsync(&base_, total_ == 0 ? 256 : total_, context_->stream),
+                      absl::StrCat("attention: ", total_, " bytes of scratch"));
+  }
+  void* At(size_t offset) const { return static_cast<char*>(base_) + offset; }
+
+ private:
+  CudaContext* context_;
+  void* base_ = nullptr;
+  size_t total_ = 0;
+};
+
+absl::Status Execute(const BuiltGraph& graph, std::unordered_map<int64_t, void*>& pack,
+                     void* workspace, CudaContext* context) {
+  cudnnHandle_t handle = context->cudnn->handle;
+  VEOMNI_RETURN_IF_ERROR(CudnnError(cudnnSetStream(handle, context->stream), "cudnnSetStream"));
+  try {
+    return FrontendError(graph.graph->execute(handle, pack, workspace), "failed to run");
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("attention: cuDNN frontend: ", e.what()));
+  }
+}
+
+void ToBF16(const float* x, void* y, int64_t count, cudaStream_t stream) {
+  LaunchCast(CastType::kF32, x, CastType::kBF16, y, count, stream);
+}
+void ToF32(const void* x, float* y, int64_t count, cudaStream_t stream) {
+  LaunchCast(CastType::kBF16, x, CastType::kF32, y, count, stream);
+}
+
+}  // namespace
+
+bool CudnnAttentionApplies(const cpu::AttentionGeometry& geometry, bool has_cu_seqlens,
+                           const CudaContext& context) {
+  return context.matmul_precision == MatmulPrecision::kBF16 && !has_cu_seqlens &&
+         geometry.head_dim == geometry.value_dim && geometry.head_dim % 8 == 0 &&
+         geometry.head_dim <= 128;
+}
+
+absl::Status CudnnAttention(const cpu::AttentionGeometry& g, const float* q, const float* k,
+                            const float* v, float* out, CudaContext* context) {
+  VEOMNI_ASSIGN_OR_RETURN(const BuiltGraph* graph,
+                          GraphFor(KeyOf(g, /*with_stats=*/false, /*backward=*/false), context));
+  const int64_t q_count = g.batch * g.q_heads * g.q_len * g.head_dim;
+  const int64_t kv_count = g.batch * g.kv_heads * g.kv_len * g.head_dim;
+  Scratch scratch(context);
+  size_t q16 = scratch.Reserve(q_count * 2), k16 = scratch.Reserve(kv_count * 2),
+         v16 = scratch.Reserve(kv_count * 2), out16 = scratch.Reserve(q_count * 2),
+         workspace = scratch.Reserve(graph->workspace_bytes);
+  VEOMNI_RETURN_IF_ERROR(scratch.Allocate());
+  cudaStream_t stream = context->stream;
+  ToBF16(q, scratch.At(q16), q_count, stream);
+  ToBF16(k, scratch.At(k16), kv_count, stream);
+  ToBF16(v, scratch.At(v16), kv_count, stream);
+  VEOMNI_RETURN_IF_ERROR(LaunchStatus("attention"));
+  std::unordered_map<int64_t, void*> pack = {{kQ, scratch.At(q16)},
+                                             {kK, scratch.At(k16)},
+                                             {kV, scratch.At(v16)},
+                                             {kO, scratch.At(out16)}};
+  VEOMNI_RETURN_IF_ERROR(Execute(*graph, pack, scratch.At(workspace), context));
+  ToF32(scratch.At(out16), out, q_count, stream);
+  return LaunchStatus("attention");
+}
+
+absl::Status CudnnAttentionGrad(const cpu::AttentionGeometry& g, const float* q, const float* k,
+                                const float* v, const float* dout, float* dq, float* dk,
+                                float* dv, CudaContext* context) {
+  VEOMNI_ASSIGN_OR_RETURN(const BuiltGraph* forward,
+                          GraphFor(KeyOf(g, /*with_stats=*/true, /*backward=*/false), context));
+  VEOMNI_ASSIGN_OR_RETURN(const BuiltGraph* backward,
+                          GraphFor(KeyOf(g, /*with_stats=*/false, /*backward=*/true), context));
+  const int64_t q_count = g.batch * g.q_heads * g.q_len * g.head_dim;
+  const int64_t kv_count = g.batch * g.kv_heads * g.kv_len * g.head_dim;
+  Scratch scratch(context);
+  size_t q16 = scratch.Reserve(q_count * 2), k16 = scratch.Reserve(kv_count * 2),
+         v16 = scratch.Reserve(kv_count * 2), out16 = scratch.Reserve(q_count * 2),
+         dout16 = scratch.Reserve(q_count * 2), dq16 = scratch.Reserve(q_count * 2),
+         dk16 = scratch.Reserve(kv_count * 2), dv16 = scratch.Reserve(kv_count * 2),
+         stats = scratch.Reserve(g.batch * g.q_heads * g.q_len * 4),
+         workspace = scratch.Reserve(std::max(forward->workspace_bytes, backward->workspace_bytes));
+  VEOMNI_RETURN_IF_ERROR(scratch.Allocate());
+  cudaStream_t stream = context->stream;
+  ToBF16(q, scratch.At(q16), q_count, stream);
+  ToBF16(k, scratch.At(k16), kv_count, stream);
+  ToBF16(v, scratch.At(v16), kv_count, stream);
+  ToBF16(dout, scratch.At(dout16), q_count, stream);
+  VEOMNI_RETURN_IF_ERROR(LaunchStatus("attention_grad"));
+  std::unordered_map<int64_t, void*> pack = {{kQ, scratch.At(q16)},   {kK, scratch.At(k16)},
+                                             {kV, scratch.At(v16)},   {kO, scratch.At(out16)},
+                                             {kStats, scratch.At(stats)}};
+  VEOMNI_RETURN_IF_ERROR(Execute(*forward, pack, scratch.At(workspace), context));
+  pack[kDOut] = scratch.At(dout16);
+  pack[kDQ] = scratch.At(dq16);
+  pack[kDK] = scratch.At(dk16);
+  pack[kDV] = scratch.At(dv16);
+  VEOMNI_RETURN_IF_ERROR(Execute(*backward, pack, scratch.At(workspace), context));
+  ToF32(scratch.At(dq16), dq, q_count, stream);
+  ToF32(scratch.At(dk16), dk, kv_count, stream);
+  ToF32(scratch.At(dv16), dv, kv_count, stream);
+  return LaunchStatus("attention_grad");
+}
+
+void DestroyCudnnState(CudaContext* context) {
+  if (context->cudnn == nullptr) return;
+  context->cudnn->graphs.clear();
+  if (context->cudnn->handle != nullptr) cudnnDestroy(context->cudnn->handle);
+  delete context->cudnn;
+  context->cudnn = nullptr;
+}
+
+}  // namespace veomni::runtime::cuda
