@@ -183,6 +183,16 @@ GpuExtras veomni::gpuExtras(ModuleOp module) {
     } else if (group > 1 && kernel == "all_to_all") {
       extras.collectiveScratch =
           std::max(extras.collectiveScratch, 2 * tensorBytes(typeOf(launch.getInputs()[0])));
+    } else if (kernel == "matmul") {
+      // Each operand rounded to bf16 (256-byte aligned pieces), unless the
+      // copies would pass Matmul.cpp's kMaxBf16CopyBytes.
+      int64_t bytes = 0, elements = 0;
+      for (Value operand : launch.getInputs().take_front(2)) {
+        bytes += (tensorBytes(typeOf(operand)) / 2 + 255) / 256 * 256;
+        elements += typeOf(operand).getNumElements();
+      }
+      if (elements * 2 <= (int64_t{768} << 20))
+        extras.matmulScratch = std::max(extras.matmulScratch, bytes);
     } else if (kernel == "attention" || kernel == "attention_grad") {
       // q [B, Hq, S, D], k and v [B, Hkv, Sk, D].
       auto q = typeOf(launch.getInputs()[0]).getShape();

@@ -60,11 +60,15 @@ StepEstimate estimateStep(mlir::ModuleOp module, const DeviceFigures &device,
 /// the MoE kernels' per-launch scratch (about: its small index arrays are
 /// left out), and cuDNN attention's (runtime/kernels/cuda/CudnnAttention.cpp:
 /// bf16 copies of its operands and results, the softmax statistics, and
-/// cuDNN's workspace, taken as an f32 dq accumulator; about). Kernel scratch
-/// is freed after each launch, so only the largest counts.
+/// cuDNN's workspace, taken as an f32 dq accumulator; about), and bf16
+/// matmul's copies of its operands (runtime/kernels/cuda/Matmul.cpp). Kernel
+/// scratch is freed after each launch, so only the largest counts.
 struct GpuExtras {
-  int64_t cublasWorkspace = 0, collectiveScratch = 0, moeScratch = 0, attentionScratch = 0;
-  int64_t kernelScratch() const { return std::max(moeScratch, attentionScratch); }
+  int64_t cublasWorkspace = 0, collectiveScratch = 0, moeScratch = 0, attentionScratch = 0,
+          matmulScratch = 0;
+  int64_t kernelScratch() const {
+    return std::max({moeScratch, attentionScratch, matmulScratch});
+  }
   int64_t total() const { return cublasWorkspace + collectiveScratch + kernelScratch(); }
 };
 GpuExtras gpuExtras(mlir::ModuleOp module);

@@ -499,8 +499,9 @@ int main(int argc, char **argv) {
            << "  on a GPU also: cuBLASLt workspace " << formatBytes(extras.cublasWorkspace)
            << ", collective scratch " << formatBytes(extras.collectiveScratch)
            << ", kernel scratch about " << formatBytes(extras.kernelScratch())
-           << " (the larger of MoE's " << formatBytes(extras.moeScratch)
-           << " and bf16 attention's " << formatBytes(extras.attentionScratch) << ")"
+           << " (the largest of MoE's " << formatBytes(extras.moeScratch)
+           << ", bf16 attention's " << formatBytes(extras.attentionScratch)
+           << " and bf16 matmul's " << formatBytes(extras.matmulScratch) << ")"
            << "\n  total on a GPU (without the CUDA context) "
            << formatBytes(total + extras.total()) << "\n";
     if (!report->collectives.empty()) {

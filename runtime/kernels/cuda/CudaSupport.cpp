@@ -31,4 +31,19 @@ absl::StatusOr<CudaContext*> RequireContext(absl::string_view kernel) {
       absl::StrCat(kernel, ": no CUDA context on this thread (run it through a CUDA device)"));
 }
 
+StreamScratch::~StreamScratch() {
+  if (base_ != nullptr) cudaFreeAsync(base_, context_->stream);
+}
+
+size_t StreamScratch::Reserve(size_t bytes) {
+  size_t offset = total_;
+  total_ += (bytes + 255) / 256 * 256;
+  return offset;
+}
+
+absl::Status StreamScratch::Allocate() {
+  return CudaStatus(cudaMallocAsync(&base_, total_ == 0 ? 256 : total_, context_->stream),
+                    absl::StrCat(kernel_, ": ", total_, " bytes of scratch"));
+}
+
 }  // namespace veomni::runtime::cuda

@@ -20,6 +20,30 @@ absl::Status LaunchStatus(absl::string_view kernel);
 // The calling thread's context, or FailedPrecondition naming `kernel`.
 absl::StatusOr<CudaContext*> RequireContext(absl::string_view kernel);
 
+// Stream-ordered scratch for one kernel launch, carved into 256-byte aligned
+// pieces: allocated and freed on the context's stream, so nothing waits and
+// CUDA graph capture records both. Reserve every piece, Allocate once, then
+// read the pieces' addresses with At.
+class StreamScratch {
+ public:
+  StreamScratch(CudaContext* context, absl::string_view kernel)
+      : context_(context), kernel_(kernel) {}
+  ~StreamScratch();
+  StreamScratch(const StreamScratch&) = delete;
+  StreamScratch& operator=(const StreamScratch&) = delete;
+
+  // The offset of a new piece of `bytes`.
+  size_t Reserve(size_t bytes);
+  absl::Status Allocate();
+  void* At(size_t offset) const { return static_cast<char*>(base_) + offset; }
+
+ private:
+  CudaContext* context_;
+  absl::string_view kernel_;
+  void* base_ = nullptr;
+  size_t total_ = 0;
+};
+
 }  // namespace veomni::runtime::cuda
 
 #endif  // VEOMNI_RUNTIME_KERNELS_CUDA_CUDASUPPORT_H

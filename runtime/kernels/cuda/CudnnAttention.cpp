@@ -172,32 +172,6 @@ GraphKey KeyOf(const cpu::AttentionGeometry& g, bool with_stats, bool backward) 
           g.head_dim, g.scale, g.causal,   with_stats, backward};
 }
 
-// Stream-ordered scratch carved into 256-byte aligned pieces: allocated and
-// freed on the stream, so CUDA graph capture records both.
-class Scratch {
- public:
-  explicit Scratch(CudaContext* context) : context_(context) {}
-  ~Scratch() {
-    if (base_ != nullptr) cudaFreeAsync(base_, context_->stream);
-  }
-  // Reserves `bytes` and returns its offset; Allocate() makes them real.
-  size_t Reserve(int64_t bytes) {
-    size_t offset = total_;
-    total_ += (static_cast<size_t>(bytes) + 255) / 256 * 256;
-    return offset;
-  }
-  absl::Status Allocate() {
-    return CudaStatus(cudaMallocAsync(&base_, total_ == 0 ? 256 : total_, context_->stream),
-                      absl::StrCat("attention: ", total_, " bytes of scratch"));
-  }
-  void* At(size_t offset) const { return static_cast<char*>(base_) + offset; }
-
- private:
-  CudaContext* context_;
-  void* base_ = nullptr;
-  size_t total_ = 0;
-};
-
 absl::Status Execute(const BuiltGraph& graph, std::unordered_map<int64_t, void*>& pack,
                      void* workspace, CudaContext* context) {
   cudnnHandle_t handle = context->cudnn->handle;
@@ -231,7 +205,7 @@ absl::Status CudnnAttention(const cpu::AttentionGeometry& g, const float* q, con
                           GraphFor(KeyOf(g, /*with_stats=*/false, /*backward=*/false), context));
   const int64_t q_count = g.batch * g.q_heads * g.q_len * g.head_dim;
   const int64_t kv_count = g.batch * g.kv_heads * g.kv_len * g.head_dim;
-  Scratch scratch(context);
+  StreamScratch scratch(context, "attention");
   size_t q16 = scratch.Reserve(q_count * 2), k16 = scratch.Reserve(kv_count * 2),
          v16 = scratch.Reserve(kv_count * 2), out16 = scratch.Reserve(q_count * 2),
          workspace = scratch.Reserve(graph->workspace_bytes);
@@ -259,7 +233,7 @@ absl::Status CudnnAttentionGrad(const cpu::AttentionGeometry& g, const float* q,
                           GraphFor(KeyOf(g, /*with_stats=*/false, /*backward=*/true), context));
   const int64_t q_count = g.batch * g.q_heads * g.q_len * g.head_dim;
   const int64_t kv_count = g.batch * g.kv_heads * g.kv_len * g.head_dim;
-  Scratch scratch(context);
+  StreamScratch scratch(context, "attention_grad");
   size_t q16 = scratch.Reserve(q_count * 2), k16 = scratch.Reserve(kv_count * 2),
          v16 = scratch.Reserve(kv_count * 2), out16 = scratch.Reserve(q_count * 2),
          dout16 = scratch.Reserve(q_count * 2), dq16 = scratch.Reserve(q_count * 2),

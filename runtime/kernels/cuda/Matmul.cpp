@@ -3,6 +3,17 @@
 // the column-major C^T = op(B)^T op(A)^T, so no operand is copied. Batches
 // whose operand offsets step evenly (the usual case, broadcasting included)
 // are one strided-batched call; others are one call per batch.
+//
+// bf16 precision rounds both operands to bf16 copies in stream-ordered
+// scratch and multiplies those natively (f32 accumulation and output).
+// cuBLASLt's fp32-in, bf16-compute mode (CUBLAS_COMPUTE_32F_FAST_16BF) rounds
+// the same way, but the dense benchmark's GEMMs averaged about 240 TFLOP/s
+// with it on an H200, far from bf16 peak; native bf16 operands are what
+// cuBLASLt's kernels are tuned for, and a cast reads and writes each operand
+// once, a few percent of a training-size GEMM. Copies larger than
+// kMaxBf16CopyBytes (the output projection's gradient, [tokens, vocab]) would
+// add their size to the step's peak memory, so those calls keep the f32
+// operands and cuBLASLt's FAST_16BF mode: the same rounding, slower.
 
 #include <vector>
 
@@ -11,6 +22,7 @@
 #include "runtime/kernels/cpu/MatmulCommon.h"
 #include "runtime/kernels/cuda/CudaKernels.h"
 #include "runtime/kernels/cuda/CudaSupport.h"
+#include "runtime/kernels/cuda/ElementwiseLaunch.h"
 
 namespace veomni::runtime::cuda {
 namespace {
@@ -19,10 +31,20 @@ using cpu::BroadcastStrides;
 using cpu::DimProduct;
 using cpu::StridedIndexWalker;
 
-cublasComputeType_t ComputeType(MatmulPrecision precision) {
+constexpr size_t kMaxBf16CopyBytes = size_t{768} << 20;
+
+// Whether a bf16 matmul rounds its operands into copies (or leaves it to
+// cuBLASLt's FAST_16BF mode); veomni-compile's memory plan counts the same
+// (compiler/CostModel.cpp).
+bool CopiesToBf16(int64_t lhs_elements, int64_t rhs_elements) {
+  return static_cast<size_t>(lhs_elements + rhs_elements) * 2 <= kMaxBf16CopyBytes;
+}
+
+cublasComputeType_t ComputeType(MatmulPrecision precision, cudaDataType_t operand_type) {
   switch (precision) {
     case MatmulPrecision::kBF16:
-      return CUBLAS_COMPUTE_32F_FAST_16BF;
+      if (operand_type == CUDA_R_32F) return CUBLAS_COMPUTE_32F_FAST_16BF;
+      break;
     case MatmulPrecision::kTF32:
       return CUBLAS_COMPUTE_32F_FAST_TF32;
     case MatmulPrecision::kF32:
@@ -62,14 +84,15 @@ struct GemmShape {
 };
 
 // out[batch] = op(lhs[batch]) op(rhs[batch]) for `count` batches whose
-// elements start `lhs_stride`, `rhs_stride` and m*n apart.
-absl::Status LtMatmul(CudaContext& context, const GemmShape& shape, const float* lhs,
-                      int64_t lhs_stride, const float* rhs, int64_t rhs_stride, float* out,
-                      int32_t count) {
+// elements start `lhs_stride`, `rhs_stride` and m*n apart; the operands are
+// of `operand_type` (f32, or bf16 copies), the output f32.
+absl::Status LtMatmul(CudaContext& context, const GemmShape& shape, const void* lhs,
+                      int64_t lhs_stride, const void* rhs, int64_t rhs_stride, float* out,
+                      int32_t count, cudaDataType_t operand_type) {
   const int64_t m = shape.m, n = shape.n, k = shape.k;
   LtDescriptors d;
   VEOMNI_RETURN_IF_ERROR(CublasStatus(
-      cublasLtMatmulDescCreate(&d.matmul, ComputeType(context.matmul_precision), CUDA_R_32F),
+      cublasLtMatmulDescCreate(&d.matmul, ComputeType(context.matmul_precision, operand_type), CUDA_R_32F),
       "matmul: descriptor"));
   // Column-major roles: A' = rhs (stored [K,N] or [N,K] row-major), B' = lhs.
   cublasOperation_t op_a = shape.transpose_rhs ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -84,9 +107,9 @@ absl::Status LtMatmul(CudaContext& context, const GemmShape& shape, const float*
   uint64_t a_rows = shape.transpose_rhs ? k : n, a_cols = shape.transpose_rhs ? n : k;
   uint64_t b_rows = shape.transpose_lhs ? m : k, b_cols = shape.transpose_lhs ? k : m;
   VEOMNI_RETURN_IF_ERROR(CublasStatus(
-      cublasLtMatrixLayoutCreate(&d.a, CUDA_R_32F, a_rows, a_cols, a_rows), "matmul: layout"));
+      cublasLtMatrixLayoutCreate(&d.a, operand_type, a_rows, a_cols, a_rows), "matmul: layout"));
   VEOMNI_RETURN_IF_ERROR(CublasStatus(
-      cublasLtMatrixLayoutCreate(&d.b, CUDA_R_32F, b_rows, b_cols, b_rows), "matmul: layout"));
+      cublasLtMatrixLayoutCreate(&d.b, operand_type, b_rows, b_cols, b_rows), "matmul: layout"));
   VEOMNI_RETURN_IF_ERROR(
       CublasStatus(cublasLtMatrixLayoutCreate(&d.c, CUDA_R_32F, n, m, n), "matmul: layout"));
   if (count > 1) {
@@ -135,13 +158,31 @@ absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> input
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
 
   const int64_t m = shape.m, n = shape.n, k = shape.k;
-  const float* a = lhs.As<const float>();
-  const float* b = rhs.As<const float>();
   float* c = out.As<float>();
   int64_t count = DimProduct(batch, 0, batch.size());
   if (count == 0 || m == 0 || n == 0) return absl::OkStatus();
   if (k == 0) {
     return CudaStatus(cudaMemsetAsync(c, 0, out.Bytes(), context->stream), "matmul: zero k");
+  }
+  // Element pointers of the operands as cuBLASLt reads them.
+  const char* a = static_cast<const char*>(lhs.data);
+  const char* b = static_cast<const char*>(rhs.data);
+  cudaDataType_t operand_type = CUDA_R_32F;
+  size_t element = sizeof(float);
+  StreamScratch scratch(context, kKernel);
+  if (context->matmul_precision == MatmulPrecision::kBF16 &&
+      CopiesToBf16(lhs.NumElements(), rhs.NumElements())) {
+    size_t a16 = scratch.Reserve(lhs.NumElements() * 2), b16 = scratch.Reserve(rhs.NumElements() * 2);
+    VEOMNI_RETURN_IF_ERROR(scratch.Allocate());
+    LaunchCast(CastType::kF32, lhs.data, CastType::kBF16, scratch.At(a16), lhs.NumElements(),
+               context->stream);
+    LaunchCast(CastType::kF32, rhs.data, CastType::kBF16, scratch.At(b16), rhs.NumElements(),
+               context->stream);
+    VEOMNI_RETURN_IF_ERROR(LaunchStatus(kKernel));
+    a = static_cast<const char*>(scratch.At(a16));
+    b = static_cast<const char*>(scratch.At(b16));
+    operand_type = CUDA_R_16BF;
+    element = 2;
   }
   // Each batch's operand offsets, in whole matrices.
   std::vector<int64_t> lhs_offsets, rhs_offsets;
@@ -161,12 +202,14 @@ absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> input
   if (count <= kMaxBatch && even_step(lhs_offsets) && even_step(rhs_offsets)) {
     int64_t lhs_step = count > 1 ? lhs_offsets[1] - lhs_offsets[0] : 0;
     int64_t rhs_step = count > 1 ? rhs_offsets[1] - rhs_offsets[0] : 0;
-    return LtMatmul(*context, shape, a + lhs_offsets[0] * m * k, lhs_step * m * k,
-                    b + rhs_offsets[0] * k * n, rhs_step * k * n, c, static_cast<int32_t>(count));
+    return LtMatmul(*context, shape, a + lhs_offsets[0] * m * k * element, lhs_step * m * k,
+                    b + rhs_offsets[0] * k * n * element, rhs_step * k * n, c,
+                    static_cast<int32_t>(count), operand_type);
   }
   for (int64_t i = 0; i < count; ++i) {
-    VEOMNI_RETURN_IF_ERROR(LtMatmul(*context, shape, a + lhs_offsets[i] * m * k, 0,
-                                    b + rhs_offsets[i] * k * n, 0, c + i * m * n, 1));
+    VEOMNI_RETURN_IF_ERROR(LtMatmul(*context, shape, a + lhs_offsets[i] * m * k * element, 0,
+                                    b + rhs_offsets[i] * k * n * element, 0, c + i * m * n, 1,
+                                    operand_type));
   }
   return absl::OkStatus();
 }

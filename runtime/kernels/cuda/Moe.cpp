@@ -33,20 +33,15 @@ absl::Status CheckLaunchable(absl::string_view kernel, const MoeExpertsShape& sh
       " experts exceed what the CUDA kernel indexes (rows <= 2^30, experts <= 65535)"));
 }
 
-// Runs `launch(scratch)` with `bytes` of stream-ordered scratch: allocated and
-// freed on the stream, so nothing waits and graph capture records both.
+// Runs `launch(scratch)` with `bytes` of stream-ordered scratch.
 template <typename Launch>
 absl::Status WithScratch(absl::string_view kernel, CudaContext* ctx, size_t bytes,
                          Launch launch) {
-  void* scratch = nullptr;
-  VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaMallocAsync(&scratch, bytes, ctx->stream),
-                                    absl::StrCat(kernel, ": scratch of ", bytes, " bytes")));
-  launch(scratch);
-  absl::Status launched = LaunchStatus(kernel);
-  absl::Status freed =
-      CudaStatus(cudaFreeAsync(scratch, ctx->stream), absl::StrCat(kernel, ": freeing scratch"));
-  VEOMNI_RETURN_IF_ERROR(launched);
-  return freed;
+  StreamScratch scratch(ctx, kernel);
+  size_t offset = scratch.Reserve(bytes);
+  VEOMNI_RETURN_IF_ERROR(scratch.Allocate());
+  launch(scratch.At(offset));
+  return LaunchStatus(kernel);
 }
 
 }  // namespace

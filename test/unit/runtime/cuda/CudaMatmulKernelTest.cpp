@@ -1,6 +1,7 @@
 // matmul on the GPU (cuBLASLt) against the CPU kernel: every transpose
 // combination, broadcast batches, and the bf16 compute of training.
 
+#include <cmath>
 #include <random>
 
 #include "runtime/kernels/cuda/CudaSupport.h"
@@ -56,6 +57,17 @@ TEST_F(CudaMatmulTest, Bf16ComputeIsWithinBf16Rounding) {
   // relative; with |x| < 1 and K <= 64 terms the sum is off by well under
   // 64 * 2^-8 / sqrt(64) ~ 0.03 in the worst realistic case.
   for (const MatmulCase& c : kCases) Check(c, cuda::MatmulPrecision::kBF16, 3e-2, 1e-2);
+}
+
+TEST_F(CudaMatmulTest, Bf16WithoutCopiesPastTheCopyLimit) {
+  // bf16 copies of these operands would pass Matmul.cpp's 768 MiB limit, so
+  // cuBLASLt's FAST_16BF mode reads the f32 operands. The sum of K products of
+  // |x| < 1 has a spread of about sqrt(K)/3; bf16 rounding moves it by about
+  // sqrt(K)/4 * 2^-8, so 1e-2 sqrt(K) is ten times that, while a dropped
+  // chunk of K would be off by thousands.
+  const int64_t k = 140'000'000;
+  Check({{1, k}, {k, 2}, {1, 2}, false, false}, cuda::MatmulPrecision::kBF16,
+        1e-2 * std::sqrt(static_cast<double>(k)), 0.0);
 }
 
 TEST_F(CudaMatmulTest, RejectsMismatchedContractingDims) {
