@@ -35,7 +35,19 @@ struct Imported {
   c10::IValue object;
   std::string path;
   std::optional<c10::IValue> constant;
+  /// A tuple or list with run-time tensors among its elements.
+  std::vector<torch::jit::Value *> elements;
+  bool isSequence = false;
 };
+
+/// Ops that draw random numbers: folding them would bake one draw into the
+/// model.
+bool isRandom(const std::string &kind) {
+  return kind == "aten::dropout" || kind == "aten::rand" || kind == "aten::randn" ||
+         kind == "aten::randint" || kind == "aten::bernoulli" || kind == "aten::normal" ||
+         kind == "aten::uniform_" || kind == "aten::randperm" || kind == "aten::rand_like" ||
+         kind == "aten::randn_like" || kind == "aten::feature_dropout";
+}
 
 class Importer {
  public:
@@ -109,23 +121,169 @@ class Importer {
     return debugName;
   }
 
+  /// Where the trace recorded `node`: the first frame of the Python stack
+  /// TorchScript keeps with it ("modeling_qwen3.py(63): forward"), parsed
+  /// into file and line; empty file when it kept none.
+  static std::pair<std::string, unsigned> sourceOf(torch::jit::Node *node) {
+    std::string text;
+    try {
+      text = node->sourceRange().str();
+    } catch (const std::exception &) {
+      return {"", 0};
+    }
+    std::string first = text.substr(0, text.find('\n'));
+    size_t open = first.rfind("("), close = first.rfind("): ");
+    if (open == std::string::npos || close == std::string::npos || close < open)
+      return {"", 0};
+    unsigned line = 0;
+    if (StringRef(first).slice(open + 1, close).getAsInteger(10, line))
+      return {"", 0};
+    return {first.substr(0, open), line};
+  }
+
   Location locOf(torch::jit::Node *node) {
-    return NameLoc::get(builder.getStringAttr(node->kind().toQualString()));
+    auto [file, line] = sourceOf(node);
+    StringAttr kind = builder.getStringAttr(node->kind().toQualString());
+    if (file.empty())
+      return NameLoc::get(kind);
+    return NameLoc::get(kind, FileLineColLoc::get(&context, file, line, 0));
   }
 
   Expected<Value> tensorOf(torch::jit::Node *node, size_t index) {
-    Imported &in = values[node->input(index)];
+    return tensorOfValue(node, node->input(index), index);
+  }
+
+  /// A run-time tensor, or a constant tensor (a buffer, or what the trace
+  /// computed from constants: masks, positions, RoPE tables) as vo.constant.
+  Expected<Value> tensorOfValue(torch::jit::Node *node, torch::jit::Value *value,
+                                size_t index) {
+    Imported &in = values[value];
     if (in.tensor)
       return in.tensor;
+    if (in.constant && in.constant->isTensor()) {
+      auto materialized = materialize(in.constant->toTensor(), locOf(node));
+      if (!materialized)
+        return materialized.takeError();
+      in.tensor = *materialized;
+      return in.tensor;
+    }
     return makeError(std::string(node->kind().toQualString()) + ": operand " +
                      std::to_string(index) + " is not a tensor");
+  }
+
+  Expected<Value> materialize(const at::Tensor &tensor, Location loc) {
+    at::Tensor host = tensor.detach().cpu().contiguous();
+    Type element;
+    switch (host.scalar_type()) {
+    case at::kDouble:
+    case at::kHalf:
+    case at::kBFloat16:
+      host = host.to(at::kFloat);
+      [[fallthrough]];
+    case at::kFloat:
+      element = builder.getF32Type();
+      break;
+    case at::kLong:
+      element = builder.getI64Type();
+      break;
+    case at::kInt:
+    case at::kShort:
+    case at::kChar:
+    case at::kByte:
+      host = host.to(at::kInt);
+      element = builder.getI32Type();
+      break;
+    case at::kBool:
+      element = builder.getI1Type();
+      break;
+    default:
+      return makeError(std::string("a constant tensor of dtype ") +
+                       c10::toString(host.scalar_type()) + " is not supported");
+    }
+    SmallVector<int64_t> shape(host.sizes().begin(), host.sizes().end());
+    auto type = RankedTensorType::get(shape, element);
+    // Splats stay splats, as the ONNX importer writes them (vo-raise matches
+    // splat constants).
+    bool splat = host.numel() > 0 && host.eq(host.flatten()[0]).all().item<bool>();
+    at::Tensor data = splat ? host.flatten().slice(0, 0, 1).contiguous() : host;
+    auto dataType = splat ? RankedTensorType::get({}, element) : type;
+    DenseElementsAttr attr;
+    if (host.scalar_type() == at::kBool) {
+      SmallVector<bool> bits;
+      for (int64_t i = 0; i < data.numel(); ++i)
+        bits.push_back(data.data_ptr<bool>()[i]);
+      attr = DenseElementsAttr::get(dataType, llvm::ArrayRef<bool>(bits));
+    } else {
+      attr = DenseElementsAttr::getFromRawBuffer(
+          dataType, llvm::ArrayRef<char>(static_cast<const char *>(data.data_ptr()),
+                                         data.numel() * data.element_size()));
+    }
+    if (splat)
+      attr = SplatElementsAttr::get(type, attr.getSplatValue<Attribute>());
+    return vo::ConstantOp::create(builder, loc, attr).getResult();
+  }
+
+  /// A constant int operand (a dim, a size).
+  Expected<int64_t> intOf(torch::jit::Node *node, size_t index) {
+    Imported &in = values[node->input(index)];
+    if (in.constant && in.constant->isInt())
+      return in.constant->toInt();
+    return makeError(std::string(node->kind().toQualString()) + ": operand " +
+                     std::to_string(index) + " must be a constant integer");
+  }
+
+  /// A constant int list operand.
+  Expected<SmallVector<int64_t>> intsOf(torch::jit::Node *node, size_t index) {
+    Imported &in = values[node->input(index)];
+    SmallVector<int64_t> ints;
+    if (in.constant && in.constant->isList()) {
+      for (const c10::IValue &item : in.constant->toListRef()) {
+        if (!item.isInt())
+          break;
+        ints.push_back(item.toInt());
+      }
+      if (ints.size() == in.constant->toListRef().size())
+        return ints;
+    }
+    if (in.constant && in.constant->isInt())
+      return SmallVector<int64_t>{in.constant->toInt()};
+    return makeError(std::string(node->kind().toQualString()) + ": operand " +
+                     std::to_string(index) + " must be a constant list of integers");
+  }
+
+  static int64_t normalizeDim(int64_t dim, int64_t rank) { return dim < 0 ? dim + rank : dim; }
+  static ArrayRef<int64_t> shapeOf(Value value) {
+    return cast<RankedTensorType>(value.getType()).getShape();
+  }
+
+  /// Runs a node whose operands are all constants with LibTorch itself, so
+  /// the trace's shape arithmetic, masks and position tables become
+  /// constants of the imported graph.
+  Error evaluate(torch::jit::Node *node) {
+    std::string kind = node->kind().toQualString();
+    torch::jit::Stack stack;
+    for (torch::jit::Value *input : node->inputs())
+      stack.push_back(*values[input].constant);
+    try {
+      node->getOperation()(stack);
+    } catch (const std::exception &error) {
+      std::string message = error.what();
+      return makeError("folding " + kind + " on constants failed: " +
+                       message.substr(0, message.find('\n')));
+    }
+    if (stack.size() != node->outputs().size())
+      return makeError("folding " + kind + " gave " + std::to_string(stack.size()) +
+                       " values for " + std::to_string(node->outputs().size()) + " outputs");
+    for (size_t i = 0; i < stack.size(); ++i)
+      values[node->output(i)].constant = stack[i];
+    return Error::success();
   }
 
   /// A scalar operand as a rank-0 tensor of `like`'s element type.
   Expected<Value> tensorOrScalar(torch::jit::Node *node, size_t index, Value like) {
     Imported &in = values[node->input(index)];
-    if (in.tensor)
-      return in.tensor;
+    if (in.tensor || (in.constant && in.constant->isTensor()))
+      return tensorOf(node, index);
     if (in.constant && (in.constant->isDouble() || in.constant->isInt())) {
       auto type = RankedTensorType::get({}, cast<RankedTensorType>(like.getType()).getElementType());
       double scalar = in.constant->isDouble() ? in.constant->toDouble()
@@ -142,7 +300,9 @@ class Importer {
   }
 
   Expected<Value> parameter(const std::string &name, const at::Tensor &tensor, Location loc) {
-    auto found = params.find(name);
+    // Tied weights (an LM head sharing the embedding) are one tensor under
+    // two names: one parameter, named where it is first read.
+    auto found = params.find(tensor.unsafeGetTensorImpl());
     if (found != params.end())
       return found->second;
     at::Tensor contiguous = tensor.detach().to(at::kFloat).contiguous().cpu();
@@ -162,7 +322,7 @@ class Importer {
     OpBuilder::InsertionGuard guard(builder);
     builder.setInsertionPointToStart(&func.getBody().front());
     Value ref = vo::ParamOp::create(builder, loc, type, FlatSymbolRefAttr::get(&context, name));
-    params[name] = ref;
+    params[tensor.unsafeGetTensorImpl()] = ref;
     return ref;
   }
 
@@ -170,19 +330,55 @@ class Importer {
     std::string kind = node->kind().toQualString();
     Location loc = locOf(node);
     auto define = [&](Value value) { values[node->output()].tensor = value; };
+    auto allConstant = [&] {
+      return llvm::all_of(node->inputs(), [&](torch::jit::Value *input) {
+        return values[input].constant.has_value();
+      });
+    };
     if (kind == "prim::Constant") {
       values[node->output()].constant = torch::jit::toIValue(node->output()).value_or(c10::IValue());
       return Error::success();
     }
-    if (kind == "prim::ListConstruct") {
-      c10::impl::GenericList list(c10::AnyType::get());
-      for (torch::jit::Value *input : node->inputs()) {
-        Imported &in = values[input];
-        if (!in.constant)
-          return makeError("prim::ListConstruct of non-constants is not supported");
-        list.push_back(*in.constant);
+    if (kind == "prim::ListConstruct" || kind == "prim::TupleConstruct") {
+      Imported &out = values[node->output()];
+      if (!allConstant()) {
+        out.isSequence = true;
+        out.elements.assign(node->inputs().begin(), node->inputs().end());
+        return Error::success();
       }
-      values[node->output()].constant = c10::IValue(list);
+      std::vector<c10::IValue> items;
+      for (torch::jit::Value *input : node->inputs())
+        items.push_back(*values[input].constant);
+      if (kind == "prim::TupleConstruct") {
+        out.constant = c10::ivalue::Tuple::create(std::move(items));
+        return Error::success();
+      }
+      // Typed as the graph types it, so folded ops read int[] as int[].
+      c10::TypePtr element = node->output()->type()->containedTypes().empty()
+                                 ? c10::AnyType::get()
+                                 : node->output()->type()->containedType(0);
+      c10::impl::GenericList list(element);
+      for (c10::IValue &item : items)
+        list.push_back(std::move(item));
+      out.constant = c10::IValue(list);
+      return Error::success();
+    }
+    if (kind == "prim::TupleUnpack" || kind == "prim::ListUnpack") {
+      Imported in = values[node->input(0)];
+      for (size_t i = 0; i < node->outputs().size(); ++i) {
+        if (in.isSequence && i < in.elements.size()) {
+          values[node->output(i)] = values[in.elements[i]];
+        } else if (in.constant && in.constant->isTuple() &&
+                   i < in.constant->toTupleRef().elements().size()) {
+          values[node->output(i)].constant = in.constant->toTupleRef().elements()[i];
+        } else if (in.constant && in.constant->isList() &&
+                   i < in.constant->toListRef().size()) {
+          values[node->output(i)].constant = in.constant->toListRef()[i];
+        } else {
+          return makeError(kind + " of something that is not a tuple or list of " +
+                           std::to_string(node->outputs().size()));
+        }
+      }
       return Error::success();
     }
     if (kind == "prim::GetAttr") {
@@ -195,8 +391,11 @@ class Importer {
       std::string path = owner.path.empty() ? name : owner.path + "." + name;
       if (attribute.isTensor()) {
         size_t slot = object->type()->getAttributeSlot(name);
-        if (!object->type()->is_parameter(slot))
-          return makeError("buffer '" + path + "' is not supported yet (only parameters)");
+        if (!object->type()->is_parameter(slot)) {
+          // A buffer (RoPE's inv_freq): a constant of the model.
+          values[node->output()].constant = attribute;
+          return Error::success();
+        }
         auto ref = parameter(path, attribute.toTensor(), loc);
         if (!ref)
           return ref.takeError();
@@ -205,6 +404,287 @@ class Importer {
       }
       values[node->output()].object = attribute;
       values[node->output()].path = path;
+      return Error::success();
+    }
+    if (kind == "aten::size" && values[node->input(0)].tensor) {
+      // Shapes are static here: the trace's shape arithmetic folds.
+      ArrayRef<int64_t> shape = shapeOf(values[node->input(0)].tensor);
+      if (node->inputs().size() == 1) {
+        values[node->output()].constant = c10::IValue(std::vector<int64_t>(shape.begin(), shape.end()));
+        return Error::success();
+      }
+      auto dim = intOf(node, 1);
+      if (!dim) return dim.takeError();
+      int64_t d = normalizeDim(*dim, shape.size());
+      if (d < 0 || d >= static_cast<int64_t>(shape.size()))
+        return makeError("aten::size: dim " + std::to_string(*dim) + " of a rank-" +
+                         std::to_string(shape.size()) + " tensor");
+      values[node->output()].constant = c10::IValue(shape[d]);
+      return Error::success();
+    }
+    if (allConstant() && node->outputs().size() > 0) {
+      if (isRandom(kind)) {
+        // dropout(x, p=0) and dropout in eval mode are the identity.
+        bool identity = kind == "aten::dropout" && node->inputs().size() == 3 &&
+                        ((values[node->input(1)].constant->isDouble() &&
+                          values[node->input(1)].constant->toDouble() == 0.0) ||
+                         (values[node->input(2)].constant->isBool() &&
+                          !values[node->input(2)].constant->toBool()));
+        if (!identity)
+          return makeError(kind + " draws random numbers; a model with it cannot be imported");
+        values[node->output()].constant = *values[node->input(0)].constant;
+        return Error::success();
+      }
+      return evaluate(node);
+    }
+    if (kind == "aten::dropout" || kind == "aten::feature_dropout") {
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      Imported &p = values[node->input(1)], &train = values[node->input(2)];
+      bool identity = (p.constant && p.constant->isDouble() && p.constant->toDouble() == 0.0) ||
+                      (train.constant && train.constant->isBool() && !train.constant->toBool());
+      if (!identity)
+        return makeError(kind + " with p > 0 in training is not supported (veomni has no "
+                                "dropout); export with dropout 0");
+      define(*x);
+      return Error::success();
+    }
+    if (kind == "aten::contiguous" || kind == "aten::clone" || kind == "aten::alias") {
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      define(*x);
+      return Error::success();
+    }
+    if (kind == "aten::to" || kind == "aten::type_as") {
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      Type current = cast<RankedTensorType>(x->getType()).getElementType();
+      Type element = current;
+      // The overloads name the target `dtype` (an int, or None: keep) or
+      // take it from `other`.
+      std::optional<int> dtypeIndex = node->schema().argumentIndexWithName("dtype");
+      std::optional<int> otherIndex = node->schema().argumentIndexWithName("other");
+      if (dtypeIndex) {
+        Imported &dtype = values[node->input(*dtypeIndex)];
+        if (!dtype.constant || !(dtype.constant->isInt() || dtype.constant->isNone()))
+          return makeError(kind + ": the dtype must be a constant");
+        if (dtype.constant->isInt()) {
+          auto target = static_cast<c10::ScalarType>(dtype.constant->toInt());
+          element = target == at::kLong   ? Type(builder.getI64Type())
+                    : target == at::kInt  ? Type(builder.getI32Type())
+                    : target == at::kBool ? Type(builder.getI1Type())
+                                          : Type(builder.getF32Type());
+        }
+      } else if (otherIndex) {
+        auto other = tensorOf(node, *otherIndex);
+        if (!other) return other.takeError();
+        element = cast<RankedTensorType>(other->getType()).getElementType();
+      }
+      define(current == element ? *x
+                                : vo::CastOp::create(builder, loc, *x, TypeAttr::get(element))
+                                      .getResult());
+      return Error::success();
+    }
+    if (kind == "aten::rsqrt" || kind == "aten::neg" || kind == "aten::cos" ||
+        kind == "aten::sin" || kind == "aten::exp" || kind == "aten::sigmoid" ||
+        kind == "aten::tanh" || kind == "aten::sqrt" || kind == "aten::log" ||
+        kind == "aten::reciprocal") {
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      Value result =
+          kind == "aten::rsqrt"     ? vo::RsqrtOp::create(builder, loc, *x).getResult()
+          : kind == "aten::neg"     ? vo::NegOp::create(builder, loc, *x).getResult()
+          : kind == "aten::cos"     ? vo::CosOp::create(builder, loc, *x).getResult()
+          : kind == "aten::sin"     ? vo::SinOp::create(builder, loc, *x).getResult()
+          : kind == "aten::exp"     ? vo::ExpOp::create(builder, loc, *x).getResult()
+          : kind == "aten::sigmoid" ? vo::SigmoidOp::create(builder, loc, *x).getResult()
+          : kind == "aten::tanh"    ? vo::TanhOp::create(builder, loc, *x).getResult()
+          : kind == "aten::sqrt"    ? vo::SqrtOp::create(builder, loc, *x).getResult()
+          : kind == "aten::log"     ? vo::LogOp::create(builder, loc, *x).getResult()
+                                    : vo::ReciprocalOp::create(builder, loc, *x).getResult();
+      define(result);
+      return Error::success();
+    }
+    if (kind == "aten::transpose" || kind == "aten::permute") {
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      int64_t rank = shapeOf(*x).size();
+      SmallVector<int64_t> perm;
+      if (kind == "aten::permute") {
+        auto dims = intsOf(node, 1);
+        if (!dims) return dims.takeError();
+        for (int64_t d : *dims)
+          perm.push_back(normalizeDim(d, rank));
+      } else {
+        auto a = intOf(node, 1), b = intOf(node, 2);
+        if (!a) return a.takeError();
+        if (!b) return b.takeError();
+        for (int64_t d = 0; d < rank; ++d)
+          perm.push_back(d);
+        std::swap(perm[normalizeDim(*a, rank)], perm[normalizeDim(*b, rank)]);
+      }
+      define(vo::TransposeOp::create(builder, loc, *x, perm));
+      return Error::success();
+    }
+    if (kind == "aten::unsqueeze" || kind == "aten::squeeze" || kind == "aten::flatten") {
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      SmallVector<int64_t> shape(shapeOf(*x));
+      int64_t rank = shape.size();
+      if (kind == "aten::unsqueeze") {
+        auto dim = intOf(node, 1);
+        if (!dim) return dim.takeError();
+        int64_t d = *dim < 0 ? *dim + rank + 1 : *dim;
+        shape.insert(shape.begin() + d, 1);
+      } else if (kind == "aten::squeeze") {
+        if (node->inputs().size() == 1) {
+          llvm::erase_if(shape, [](int64_t size) { return size == 1; });
+        } else {
+          auto dim = intOf(node, 1);
+          if (!dim) return dim.takeError();
+          int64_t d = normalizeDim(*dim, rank);
+          if (shape[d] == 1)
+            shape.erase(shape.begin() + d);
+        }
+      } else {
+        auto first = intOf(node, 1), last = intOf(node, 2);
+        if (!first) return first.takeError();
+        if (!last) return last.takeError();
+        int64_t a = normalizeDim(*first, rank), b = normalizeDim(*last, rank);
+        int64_t merged = 1;
+        for (int64_t d = a; d <= b; ++d)
+          merged *= shape[d];
+        shape.erase(shape.begin() + a, shape.begin() + b + 1);
+        shape.insert(shape.begin() + a, merged);
+      }
+      define(vo::ReshapeOp::create(builder, loc, *x, shape));
+      return Error::success();
+    }
+    if (kind == "aten::expand") {
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      auto sizes = intsOf(node, 1);
+      if (!sizes) return sizes.takeError();
+      ArrayRef<int64_t> shape = shapeOf(*x);
+      SmallVector<int64_t> target(*sizes);
+      int64_t offset = static_cast<int64_t>(target.size()) - static_cast<int64_t>(shape.size());
+      if (offset < 0)
+        return makeError("aten::expand to fewer dims than the tensor has");
+      for (size_t d = 0; d < target.size(); ++d)
+        if (target[d] == -1) {
+          if (static_cast<int64_t>(d) < offset)
+            return makeError("aten::expand: -1 for a new leading dim");
+          target[d] = shape[d - offset];
+        }
+      if (ArrayRef<int64_t>(target) == shape) {
+        define(*x);
+        return Error::success();
+      }
+      define(vo::BroadcastToOp::create(builder, loc, *x, target));
+      return Error::success();
+    }
+    if (kind == "aten::slice") {
+      // (self, dim, start, end, step); None start/end mean the whole dim.
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      SmallVector<int64_t> shape(shapeOf(*x));
+      auto dim = intOf(node, 1);
+      if (!dim) return dim.takeError();
+      int64_t d = normalizeDim(*dim, shape.size());
+      auto bound = [&](size_t index, int64_t otherwise) -> Expected<int64_t> {
+        Imported &in = values[node->input(index)];
+        if (in.constant && in.constant->isNone())
+          return otherwise;
+        return intOf(node, index);
+      };
+      auto start = bound(2, 0), end = bound(3, shape[d]), step = intOf(node, 4);
+      if (!start) return start.takeError();
+      if (!end) return end.takeError();
+      if (!step) return step.takeError();
+      auto clamp = [&](int64_t v) {
+        if (v < 0) v += shape[d];
+        return std::min(std::max<int64_t>(v, 0), shape[d]);
+      };
+      int64_t from = clamp(*start), to = std::max(clamp(*end), clamp(*start));
+      if (from == 0 && to == shape[d] && *step == 1) {
+        define(*x);
+        return Error::success();
+      }
+      SmallVector<int64_t> starts(shape.size(), 0), limits(shape), strides(shape.size(), 1);
+      starts[d] = from;
+      limits[d] = to;
+      strides[d] = *step;
+      define(vo::SliceOp::create(builder, loc, *x, starts, limits, strides));
+      return Error::success();
+    }
+    if (kind == "aten::cat") {
+      Imported &list = values[node->input(0)];
+      auto dim = intOf(node, 1);
+      if (!dim) return dim.takeError();
+      SmallVector<Value> parts;
+      if (!list.isSequence)
+        return makeError("aten::cat of something that is not a list of tensors");
+      for (auto [i, element] : llvm::enumerate(list.elements)) {
+        auto part = tensorOfValue(node, element, i);
+        if (!part) return part.takeError();
+        parts.push_back(*part);
+      }
+      int64_t axis = normalizeDim(*dim, shapeOf(parts.front()).size());
+      define(vo::ConcatOp::create(builder, loc, parts, axis));
+      return Error::success();
+    }
+    if (kind == "aten::softmax") {
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      auto dim = intOf(node, 1);
+      if (!dim) return dim.takeError();
+      define(vo::SoftmaxOp::create(builder, loc, *x, normalizeDim(*dim, shapeOf(*x).size())));
+      return Error::success();
+    }
+    if (kind == "aten::pad") {
+      // (self, pad, mode, value): constant padding of the last dims.
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      auto pad = intsOf(node, 1);
+      if (!pad) return pad.takeError();
+      Imported &mode = values[node->input(2)];
+      Imported &fill = values[node->input(3)];
+      if (!mode.constant || !mode.constant->isString() || mode.constant->toStringRef() != "constant")
+        return makeError("aten::pad: only mode 'constant' is supported");
+      double value = 0.0;
+      if (fill.constant && (fill.constant->isDouble() || fill.constant->isInt()))
+        value = fill.constant->isDouble() ? fill.constant->toDouble()
+                                          : static_cast<double>(fill.constant->toInt());
+      Value result = *x;
+      auto type = cast<RankedTensorType>(result.getType());
+      for (size_t pair = 0; pair * 2 + 1 < pad->size(); ++pair) {
+        int64_t d = static_cast<int64_t>(type.getRank()) - 1 - static_cast<int64_t>(pair);
+        int64_t before = (*pad)[pair * 2], after = (*pad)[pair * 2 + 1];
+        if (before < 0 || after < 0)
+          return makeError("aten::pad with negative padding is not supported");
+        SmallVector<Value> parts;
+        for (int64_t width : {before, int64_t{-1}, after}) {
+          if (width == -1) {
+            parts.push_back(result);
+            continue;
+          }
+          if (width == 0)
+            continue;
+          SmallVector<int64_t> shape(cast<RankedTensorType>(result.getType()).getShape());
+          shape[d] = width;
+          auto blockType = RankedTensorType::get(shape, type.getElementType());
+          Attribute element =
+              isa<FloatType>(type.getElementType())
+                  ? Attribute(builder.getFloatAttr(type.getElementType(), value))
+                  : Attribute(builder.getIntegerAttr(type.getElementType(),
+                                                     static_cast<int64_t>(value)));
+          parts.push_back(vo::ConstantOp::create(builder, loc,
+                                                 SplatElementsAttr::get(blockType, element)));
+        }
+        if (parts.size() > 1)
+          result = vo::ConcatOp::create(builder, loc, parts, d);
+      }
+      define(result);
       return Error::success();
     }
     if (kind == "aten::linear") {
@@ -230,36 +710,69 @@ class Importer {
       define(vo::SiluOp::create(builder, loc, *x));
       return Error::success();
     }
-    if (kind == "aten::add" || kind == "aten::sub" || kind == "aten::mul" || kind == "aten::pow") {
-      auto a = tensorOf(node, 0);
+    if (kind == "aten::add" || kind == "aten::sub" || kind == "aten::mul" ||
+        kind == "aten::div" || kind == "aten::pow" || kind == "aten::rsub") {
+      // Either side may be the run-time tensor; a scalar takes its type.
+      bool firstIsTensor = values[node->input(0)].tensor ||
+                           (values[node->input(0)].constant &&
+                            values[node->input(0)].constant->isTensor());
+      Expected<Value> a = firstIsTensor ? tensorOf(node, 0) : tensorOf(node, 1);
       if (!a) return a.takeError();
-      auto b = tensorOrScalar(node, 1, *a);
+      Expected<Value> b = tensorOrScalar(node, firstIsTensor ? 1 : 0, *a);
       if (!b) return b.takeError();
-      if ((kind == "aten::add" || kind == "aten::sub") && node->inputs().size() > 2) {
+      if (!firstIsTensor)
+        std::swap(*a, *b);
+      if (kind == "aten::div" && node->inputs().size() > 2 &&
+          !(values[node->input(2)].constant && values[node->input(2)].constant->isNone()))
+        return makeError("aten::div with a rounding mode is not supported");
+      if (kind == "aten::rsub") {
+        // rsub(a, b, alpha) = b - alpha * a.
+        std::swap(*a, *b);
+      }
+      if ((kind == "aten::add" || kind == "aten::sub" || kind == "aten::rsub") &&
+          node->inputs().size() > 2) {
         Imported &alpha = values[node->input(2)];
         if (!alpha.constant || !alpha.constant->isInt() || alpha.constant->toInt() != 1)
           return makeError(kind + " with alpha other than 1 is not supported");
       }
-      Value result = kind == "aten::add"   ? vo::AddOp::create(builder, loc, *a, *b).getResult()
-                     : kind == "aten::sub" ? vo::SubOp::create(builder, loc, *a, *b).getResult()
-                     : kind == "aten::mul" ? vo::MulOp::create(builder, loc, *a, *b).getResult()
-                                           : vo::PowOp::create(builder, loc, *a, *b).getResult();
+      Value result =
+          kind == "aten::add"                          ? vo::AddOp::create(builder, loc, *a, *b).getResult()
+          : kind == "aten::sub" || kind == "aten::rsub" ? vo::SubOp::create(builder, loc, *a, *b).getResult()
+          : kind == "aten::mul"                        ? vo::MulOp::create(builder, loc, *a, *b).getResult()
+          : kind == "aten::div"                        ? vo::DivOp::create(builder, loc, *a, *b).getResult()
+                                                       : vo::PowOp::create(builder, loc, *a, *b).getResult();
       define(result);
       return Error::success();
     }
     if (kind == "aten::mean" || kind == "aten::sum") {
       auto x = tensorOf(node, 0);
       if (!x) return x.takeError();
-      // The overloads without dims (the dtype argument must be None).
-      if (node->inputs().size() != 2 || !values[node->input(1)].constant ||
-          !values[node->input(1)].constant->isNone())
-        return makeError(kind + " over given dims is not supported yet");
+      int64_t rank = cast<RankedTensorType>(x->getType()).getRank();
       SmallVector<int64_t> axes;
-      for (int64_t d = 0; d < cast<RankedTensorType>(x->getType()).getRank(); ++d)
-        axes.push_back(d);
+      bool keepDims = false;
+      size_t dtypeIndex = 1;
+      if (node->inputs().size() >= 4) {
+        // (self, dim, keepdim, dtype): over the given dims.
+        auto dims = intsOf(node, 1);
+        if (!dims) return dims.takeError();
+        for (int64_t d : *dims)
+          axes.push_back(normalizeDim(d, rank));
+        llvm::sort(axes);
+        Imported &keep = values[node->input(2)];
+        if (!keep.constant || !keep.constant->isBool())
+          return makeError(kind + ": keepdim must be a constant");
+        keepDims = keep.constant->toBool();
+        dtypeIndex = 3;
+      } else {
+        for (int64_t d = 0; d < rank; ++d)
+          axes.push_back(d);
+      }
+      if (!values[node->input(dtypeIndex)].constant ||
+          !values[node->input(dtypeIndex)].constant->isNone())
+        return makeError(kind + " with a dtype is not supported");
       define(kind == "aten::mean"
-                 ? vo::ReduceMeanOp::create(builder, loc, *x, axes, false).getResult()
-                 : vo::ReduceSumOp::create(builder, loc, *x, axes, false).getResult());
+                 ? vo::ReduceMeanOp::create(builder, loc, *x, axes, keepDims).getResult()
+                 : vo::ReduceSumOp::create(builder, loc, *x, axes, keepDims).getResult());
       return Error::success();
     }
     if (kind == "aten::embedding") {
@@ -332,7 +845,10 @@ class Importer {
                                         ignore.constant->toInt(), kindOf));
       return Error::success();
     }
-    return makeError("unsupported TorchScript op '" + kind + "'");
+    auto [file, line] = sourceOf(node);
+    return makeError("unsupported TorchScript op '" + kind + "'" +
+                     (file.empty() ? std::string()
+                                   : " (traced at " + file + ":" + std::to_string(line) + ")"));
   }
 
   MLIRContext &context;
@@ -341,7 +857,7 @@ class Importer {
   ModuleOp moduleOp;
   func::FuncOp func;
   std::unordered_map<torch::jit::Value *, Imported> values;
-  std::map<std::string, Value> params;
+  std::map<const void *, Value> params;
 };
 
 } // namespace

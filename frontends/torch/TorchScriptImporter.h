@@ -2,10 +2,13 @@
 //
 // Loads a TorchScript module (.pt) with LibTorch, inlines its forward, and
 // walks the ATen ops into vo: parameters (the module's, by their dotted
-// names) become vo.parameter with their values, the graph's other inputs
-// function arguments of the shapes the caller gives (TorchScript keeps no
-// static shapes). A first slice of the op set; an op outside it is an error
-// naming it.
+// names; tied ones once) become vo.parameter with their values, the graph's
+// other inputs function arguments of the shapes the caller gives (TorchScript
+// keeps no static shapes). Nodes whose operands are all constants run on
+// LibTorch and become constants (masks, positions, RoPE tables); the rest map
+// to vo's primitive ops, which vo-raise fuses as it does the ONNX import's.
+// An op outside the set is an error naming it and its traced source line
+// (docs/frontends.md).
 //
 //===----------------------------------------------------------------------===//
 #ifndef VEOMNI_FRONTENDS_TORCH_TORCHSCRIPTIMPORTER_H

@@ -13,8 +13,13 @@ float32 PyTorch itself drifts from the exact answer; a tensor passes within
 max(rtol, 2 x float32 PyTorch's own drift). Losses are always compared with
 the stored float32 reference.
 
+With --frontend torchscript, the model comes from the example's own model
+builder traced with torch.jit.trace (the HF model and its loss, as the ONNX
+export wraps them) instead of model.onnx, and also the ops of the two
+imports after vo-raise must be the same.
+
 usage: train_qwen3_tiny.py --bin BUILD/bin --workdir DIR [--example qwen3-tiny]
-       [--rtol 1e-4] [--float64-reference]
+       [--rtol 1e-4] [--float64-reference] [--frontend onnx|torchscript]
 """
 import argparse
 import json
@@ -59,6 +64,34 @@ def float64_parameters(example, config):
     return out
 
 
+def trace_example(example, ids, labels, path):
+    """The example's HF model (its export.py builder, the same initial weights
+    as model.onnx) with its loss, traced to TorchScript at one batch's shape."""
+    import torch
+    sys.path.insert(0, example)
+    sys.path.insert(0, EXAMPLES)
+    import export  # the example's own model builder
+    from reference_training import LossWrapper
+    model = LossWrapper(export.build_model())
+    traced = torch.jit.trace(model, (torch.as_tensor(ids), torch.as_tensor(labels)),
+                             check_trace=False)
+    traced.save(path)
+
+
+def raised_ops(bin_dir, mlir):
+    """vo op -> count after vo-raise."""
+    text = run([os.path.join(bin_dir, "veomni-opt"), mlir, "--vo-raise"])
+    counts = {}
+    for line in text.splitlines():
+        for word in line.split():
+            if word.startswith("vo.") and word[3:4].isalpha() and "=" not in word:
+                op = word.rstrip(":,")
+                if op in ("vo.name", "vo.source", "vo.producer", "vo.opset"):
+                    continue
+                counts[op] = counts.get(op, 0) + 1
+    return counts
+
+
 def run(cmd):
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
@@ -73,6 +106,7 @@ def main():
     ap.add_argument("--rtol", type=float, default=1e-4)
     ap.add_argument("--example", default="qwen3-tiny")
     ap.add_argument("--float64-reference", action="store_true")
+    ap.add_argument("--frontend", choices=["onnx", "torchscript"], default="onnx")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     example = os.path.join(EXAMPLES, args.example)
@@ -87,7 +121,24 @@ def main():
     vob = os.path.join(args.workdir, "model.vob")
     metrics = os.path.join(args.workdir, "metrics.jsonl")
     final = os.path.join(args.workdir, "final.safetensors")
-    run([os.path.join(args.bin, "veomni-import"), os.path.join(example, "model.onnx"), "-o", mlir])
+    onnx_mlir = os.path.join(args.workdir, "onnx.mlir")
+    run([os.path.join(args.bin, "veomni-import"), os.path.join(example, "model.onnx"), "-o",
+         onnx_mlir])
+    if args.frontend == "onnx":
+        mlir = onnx_mlir
+    else:
+        ids, labels = ref["steps.input_ids"][0], ref["steps.labels"][0]
+        pt = os.path.join(args.workdir, "model.pt")
+        trace_example(example, ids, labels, pt)
+        shape = "x".join(str(d) for d in ids.shape)
+        run([os.path.join(args.bin, "veomni-import"), pt, f"--input=input_ids={shape}xi64",
+             f"--input=labels={shape}xi64", "-o", mlir])
+        from_onnx, from_torchscript = raised_ops(args.bin, onnx_mlir), raised_ops(args.bin, mlir)
+        print("ops after vo-raise (ONNX / TorchScript): " + ", ".join(
+            f"{op} {from_onnx.get(op, 0)}/{from_torchscript.get(op, 0)}"
+            for op in sorted(set(from_onnx) | set(from_torchscript))))
+        if from_onnx != from_torchscript:
+            sys.exit("the TorchScript and ONNX imports differ after vo-raise")
     run([os.path.join(args.bin, "veomni-compile"), mlir, "-o", vob,
          f"--lr={opt['lr']}", f"--beta1={opt['betas'][0]}", f"--beta2={opt['betas'][1]}",
          f"--eps={opt['eps']}", f"--weight-decay={opt['weight_decay']}"])
@@ -107,6 +158,18 @@ def main():
         failures.append(f"{len(losses)} steps logged, expected {steps}")
 
     trained = load_file(final)
+    if args.frontend == "torchscript":
+        # TorchScript names parameters by module path ("model." + the HF
+        # name; a tied weight by where it is first read); the reference by
+        # the ONNX export's names and layouts.
+        renamed = {}
+        for name, value in trained.items():
+            entry = config["hf_to_onnx"].get(name[len("model."):])
+            if isinstance(entry, dict):
+                renamed[entry.get("onnx") or name] = value.T if entry.get("transposed") else value
+            else:
+                renamed[entry or name] = value
+        trained = renamed
     names = sorted(k[len("final."):] for k in ref if k.startswith("final."))
     if sorted(trained) != names:
         failures.append(f"saved parameters {sorted(trained)} differ from {names}")
@@ -135,7 +198,8 @@ def main():
     if failures:
         print("\n".join(["FAILURES:"] + failures))
         sys.exit(1)
-    print(f"{args.example}: all {steps} losses and all final parameters match PyTorch")
+    print(f"{args.example} ({args.frontend}): all {steps} losses and all final parameters "
+          f"match PyTorch")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,18 @@ class TinyLM(torch.nn.Module):
         return F.cross_entropy(logits.reshape(-1, VOCAB), labels.reshape(-1))
 
 
+class Unsupported(torch.nn.Module):
+    """An op the importer does not know, on a run-time tensor."""
+
+    def forward(self, x):
+        return torch.cumprod(x, 0).sum()
+
+
+class RandomDropout(torch.nn.Module):
+    def forward(self, x):
+        return F.dropout(x, 0.1, training=True).sum()
+
+
 def batches():
     g = torch.Generator().manual_seed(7)
     ids = torch.randint(0, VOCAB, (STEPS, BATCH, SEQ), generator=g)
@@ -52,6 +64,11 @@ def export(out):
     ids, labels = batches()
     traced = torch.jit.trace(model, (ids[0], labels[0]))
     traced.save(os.path.join(out, "lm.pt"))
+    for name, module in (("unsupported", Unsupported()), ("dropout", RandomDropout())):
+        torch.jit.trace(module, torch.ones(3), check_trace=False).save(
+            os.path.join(out, name + ".pt"))
+    with open(os.path.join(out, "text.pt"), "w") as f:
+        f.write("not a TorchScript archive\n")
     write_token_file(os.path.join(out, "tokens.bin"), ids, labels)
     opt = torch.optim.AdamW(model.parameters(), **OPT)
     losses = []
