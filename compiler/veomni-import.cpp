@@ -102,21 +102,20 @@ int main(int argc, char **argv) {
   StringRef extension = sys::path::extension(inputPath);
 #ifdef VEOMNI_HAVE_TORCHSCRIPT
   const bool torchScript = extension == ".pt";
+  const bool torchExport = extension == ".pt2";
 #else
-  const bool torchScript = false;
-  if (extension == ".pt")
-    return fail("'" + inputPath + "': the TorchScript (.pt) frontend is not part of "
-                "this build (no torch wheel was found when it was configured)");
+  const bool torchScript = false, torchExport = false;
+  if (extension == ".pt" || extension == ".pt2")
+    return fail("'" + inputPath + "': the TorchScript (.pt) and torch.export (.pt2) "
+                "frontends are not part of this build (no torch wheel was found when it "
+                "was configured)");
 #endif
-  if (extension == ".pt2")
-    return fail("'" + inputPath + "': the torch.export (.pt2) frontend is not part of "
-                "this build yet; export to ONNX or TorchScript");
-  if (extension != ".onnx" && !torchScript)
+  if (extension != ".onnx" && !torchScript && !torchExport)
     return fail("'" + inputPath + "': unknown model format '" + extension +
-                "' (expected .onnx or .pt)");
+                "' (expected .onnx, .pt or .pt2)");
   if (!torchInputs.empty() && !torchScript)
-    return fail("--input is for TorchScript (.pt) models; ONNX models carry their shapes "
-                "(bind symbolic dims with --dim)");
+    return fail("--input is for TorchScript (.pt) models; ONNX and torch.export models "
+                "carry their shapes (bind symbolic ONNX dims with --dim)");
 
   mlir::DialectRegistry registry;
   veomni::registerAllDialects(registry);
@@ -156,6 +155,8 @@ int main(int argc, char **argv) {
       torchOptions.inputs[name.str()] = input;
     }
     module = veomni::importTorchScriptFile(context, inputPath, torchOptions);
+  } else if (torchExport) {
+    module = veomni::importTorchExportFile(context, inputPath);
   } else
 #endif
   {

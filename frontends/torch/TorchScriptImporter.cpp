@@ -14,6 +14,13 @@
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/serialization/import.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/types.h>
+#include <caffe2/serialize/inline_container.h>
+
+#include "llvm/Support/JSON.h"
+
+#include <cstring>
 
 #include <variant>
 
@@ -57,14 +64,10 @@ class Importer {
   Expected<OwningOpRef<ModuleOp>> run(torch::jit::Module &module, StringRef path) {
     std::shared_ptr<torch::jit::Graph> graph = module.get_method("forward").graph()->copy();
     torch::jit::Inline(*graph);
-    Location fileLoc = FileLineColLoc::get(&context, path, 0, 0);
-    OwningOpRef<ModuleOp> owned = ModuleOp::create(fileLoc);
-    moduleOp = *owned;
-    moduleOp->setAttr("vo.source", builder.getStringAttr("torchscript"));
-
     // Inputs: self, then tensors whose shapes the caller gives.
-    SmallVector<Type> argTypes;
-    SmallVector<std::string> argNames;
+    std::vector<GraphInput> bindings(1);
+    bindings[0].kind = GraphInput::kSelf;
+    bindings[0].value = module._ivalue();
     auto inputs = graph->inputs();
     for (size_t i = 1; i < inputs.size(); ++i) {
       std::string name = baseName(inputs[i]->debugName());
@@ -75,30 +78,83 @@ class Importer {
       Type element = given->second.element == "f32"   ? Type(builder.getF32Type())
                      : given->second.element == "i64" ? Type(builder.getI64Type())
                                                       : Type(builder.getI32Type());
-      argTypes.push_back(RankedTensorType::get(given->second.shape, element));
-      argNames.push_back(name);
+      GraphInput input;
+      input.name = name;
+      input.type = RankedTensorType::get(given->second.shape, element);
+      bindings.push_back(input);
     }
     for (const auto &[name, input] : options.inputs)
-      if (!llvm::is_contained(argNames, name))
+      if (llvm::none_of(bindings, [&](const GraphInput &b) { return b.name == name; }))
         return makeError("--input " + name + ": the TorchScript forward has no input '" +
                          name + "'");
+    return runGraph(*graph, bindings, path, "torchscript");
+  }
+
+  Type f32() { return builder.getF32Type(); }
+  Type i64() { return builder.getI64Type(); }
+  Type i32() { return builder.getI32Type(); }
+  Type i1() { return builder.getI1Type(); }
+
+  /// What a graph input is bound to.
+  struct GraphInput {
+    enum Kind { kUser, kSelf, kParameter, kConstant } kind = kUser;
+    std::string name;          // user inputs and parameters
+    RankedTensorType type;     // user inputs
+    c10::IValue value;         // self (the module), parameters and constants
+  };
+
+  Expected<OwningOpRef<ModuleOp>> runGraph(torch::jit::Graph &graph,
+                                           const std::vector<GraphInput> &bindings,
+                                           StringRef path, StringRef source) {
+    Location fileLoc = FileLineColLoc::get(&context, path, 0, 0);
+    OwningOpRef<ModuleOp> owned = ModuleOp::create(fileLoc);
+    moduleOp = *owned;
+    moduleOp->setAttr("vo.source", builder.getStringAttr(source));
+    SmallVector<Type> argTypes;
+    SmallVector<std::string> argNames;
+    for (const GraphInput &input : bindings)
+      if (input.kind == GraphInput::kUser) {
+        argTypes.push_back(input.type);
+        argNames.push_back(input.name);
+      }
     builder.setInsertionPointToEnd(moduleOp.getBody());
     func = func::FuncOp::create(builder, fileLoc, "forward",
                                 builder.getFunctionType(argTypes, {}));
     Block *body = func.addEntryBlock();
-    for (auto [index, name] : llvm::enumerate(argNames)) {
-      values[inputs[index + 1]].tensor = body->getArgument(index);
-      func.setArgAttr(index, "vo.name", builder.getStringAttr(name));
+    auto inputs = graph.inputs();
+    size_t argument = 0;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const GraphInput &input = bindings[i];
+      Imported &value = values[inputs[i]];
+      switch (input.kind) {
+      case GraphInput::kSelf:
+        value.object = input.value;
+        break;
+      case GraphInput::kConstant:
+        value.constant = input.value;
+        break;
+      case GraphInput::kParameter: {
+        auto ref = parameter(input.name, input.value.toTensor(), fileLoc);
+        if (!ref)
+          return ref.takeError();
+        value.tensor = *ref;
+        break;
+      }
+      case GraphInput::kUser:
+        value.tensor = body->getArgument(argument);
+        func.setArgAttr(argument, "vo.name", builder.getStringAttr(input.name));
+        ++argument;
+        break;
+      }
     }
-    values[inputs[0]].object = module._ivalue();
 
     builder.setInsertionPointToEnd(body);
-    for (torch::jit::Node *node : graph->nodes())
+    for (torch::jit::Node *node : graph.nodes())
       if (Error error = importNode(node))
         return std::move(error);
 
     SmallVector<Value> results;
-    for (torch::jit::Value *output : graph->outputs()) {
+    for (torch::jit::Value *output : graph.outputs()) {
       Value value = values[output].tensor;
       if (!value)
         return makeError("the forward must return tensors");
@@ -124,7 +180,9 @@ class Importer {
   /// Where the trace recorded `node`: the first frame of the Python stack
   /// TorchScript keeps with it ("modeling_qwen3.py(63): forward"), parsed
   /// into file and line; empty file when it kept none.
-  static std::pair<std::string, unsigned> sourceOf(torch::jit::Node *node) {
+  std::pair<std::string, unsigned> sourceOf(torch::jit::Node *node) const {
+    if (auto found = nodeSources.find(node); found != nodeSources.end())
+      return found->second;
     std::string text;
     try {
       text = node->sourceRange().str();
@@ -858,9 +916,556 @@ class Importer {
   func::FuncOp func;
   std::unordered_map<torch::jit::Value *, Imported> values;
   std::map<const void *, Value> params;
+
+ public:
+  /// Where a node of a torch.export graph came from (its stack_trace).
+  std::unordered_map<torch::jit::Node *, std::pair<std::string, unsigned>> nodeSources;
+};
+
+//===----------------------------------------------------------------------===//
+// torch.export archives (.pt2)
+//===----------------------------------------------------------------------===//
+
+/// The ExportedProgram schema's enums (torch/_export/serde/schema.py), which
+/// number differently from c10's.
+std::optional<c10::ScalarType> scalarTypeOf(int64_t code) {
+  switch (code) {
+  case 1: return at::kByte;
+  case 2: return at::kChar;
+  case 3: return at::kShort;
+  case 4: return at::kInt;
+  case 5: return at::kLong;
+  case 6: return at::kHalf;
+  case 7: return at::kFloat;
+  case 8: return at::kDouble;
+  case 12: return at::kBool;
+  case 13: return at::kBFloat16;
+  default: return std::nullopt;
+  }
+}
+
+/// The schema versions this reader was written against and tested with.
+constexpr int64_t kExportSchemaMajor = 8;
+
+class ExportReader {
+ public:
+  ExportReader(StringRef path) : path(path.str()) {}
+
+  Error open() {
+    try {
+      reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+    } catch (const std::exception &error) {
+      // LibTorch's first sentence says what is wrong; the rest is advice
+      // about checkpoints.
+      std::string message = error.what();
+      message = message.substr(0, message.find('\n'));
+      message = message.substr(0, message.find(". "));
+      return makeError("'" + path + "' is not a torch.export archive (not a readable zip: " +
+                       message + ")");
+    }
+    auto format = record("archive_format");
+    if (!format || StringRef(*format).trim() != "pt2")
+      return makeError("'" + path + "' is not a torch.export archive (no archive_format pt2)");
+    std::vector<std::string> models;
+    for (const std::string &name : reader->getAllRecords())
+      if (StringRef(name).starts_with("models/") && StringRef(name).ends_with(".json"))
+        models.push_back(name);
+    if (models.size() != 1)
+      return makeError("'" + path + "' holds " + std::to_string(models.size()) +
+                       " exported programs; veomni-import reads archives with one");
+    modelName = StringRef(models[0]).drop_front(7).drop_back(5).str();
+    auto text = record(models[0]);
+    auto parsed = llvm::json::parse(*text);
+    if (!parsed)
+      return makeError("'" + path + "': " + models[0] + " is not JSON: " +
+                       llvm::toString(parsed.takeError()));
+    program = std::move(*parsed);
+    const llvm::json::Object *root = program.getAsObject();
+    const llvm::json::Object *version = root ? root->getObject("schema_version") : nullptr;
+    std::optional<int64_t> major = version ? version->getInteger("major") : std::nullopt;
+    std::optional<int64_t> minor = version ? version->getInteger("minor") : std::nullopt;
+    if (!major || *major != kExportSchemaMajor)
+      return makeError("'" + path + "' was written with torch.export schema version " +
+                       (major ? std::to_string(*major) + "." + std::to_string(minor.value_or(0))
+                              : std::string("(none)")) +
+                       "; veomni-import reads version " + std::to_string(kExportSchemaMajor) +
+                       ".x (torch 2.11)");
+    return Error::success();
+  }
+
+  std::optional<std::string> record(const std::string &name) {
+    if (!reader->hasRecord(name))
+      return std::nullopt;
+    auto [data, size] = reader->getRecord(name);
+    return std::string(static_cast<const char *>(data.get()), size);
+  }
+
+  /// A tensor of the archive's weights or constants directory, as its config
+  /// describes it.
+  Expected<at::Tensor> tensor(StringRef dir, const llvm::json::Object &entry,
+                              const std::string &what) {
+    const llvm::json::Object *meta = entry.getObject("tensor_meta");
+    std::optional<StringRef> file = entry.getString("path_name");
+    if (!meta || !file)
+      return makeError("'" + path + "': " + what + " has no path or tensor_meta");
+    if (entry.getBoolean("use_pickle").value_or(false))
+      return makeError("'" + path + "': " + what + " is pickled; veomni-import reads raw weights");
+    auto dtype = scalarTypeOf(meta->getInteger("dtype").value_or(0));
+    if (!dtype)
+      return makeError("'" + path + "': " + what + " has an unsupported dtype");
+    auto ints = [&](StringRef key) {
+      std::vector<int64_t> out;
+      if (const llvm::json::Array *array = meta->getArray(key))
+        for (const llvm::json::Value &item : *array)
+          if (const llvm::json::Object *sym = item.getAsObject())
+            out.push_back(sym->getInteger("as_int").value_or(0));
+      return out;
+    };
+    std::vector<int64_t> sizes = ints("sizes"), strides = ints("strides");
+    int64_t offset = 0;
+    if (const llvm::json::Object *o = meta->getObject("storage_offset"))
+      offset = o->getInteger("as_int").value_or(0);
+    auto bytes = record((dir + *file).str());
+    if (!bytes)
+      return makeError("'" + path + "': " + what + "'s data " + (dir + *file).str() +
+                       " is missing");
+    at::Tensor storage =
+        torch::empty({static_cast<int64_t>(bytes->size())}, torch::dtype(at::kByte));
+    std::memcpy(storage.data_ptr(), bytes->data(), bytes->size());
+    int64_t element = c10::elementSize(*dtype);
+    int64_t needed = offset;
+    for (size_t d = 0; d < sizes.size(); ++d)
+      needed += sizes[d] == 0 ? 0 : (sizes[d] - 1) * strides[d];
+    if ((needed + 1) * element > static_cast<int64_t>(bytes->size()) && !sizes.empty())
+      return makeError("'" + path + "': " + what + "'s data is shorter than its shape");
+    return storage.view(*dtype).as_strided(sizes, strides, offset).clone();
+  }
+
+  std::string path, modelName;
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+  llvm::json::Value program = nullptr;
+};
+
+/// Builds a TorchScript graph of an ExportedProgram's nodes (each ATen call
+/// with its arguments in schema order), so the TorchScript importer walks
+/// it; records the bindings of its inputs.
+class ExportGraphBuilder {
+ public:
+  ExportGraphBuilder(ExportReader &archive) : archive(archive) {}
+
+  Error build(Importer &importer, std::vector<Importer::GraphInput> &bindings) {
+    const llvm::json::Object *root = archive.program.getAsObject();
+    const llvm::json::Object *module = root->getObject("graph_module");
+    const llvm::json::Object *graphJson = module ? module->getObject("graph") : nullptr;
+    const llvm::json::Object *signature = module ? module->getObject("signature") : nullptr;
+    if (!graphJson || !signature)
+      return fail("has no graph_module.graph or signature");
+    tensorValues = graphJson->getObject("tensor_values");
+    if (!tensorValues)
+      return fail("has no tensor_values");
+    auto weights = config("data/weights/", archive.modelName + "_weights_config.json");
+    auto constants = config("data/constants/", archive.modelName + "_constants_config.json");
+    if (!weights)
+      return weights.takeError();
+    if (!constants)
+      return constants.takeError();
+
+    // Inputs, bound by the signature's input_specs (one per graph input).
+    const llvm::json::Array *specs = signature->getArray("input_specs");
+    const llvm::json::Array *inputs = graphJson->getArray("inputs");
+    if (!specs || !inputs || specs->size() != inputs->size())
+      return fail("has input_specs that do not match the graph's inputs");
+    for (size_t i = 0; i < inputs->size(); ++i) {
+      std::optional<StringRef> name = tensorName((*inputs)[i]);
+      if (!name)
+        return fail("has a graph input that is not a tensor");
+      torch::jit::Value *value = graph->addInput();
+      auto type = tensorType(*name);
+      if (!type)
+        return type.takeError();
+      value->setType(*type);
+      named[name->str()] = value;
+      const llvm::json::Object *spec = (*specs)[i].getAsObject();
+      Importer::GraphInput binding;
+      if (const llvm::json::Object *p = spec ? spec->getObject("parameter") : nullptr) {
+        std::string target = p->getString("parameter_name").value_or("").str();
+        auto tensor = weightOf(*weights, "data/weights/", target);
+        if (!tensor)
+          return tensor.takeError();
+        binding.kind = Importer::GraphInput::kParameter;
+        binding.name = target;
+        binding.value = *tensor;
+      } else if (const llvm::json::Object *b = spec ? spec->getObject("buffer") : nullptr) {
+        std::string target = b->getString("buffer_name").value_or("").str();
+        bool persistent = b->getBoolean("persistent").value_or(true);
+        auto tensor = persistent ? weightOf(*weights, "data/weights/", target)
+                                 : weightOf(*constants, "data/constants/", target);
+        if (!tensor)
+          return tensor.takeError();
+        binding.kind = Importer::GraphInput::kConstant;
+        binding.value = *tensor;
+      } else if (const llvm::json::Object *c =
+                     spec ? spec->getObject("tensor_constant") : nullptr) {
+        auto tensor = weightOf(*constants, "data/constants/",
+                               c->getString("tensor_constant_name").value_or("").str());
+        if (!tensor)
+          return tensor.takeError();
+        binding.kind = Importer::GraphInput::kConstant;
+        binding.value = *tensor;
+      } else if (spec && spec->getObject("user_input")) {
+        binding.kind = Importer::GraphInput::kUser;
+        binding.name = name->str();
+        auto shaped = (*type)->cast<c10::TensorType>();
+        std::vector<int64_t> concrete = *shaped->sizes().concrete_sizes();
+        SmallVector<int64_t> shape(concrete.begin(), concrete.end());
+        c10::ScalarType dtype = *shaped->scalarType();
+        Type element = dtype == at::kLong  ? Type(importer.i64())
+                       : dtype == at::kInt ? Type(importer.i32())
+                       : dtype == at::kBool ? Type(importer.i1())
+                                            : Type(importer.f32());
+        binding.type = RankedTensorType::get(shape, element);
+      } else {
+        return fail("has an input kind veomni-import does not read (input " +
+                    std::to_string(i) + ")");
+      }
+      bindings.push_back(binding);
+    }
+
+    // Nodes.
+    const llvm::json::Array *nodes = graphJson->getArray("nodes");
+    if (!nodes)
+      return fail("has no nodes");
+    for (const llvm::json::Value &entry : *nodes)
+      if (Error error = node(*entry.getAsObject(), importer))
+        return error;
+
+    // Outputs: the user's.
+    const llvm::json::Array *outputSpecs = signature->getArray("output_specs");
+    for (const llvm::json::Value &entry : outputSpecs ? *outputSpecs : llvm::json::Array()) {
+      const llvm::json::Object *spec = entry.getAsObject();
+      const llvm::json::Object *user = spec ? spec->getObject("user_output") : nullptr;
+      if (!user)
+        return fail("has an output that is not a user output (buffer mutations and "
+                    "gradients are not read)");
+      std::optional<StringRef> name = tensorName(*user->get("arg"));
+      if (!name || !named.count(name->str()))
+        return fail("returns something that is not a tensor of its graph");
+      graph->registerOutput(named[name->str()]);
+    }
+    return Error::success();
+  }
+
+  std::shared_ptr<torch::jit::Graph> graph = std::make_shared<torch::jit::Graph>();
+
+ private:
+  Error fail(const std::string &message) {
+    return makeError("'" + archive.path + "' " + message);
+  }
+
+  Expected<llvm::json::Object> config(const std::string &dir, const std::string &file) {
+    auto text = archive.record(dir + file);
+    if (!text)
+      return llvm::json::Object();
+    auto parsed = llvm::json::parse(*text);
+    if (!parsed)
+      return makeError("'" + archive.path + "': " + dir + file + " is not JSON");
+    const llvm::json::Object *object = parsed->getAsObject();
+    const llvm::json::Object *entries = object ? object->getObject("config") : nullptr;
+    return entries ? *entries : llvm::json::Object();
+  }
+
+  /// A weight by name; names whose data is one file (tied weights) get one
+  /// tensor, which the importer makes one parameter.
+  Expected<at::Tensor> weightOf(const llvm::json::Object &entries, StringRef dir,
+                                const std::string &name) {
+    const llvm::json::Object *entry = entries.getObject(name);
+    if (!entry)
+      return makeError("'" + archive.path + "' has no data for '" + name + "'");
+    std::string file = (dir + entry->getString("path_name").value_or("")).str();
+    if (auto found = loaded.find(file); found != loaded.end())
+      return found->second;
+    auto tensor = archive.tensor(dir, *entry, "'" + name + "'");
+    if (tensor)
+      loaded[file] = *tensor;
+    return tensor;
+  }
+
+  static std::optional<StringRef> tensorName(const llvm::json::Object &argument) {
+    const llvm::json::Object *tensor = argument.getObject("as_tensor");
+    return tensor ? tensor->getString("name") : std::nullopt;
+  }
+  static std::optional<StringRef> tensorName(const llvm::json::Value &argument) {
+    const llvm::json::Object *object = argument.getAsObject();
+    return object ? tensorName(*object) : std::nullopt;
+  }
+
+  Expected<c10::TypePtr> tensorType(StringRef name) {
+    const llvm::json::Object *meta = tensorValues->getObject(name);
+    if (!meta)
+      return fail("has no tensor_values entry for '" + name.str() + "'");
+    auto dtype = scalarTypeOf(meta->getInteger("dtype").value_or(0));
+    if (!dtype)
+      return fail("'" + name.str() + "' has an unsupported dtype");
+    std::vector<int64_t> sizes;
+    for (const llvm::json::Value &item : *meta->getArray("sizes")) {
+      std::optional<int64_t> size = item.getAsObject()->getInteger("as_int");
+      if (!size)
+        return fail("'" + name.str() + "' has a symbolic dim; export with static shapes");
+      sizes.push_back(*size);
+    }
+    return c10::TypePtr(c10::TensorType::createContiguous(*dtype, at::kCPU, sizes));
+  }
+
+  /// One argument as a graph value: a tensor of the graph, or a constant.
+  Expected<torch::jit::Value *> argument(const llvm::json::Object &arg, StringRef target) {
+    auto ints = [](const llvm::json::Array &array) {
+      std::vector<int64_t> out;
+      for (const llvm::json::Value &item : array) {
+        if (std::optional<int64_t> value = item.getAsInteger())
+          out.push_back(*value);
+        else if (const llvm::json::Object *sym = item.getAsObject())
+          out.push_back(sym->getInteger("as_int").value_or(0));
+      }
+      return out;
+    };
+    if (std::optional<StringRef> name = tensorName(arg)) {
+      auto found = named.find(name->str());
+      if (found == named.end())
+        return fail(target.str() + " reads '" + name->str() + "' before it is defined");
+      return found->second;
+    }
+    if (const llvm::json::Array *tensors = arg.getArray("as_tensors")) {
+      std::vector<torch::jit::Value *> items;
+      for (const llvm::json::Value &item : *tensors) {
+        auto found = named.find(item.getAsObject()->getString("name").value_or("").str());
+        if (found == named.end())
+          return fail(target.str() + " reads a tensor before it is defined");
+        items.push_back(found->second);
+      }
+      torch::jit::Node *list = graph->insertNode(graph->createList(c10::TensorType::get(), items));
+      return list->output();
+    }
+    if (arg.get("as_none"))
+      return graph->insertConstant(c10::IValue());
+    if (std::optional<int64_t> v = arg.getInteger("as_int"))
+      return graph->insertConstant(*v);
+    if (const llvm::json::Object *sym = arg.getObject("as_sym_int")) {
+      if (std::optional<int64_t> v = sym->getInteger("as_int"))
+        return graph->insertConstant(*v);
+      return fail(target.str() + " takes a symbolic int; export with static shapes");
+    }
+    if (std::optional<double> v = arg.getNumber("as_float"))
+      return graph->insertConstant(*v);
+    if (std::optional<bool> v = arg.getBoolean("as_bool"))
+      return graph->insertConstant(*v);
+    if (std::optional<StringRef> v = arg.getString("as_string"))
+      return graph->insertConstant(v->str());
+    if (const llvm::json::Array *v = arg.getArray("as_ints"))
+      return graph->insertConstant(ints(*v));
+    if (const llvm::json::Array *v = arg.getArray("as_sym_ints"))
+      return graph->insertConstant(ints(*v));
+    if (const llvm::json::Array *v = arg.getArray("as_floats")) {
+      std::vector<double> out;
+      for (const llvm::json::Value &item : *v)
+        out.push_back(item.getAsNumber().value_or(0.0));
+      return graph->insertConstant(out);
+    }
+    if (const llvm::json::Array *v = arg.getArray("as_bools")) {
+      c10::List<bool> out;
+      for (const llvm::json::Value &item : *v)
+        out.push_back(item.getAsBoolean().value_or(false));
+      return graph->insertConstant(out);
+    }
+    if (std::optional<int64_t> v = arg.getInteger("as_scalar_type")) {
+      auto dtype = scalarTypeOf(*v);
+      if (!dtype)
+        return fail(target.str() + " takes an unsupported dtype");
+      return graph->insertConstant(static_cast<int64_t>(*dtype));
+    }
+    if (std::optional<int64_t> v = arg.getInteger("as_memory_format")) {
+      // Schema: 1 contiguous, 2 channels last, 3 channels last 3d, 4 preserve.
+      c10::MemoryFormat format = *v == 2   ? c10::MemoryFormat::ChannelsLast
+                                 : *v == 3 ? c10::MemoryFormat::ChannelsLast3d
+                                 : *v == 4 ? c10::MemoryFormat::Preserve
+                                           : c10::MemoryFormat::Contiguous;
+      return graph->insertConstant(static_cast<int64_t>(format));
+    }
+    if (arg.getInteger("as_layout"))
+      return graph->insertConstant(static_cast<int64_t>(c10::kStrided));
+    if (const llvm::json::Object *device = arg.getObject("as_device")) {
+      if (device->getString("type").value_or("cpu") != "cpu")
+        return fail(target.str() + " places a tensor on a device; export on the CPU");
+      return graph->insertConstant(c10::Device(c10::kCPU));
+    }
+    return fail(target.str() + " has an argument kind veomni-import does not read");
+  }
+
+  /// torch.ops.higher_order.wrap_with_set_grad_enabled(enabled, graph, *args)
+  /// (a region under torch.no_grad, as HF computes RoPE tables): the region's
+  /// nodes inline. Its results under no_grad are detached, which folds where
+  /// they are constants and is refused where they are not (vo has no
+  /// stop-gradient), so gradients never flow where PyTorch's would not.
+  Error inlineGradRegion(const llvm::json::Object &entry, Importer &importer) {
+    const llvm::json::Array *inputs = entry.getArray("inputs");
+    if (!inputs || inputs->size() < 2)
+      return fail("has a malformed wrap_with_set_grad_enabled");
+    const llvm::json::Object *enabledArg = (*inputs)[0].getAsObject()->getObject("arg");
+    const llvm::json::Object *graphArg = (*inputs)[1].getAsObject()->getObject("arg");
+    const llvm::json::Object *region =
+        graphArg && graphArg->getObject("as_graph")
+            ? graphArg->getObject("as_graph")->getObject("graph")
+            : nullptr;
+    if (!enabledArg || !region)
+      return fail("has a malformed wrap_with_set_grad_enabled");
+    bool enabled = enabledArg->getBoolean("as_bool").value_or(true);
+    const llvm::json::Array *regionInputs = region->getArray("inputs");
+    if (!regionInputs || regionInputs->size() != inputs->size() - 2)
+      return fail("has a wrap_with_set_grad_enabled whose region takes other inputs");
+    for (size_t i = 0; i < regionInputs->size(); ++i) {
+      auto outer = argument(*(*inputs)[i + 2].getAsObject()->getObject("arg"), "a grad region");
+      if (!outer)
+        return outer.takeError();
+      std::optional<StringRef> inner = tensorName((*regionInputs)[i]);
+      if (!inner)
+        return fail("has a grad region with a non-tensor input");
+      named[inner->str()] = *outer;
+    }
+    const llvm::json::Object *saved = tensorValues;
+    if (const llvm::json::Object *own = region->getObject("tensor_values"))
+      tensorValues = own;
+    for (const llvm::json::Value &inner : *region->getArray("nodes"))
+      if (Error error = node(*inner.getAsObject(), importer))
+        return error;
+    tensorValues = saved;
+    const llvm::json::Array *regionOutputs = region->getArray("outputs");
+    const llvm::json::Array *outputs = entry.getArray("outputs");
+    // The HOP's outputs: one as_tensor each, or one as_tensors list.
+    std::vector<std::string> outerNames;
+    for (const llvm::json::Value &output : outputs ? *outputs : llvm::json::Array()) {
+      if (std::optional<StringRef> name = tensorName(output)) {
+        outerNames.push_back(name->str());
+      } else if (const llvm::json::Array *list =
+                     output.getAsObject() ? output.getAsObject()->getArray("as_tensors")
+                                          : nullptr) {
+        for (const llvm::json::Value &item : *list)
+          outerNames.push_back(item.getAsObject()->getString("name").value_or("").str());
+      }
+    }
+    if (!regionOutputs || regionOutputs->size() != outerNames.size())
+      return fail("has a grad region whose outputs do not match its call's");
+    for (size_t i = 0; i < outerNames.size(); ++i) {
+      std::optional<StringRef> inner = tensorName((*regionOutputs)[i]);
+      if (!inner || !named.count(inner->str()))
+        return fail("has a grad region returning something it does not define");
+      torch::jit::Value *value = named[inner->str()];
+      if (!enabled) {
+        torch::jit::Node *detach = graph->insertNode(
+            graph->create(c10::Symbol::fromQualString("aten::detach"), {value}, 1));
+        detach->output()->setType(value->type());
+        value = detach->output();
+      }
+      named[outerNames[i]] = value;
+    }
+    return Error::success();
+  }
+
+  Error node(const llvm::json::Object &entry, Importer &importer) {
+    StringRef target = entry.getString("target").value_or("");
+    if (target == "torch.ops.higher_order.wrap_with_set_grad_enabled")
+      return inlineGradRegion(entry, importer);
+    // Checks of static metadata the export already guarantees.
+    if (target == "torch.ops.aten._assert_tensor_metadata.default" ||
+        target == "torch.ops.aten._assert_scalar.default")
+      return Error::success();
+    // "torch.ops.aten.linear.default" -> aten::linear, overload "".
+    SmallVector<StringRef> parts;
+    target.split(parts, '.');
+    if (parts.size() != 5 || parts[0] != "torch" || parts[1] != "ops")
+      return fail("calls '" + target.str() + "', which is not an ATen operator");
+    std::string op = (parts[2] + "::" + parts[3]).str();
+    std::string overload = parts[4] == "default" ? "" : parts[4].str();
+    auto handle = c10::Dispatcher::singleton().findSchema({op, overload});
+    if (!handle)
+      return fail("calls '" + target.str() + "', which this LibTorch does not know");
+    const c10::FunctionSchema &schema = handle->schema();
+    std::map<std::string, const llvm::json::Object *> given;
+    if (const llvm::json::Array *inputs = entry.getArray("inputs"))
+      for (const llvm::json::Value &input : *inputs)
+        if (const llvm::json::Object *object = input.getAsObject())
+          given[object->getString("name").value_or("").str()] = object->getObject("arg");
+    std::vector<torch::jit::Value *> operands;
+    for (const c10::Argument &formal : schema.arguments()) {
+      auto found = given.find(formal.name());
+      if (found != given.end() && found->second) {
+        auto value = argument(*found->second, target);
+        if (!value)
+          return value.takeError();
+        operands.push_back(*value);
+      } else if (formal.default_value()) {
+        operands.push_back(graph->insertConstant(*formal.default_value()));
+      } else {
+        return fail("calls '" + target.str() + "' without its argument '" + formal.name() +
+                    "'");
+      }
+    }
+    const llvm::json::Array *outputs = entry.getArray("outputs");
+    size_t count = outputs ? outputs->size() : 0;
+    torch::jit::Node *created =
+        graph->insertNode(graph->create(c10::Symbol::fromQualString(op), operands, count));
+    for (size_t i = 0; i < count; ++i) {
+      std::optional<StringRef> name = tensorName((*outputs)[i]);
+      if (!name) {
+        // Non-tensor outputs (a symbolic size) are never read in static
+        // exports; leave them untyped.
+        continue;
+      }
+      auto type = tensorType(*name);
+      if (!type)
+        return type.takeError();
+      created->output(i)->setType(*type);
+      named[name->str()] = created->output(i);
+    }
+    // The first frame of the node's stack trace, for locations and errors.
+    if (const llvm::json::Object *metadata = entry.getObject("metadata"))
+      if (std::optional<StringRef> trace = metadata->getString("stack_trace")) {
+        // 'File "x.py", line 34, in forward' (the innermost user frame first).
+        StringRef line = trace->split('\n').first;
+        size_t quote = line.find('"'), close = line.find('"', quote + 1);
+        size_t at = line.find("line ");
+        unsigned number = 0;
+        if (quote != StringRef::npos && close != StringRef::npos && at != StringRef::npos &&
+            !line.drop_front(at + 5).take_while([](char c) { return c >= '0' && c <= '9'; }).getAsInteger(10, number))
+          importer.nodeSources[created] = {line.slice(quote + 1, close).str(), number};
+      }
+    return Error::success();
+  }
+
+  ExportReader &archive;
+  std::map<std::string, at::Tensor> loaded;  // by archive file
+  const llvm::json::Object *tensorValues = nullptr;
+  std::map<std::string, torch::jit::Value *> named;
 };
 
 } // namespace
+
+Expected<OwningOpRef<ModuleOp>> importTorchExportFile(MLIRContext &context, StringRef path) {
+  ExportReader archive(path);
+  if (Error error = archive.open())
+    return std::move(error);
+  context.loadDialect<func::FuncDialect, vo::VoDialect>();
+  TorchScriptImportOptions options;
+  Importer importer(context, options);
+  ExportGraphBuilder builder(archive);
+  std::vector<Importer::GraphInput> bindings;
+  try {
+    if (Error error = builder.build(importer, bindings))
+      return std::move(error);
+  } catch (const std::exception &error) {
+    std::string message = error.what();
+    return makeError("'" + path + "': " + message.substr(0, message.find('\n')));
+  }
+  return importer.runGraph(*builder.graph, bindings, path, "torch.export");
+}
 
 Expected<OwningOpRef<ModuleOp>>
 importTorchScriptFile(MLIRContext &context, StringRef path,

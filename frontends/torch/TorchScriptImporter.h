@@ -39,6 +39,12 @@ llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
 importTorchScriptFile(mlir::MLIRContext &context, llvm::StringRef path,
                       const TorchScriptImportOptions &options);
 
+/// A torch.export archive (.pt2, torch.export.save): its ExportedProgram's
+/// graph (schema version 8, static shapes) walked through the same ATen
+/// mapping, parameters and buffers from the archive's weights.
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+importTorchExportFile(mlir::MLIRContext &context, llvm::StringRef path);
+
 } // namespace veomni
 
 #endif // VEOMNI_FRONTENDS_TORCH_TORCHSCRIPTIMPORTER_H

@@ -13,13 +13,14 @@ float32 PyTorch itself drifts from the exact answer; a tensor passes within
 max(rtol, 2 x float32 PyTorch's own drift). Losses are always compared with
 the stored float32 reference.
 
-With --frontend torchscript, the model comes from the example's own model
-builder traced with torch.jit.trace (the HF model and its loss, as the ONNX
-export wraps them) instead of model.onnx, and also the ops of the two
-imports after vo-raise must be the same.
+With --frontend torchscript (or export), the model comes from the example's
+own model builder traced with torch.jit.trace (or exported with
+torch.export into a .pt2 archive): the HF model and its loss, as the ONNX
+export wraps them, instead of model.onnx; and the ops of the two imports
+after vo-raise must be the same.
 
 usage: train_qwen3_tiny.py --bin BUILD/bin --workdir DIR [--example qwen3-tiny]
-       [--rtol 1e-4] [--float64-reference] [--frontend onnx|torchscript]
+       [--rtol 1e-4] [--float64-reference] [--frontend onnx|torchscript|export]
 """
 import argparse
 import json
@@ -78,6 +79,18 @@ def trace_example(example, ids, labels, path):
     traced.save(path)
 
 
+def export_example(example, ids, labels, path):
+    """The same, through torch.export into a .pt2 archive."""
+    import torch
+    sys.path.insert(0, example)
+    sys.path.insert(0, EXAMPLES)
+    import export  # the example's own model builder
+    from reference_training import LossWrapper
+    program = torch.export.export(LossWrapper(export.build_model()),
+                                  (torch.as_tensor(ids), torch.as_tensor(labels)))
+    torch.export.save(program, path)
+
+
 def raised_ops(bin_dir, mlir):
     """vo op -> count after vo-raise."""
     text = run([os.path.join(bin_dir, "veomni-opt"), mlir, "--vo-raise"])
@@ -106,7 +119,7 @@ def main():
     ap.add_argument("--rtol", type=float, default=1e-4)
     ap.add_argument("--example", default="qwen3-tiny")
     ap.add_argument("--float64-reference", action="store_true")
-    ap.add_argument("--frontend", choices=["onnx", "torchscript"], default="onnx")
+    ap.add_argument("--frontend", choices=["onnx", "torchscript", "export"], default="onnx")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     example = os.path.join(EXAMPLES, args.example)
@@ -128,17 +141,22 @@ def main():
         mlir = onnx_mlir
     else:
         ids, labels = ref["steps.input_ids"][0], ref["steps.labels"][0]
-        pt = os.path.join(args.workdir, "model.pt")
-        trace_example(example, ids, labels, pt)
-        shape = "x".join(str(d) for d in ids.shape)
-        run([os.path.join(args.bin, "veomni-import"), pt, f"--input=input_ids={shape}xi64",
-             f"--input=labels={shape}xi64", "-o", mlir])
+        if args.frontend == "torchscript":
+            pt = os.path.join(args.workdir, "model.pt")
+            trace_example(example, ids, labels, pt)
+            shape = "x".join(str(d) for d in ids.shape)
+            run([os.path.join(args.bin, "veomni-import"), pt, f"--input=input_ids={shape}xi64",
+                 f"--input=labels={shape}xi64", "-o", mlir])
+        else:
+            pt2 = os.path.join(args.workdir, "model.pt2")
+            export_example(example, ids, labels, pt2)
+            run([os.path.join(args.bin, "veomni-import"), pt2, "-o", mlir])
         from_onnx, from_torchscript = raised_ops(args.bin, onnx_mlir), raised_ops(args.bin, mlir)
-        print("ops after vo-raise (ONNX / TorchScript): " + ", ".join(
+        print(f"ops after vo-raise (ONNX / {args.frontend}): " + ", ".join(
             f"{op} {from_onnx.get(op, 0)}/{from_torchscript.get(op, 0)}"
             for op in sorted(set(from_onnx) | set(from_torchscript))))
         if from_onnx != from_torchscript:
-            sys.exit("the TorchScript and ONNX imports differ after vo-raise")
+            sys.exit(f"the {args.frontend} and ONNX imports differ after vo-raise")
     run([os.path.join(args.bin, "veomni-compile"), mlir, "-o", vob,
          f"--lr={opt['lr']}", f"--beta1={opt['betas'][0]}", f"--beta2={opt['betas'][1]}",
          f"--eps={opt['eps']}", f"--weight-decay={opt['weight_decay']}"])
@@ -158,8 +176,8 @@ def main():
         failures.append(f"{len(losses)} steps logged, expected {steps}")
 
     trained = load_file(final)
-    if args.frontend == "torchscript":
-        # TorchScript names parameters by module path ("model." + the HF
+    if args.frontend != "onnx":
+        # TorchScript and torch.export name parameters by module path ("model." + the HF
         # name; a tied weight by where it is first read); the reference by
         # the ONNX export's names and layouts.
         renamed = {}

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Frontend conformance: an HF decoder family at tiny size, random init from
-its transformers config, through one frontend (ONNX or TorchScript): import,
+its transformers config, through one frontend (ONNX, TorchScript or
+torch.export): import,
 compile and one training step on one CPU rank, against PyTorch autograd.
 
 The step is AdamW with beta1 = beta2 = 0 and eps = lr = 1e6, so the update
@@ -10,7 +11,7 @@ themselves. The loss must match to 1e-4 relative, each parameter's move to
 1e-4 of the tensor's largest move.
 
 usage: conformance.py --bin BUILD/bin --workdir DIR --family llama
-       --frontend onnx|torchscript
+       --frontend onnx|torchscript|export
 """
 import argparse
 import json
@@ -57,7 +58,7 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--family", choices=sorted(FAMILIES), required=True)
-    ap.add_argument("--frontend", choices=["onnx", "torchscript"], required=True)
+    ap.add_argument("--frontend", choices=["onnx", "torchscript", "export"], required=True)
     ap.add_argument("--rtol", type=float, default=1e-4)
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
@@ -73,7 +74,11 @@ def main():
     model = build(args.family)
     initial = {name: p.detach().clone() for name, p in model.named_parameters()}
     wrapper = LossWrapper(model)
-    if args.frontend == "torchscript":
+    if args.frontend == "export":
+        source = os.path.join(args.workdir, "model.pt2")
+        torch.export.save(torch.export.export(wrapper, (ids, labels)), source)
+        extra = []
+    elif args.frontend == "torchscript":
         source = os.path.join(args.workdir, "model.pt")
         torch.jit.trace(wrapper, (ids, labels), check_trace=False).save(source)
         shape = f"{BATCH}x{SEQ}"
@@ -117,7 +122,11 @@ def main():
             # PyTorch lists a tied weight once, as the embedding; the ONNX
             # export names it after the head.
             hf = "model.embed_tokens.weight"
+        if hf in by_value:
+            failures.append(f"two saved parameters hold {hf} (a tied weight imported twice?)")
         by_value[hf] = value
+    if len(trained) != len(moved):
+        failures.append(f"{len(trained)} parameters saved; PyTorch trains {len(moved)}")
     worst = 0.0
     for name, want in moved.items():
         if name not in by_value:

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A tiny language model as TorchScript, and PyTorch's own training of it.
 
-  torchscript_lm.py export DIR   writes DIR/lm.pt (torch.jit.trace), the
+  torchscript_lm.py export DIR   writes DIR/lm.pt (torch.jit.trace) and
+                                 DIR/lm.pt2 (torch.export.save) of the
+                                 same weights, bad inputs, the
                                  batches as DIR/tokens.bin and the PyTorch
                                  losses of 3 AdamW steps as DIR/reference.json
   torchscript_lm.py check DIR METRICS.jsonl
@@ -69,6 +71,24 @@ def export(out):
             os.path.join(out, name + ".pt"))
     with open(os.path.join(out, "text.pt"), "w") as f:
         f.write("not a TorchScript archive\n")
+    # The same model as a torch.export archive; one claiming an unknown
+    # schema version; a TorchScript zip and a text file named .pt2.
+    import shutil
+    import zipfile
+    torch.manual_seed(0)
+    exported = torch.export.export(TinyLM(), (ids[0], labels[0]))
+    torch.export.save(exported, os.path.join(out, "lm.pt2"))
+    with zipfile.ZipFile(os.path.join(out, "lm.pt2")) as src, \
+            zipfile.ZipFile(os.path.join(out, "future.pt2"), "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.endswith("models/model.json"):
+                program = json.loads(data)
+                program["schema_version"] = {"major": 99, "minor": 0}
+                data = json.dumps(program).encode()
+            dst.writestr(item, data)
+    shutil.copy(os.path.join(out, "lm.pt"), os.path.join(out, "script.pt2"))
+    shutil.copy(os.path.join(out, "text.pt"), os.path.join(out, "text.pt2"))
     write_token_file(os.path.join(out, "tokens.bin"), ids, labels)
     opt = torch.optim.AdamW(model.parameters(), **OPT)
     losses = []
