@@ -113,6 +113,10 @@ int main(int argc, char **argv) {
   if (extension != ".onnx" && !torchScript && !torchExport)
     return fail("'" + inputPath + "': unknown model format '" + extension +
                 "' (expected .onnx, .pt or .pt2)");
+  if ((torchScript || torchExport) &&
+      (randomInit != 0.0 || !dimBindings.empty() || !trainableRegex.empty()))
+    return fail("--random-init, --dim and --trainable are for ONNX models; TorchScript and "
+                "torch.export models name their parameters and carry their values");
   if (!torchInputs.empty() && !torchScript)
     return fail("--input is for TorchScript (.pt) models; ONNX and torch.export models "
                 "carry their shapes (bind symbolic ONNX dims with --dim)");
