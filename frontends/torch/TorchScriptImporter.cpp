@@ -45,6 +45,8 @@ struct Imported {
   /// A tuple or list with run-time tensors among its elements.
   std::vector<torch::jit::Value *> elements;
   bool isSequence = false;
+  /// A list of run-time tensors an op made (chunk).
+  SmallVector<Value> madeTensors;
 };
 
 /// Ops that draw random numbers: folding them would bake one draw into the
@@ -286,6 +288,10 @@ class Importer {
     Imported &in = values[node->input(index)];
     if (in.constant && in.constant->isInt())
       return in.constant->toInt();
+    // A traced size often arrives as a one-element integer tensor.
+    if (in.constant && in.constant->isTensor() && in.constant->toTensor().numel() == 1 &&
+        !at::isFloatingType(in.constant->toTensor().scalar_type()))
+      return in.constant->toTensor().item<int64_t>();
     return makeError(std::string(node->kind().toQualString()) + ": operand " +
                      std::to_string(index) + " must be a constant integer");
   }
@@ -424,7 +430,9 @@ class Importer {
     if (kind == "prim::TupleUnpack" || kind == "prim::ListUnpack") {
       Imported in = values[node->input(0)];
       for (size_t i = 0; i < node->outputs().size(); ++i) {
-        if (in.isSequence && i < in.elements.size()) {
+        if (!in.madeTensors.empty() && i < in.madeTensors.size()) {
+          values[node->output(i)].tensor = in.madeTensors[i];
+        } else if (in.isSequence && i < in.elements.size()) {
           values[node->output(i)] = values[in.elements[i]];
         } else if (in.constant && in.constant->isTuple() &&
                    i < in.constant->toTupleRef().elements().size()) {
@@ -691,6 +699,102 @@ class Importer {
       define(vo::ConcatOp::create(builder, loc, parts, axis));
       return Error::success();
     }
+    if (kind == "aten::topk") {
+      // (self, k, dim, largest, sorted): the router's top k, descending.
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      auto k = intOf(node, 1), dim = intOf(node, 2);
+      if (!k) return k.takeError();
+      if (!dim) return dim.takeError();
+      Imported &largest = values[node->input(3)];
+      int64_t rank = shapeOf(*x).size();
+      if (normalizeDim(*dim, rank) != rank - 1 || !largest.constant ||
+          !largest.constant->isBool() || !largest.constant->toBool())
+        return makeError("aten::topk: only the largest k along the last dim are supported");
+      auto topK = vo::TopKOp::create(builder, loc, *x, *k);
+      values[node->output(0)].tensor = topK.getValues();
+      values[node->output(1)].tensor = topK.getIndices();
+      return Error::success();
+    }
+    if (kind == "aten::chunk") {
+      // (self, chunks, dim) -> a list of slices, as torch.chunk cuts them.
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      auto chunks = intOf(node, 1), dim = intOf(node, 2);
+      if (!chunks) return chunks.takeError();
+      if (!dim) return dim.takeError();
+      SmallVector<int64_t> shape(shapeOf(*x));
+      int64_t d = normalizeDim(*dim, shape.size());
+      int64_t size = (shape[d] + *chunks - 1) / *chunks;
+      Imported &out = values[node->output()];
+      for (int64_t start = 0; start < shape[d]; start += size) {
+        SmallVector<int64_t> starts(shape.size(), 0), limits(shape), strides(shape.size(), 1);
+        starts[d] = start;
+        limits[d] = std::min(start + size, shape[d]);
+        out.madeTensors.push_back(vo::SliceOp::create(builder, loc, *x, starts, limits, strides));
+      }
+      return Error::success();
+    }
+    if (kind == "aten::index") {
+      // self[indices]: one index tensor on dim 0 gathers rows (the experts'
+      // weights by expert id), which is what vo.embedding does.
+      Imported &list = values[node->input(1)];
+      auto table = tensorOf(node, 0);
+      if (!table) return table.takeError();
+      if (!list.isSequence || list.elements.size() != 1)
+        return makeError("aten::index: only one index tensor, on dim 0, is supported");
+      auto ids = tensorOfValue(node, list.elements[0], 1);
+      if (!ids) return ids.takeError();
+      if (!isa<IntegerType>(cast<RankedTensorType>(ids->getType()).getElementType()) ||
+          !isa<FloatType>(cast<RankedTensorType>(table->getType()).getElementType()))
+        return makeError("aten::index: only float rows picked by integer ids are supported");
+      define(vo::EmbeddingOp::create(builder, loc, *table, *ids));
+      return Error::success();
+    }
+    if (kind == "aten::clamp") {
+      // (self, min, max) with constant bounds (None: unbounded).
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      Value result = *x;
+      for (size_t i : {1, 2}) {
+        Imported &bound = values[node->input(i)];
+        if (bound.constant && bound.constant->isNone())
+          continue;
+        auto limit = tensorOrScalar(node, i, result);
+        if (!limit) return limit.takeError();
+        result = i == 1 ? vo::MaximumOp::create(builder, loc, result, *limit).getResult()
+                        : vo::MinimumOp::create(builder, loc, result, *limit).getResult();
+      }
+      define(result);
+      return Error::success();
+    }
+    if (kind == "aten::bmm") {
+      auto a = tensorOf(node, 0), b = tensorOf(node, 1);
+      if (!a) return a.takeError();
+      if (!b) return b.takeError();
+      define(vo::MatmulOp::create(builder, loc, *a, *b, false, false));
+      return Error::success();
+    }
+    if (kind == "aten::repeat_interleave") {
+      // (self, repeats: int, dim): each slice along dim repeated in place.
+      auto x = tensorOf(node, 0);
+      if (!x) return x.takeError();
+      auto repeats = intOf(node, 1);
+      if (!repeats) return repeats.takeError();
+      Imported &dimValue = values[node->input(2)];
+      if (!dimValue.constant || !dimValue.constant->isInt())
+        return makeError("aten::repeat_interleave needs a dim");
+      SmallVector<int64_t> shape(shapeOf(*x));
+      int64_t d = normalizeDim(dimValue.constant->toInt(), shape.size());
+      SmallVector<int64_t> unsqueezed(shape), repeated(shape), merged(shape);
+      unsqueezed.insert(unsqueezed.begin() + d + 1, 1);
+      repeated.insert(repeated.begin() + d + 1, *repeats);
+      merged[d] *= *repeats;
+      Value result = vo::ReshapeOp::create(builder, loc, *x, unsqueezed);
+      result = vo::BroadcastToOp::create(builder, loc, result, repeated);
+      define(vo::ReshapeOp::create(builder, loc, result, merged));
+      return Error::success();
+    }
     if (kind == "aten::softmax") {
       auto x = tensorOf(node, 0);
       if (!x) return x.takeError();
@@ -768,6 +872,11 @@ class Importer {
       define(vo::SiluOp::create(builder, loc, *x));
       return Error::success();
     }
+    // In-place arithmetic (routing_weights /= sum) yields the updated value,
+    // which is what later reads use in traced and exported graphs.
+    if (kind == "aten::div_" || kind == "aten::mul_" || kind == "aten::add_" ||
+        kind == "aten::sub_")
+      kind.pop_back();
     if (kind == "aten::add" || kind == "aten::sub" || kind == "aten::mul" ||
         kind == "aten::div" || kind == "aten::pow" || kind == "aten::rsub") {
       // Either side may be the run-time tensor; a scalar takes its type.
@@ -1412,6 +1521,23 @@ class ExportGraphBuilder {
     size_t count = outputs ? outputs->size() : 0;
     torch::jit::Node *created =
         graph->insertNode(graph->create(c10::Symbol::fromQualString(op), operands, count));
+    // An op returning a list of tensors (chunk, split): its items unpacked.
+    if (count == 1 && (*outputs)[0].getAsObject() &&
+        (*outputs)[0].getAsObject()->getArray("as_tensors")) {
+      const llvm::json::Array &items = *(*outputs)[0].getAsObject()->getArray("as_tensors");
+      created->output()->setType(c10::ListType::ofTensors());
+      torch::jit::Node *unpack = graph->insertNode(
+          graph->create(c10::prim::ListUnpack, {created->output()}, items.size()));
+      for (size_t i = 0; i < items.size(); ++i) {
+        std::string name = items[i].getAsObject()->getString("name").value_or("").str();
+        auto type = tensorType(name);
+        if (!type)
+          return type.takeError();
+        unpack->output(i)->setType(*type);
+        named[name] = unpack->output(i);
+      }
+      count = 0;
+    }
     for (size_t i = 0; i < count; ++i) {
       std::optional<StringRef> name = tensorName((*outputs)[i]);
       if (!name) {

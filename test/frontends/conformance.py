@@ -39,6 +39,19 @@ FAMILIES = {
     "qwen2": dict(model_type="qwen2", tie_word_embeddings=True),
     "mistral": dict(model_type="mistral", tie_word_embeddings=False, sliding_window=16),
     "qwen3": dict(model_type="qwen3", tie_word_embeddings=True, head_dim=16),
+    # MoE: softmax, top-k, renormalized (Qwen3-MoE checkpoints, Mixtral) or
+    # not (Qwen3MoeConfig's default). The experts run HF's batched_mm
+    # implementation: its default (grouped_mm) has no ONNX translation and
+    # its eager loop indexes by data (examples/qwen3-moe-tiny/export.py).
+    "qwen3_moe": dict(model_type="qwen3_moe", tie_word_embeddings=True, head_dim=16,
+                      num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32,
+                      norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[]),
+    "qwen3_moe_unnormalized": dict(model_type="qwen3_moe", tie_word_embeddings=False,
+                                   head_dim=16, num_experts=8, num_experts_per_tok=2,
+                                   moe_intermediate_size=32, norm_topk_prob=False,
+                                   decoder_sparse_step=1, mlp_only_layers=[]),
+    "mixtral": dict(model_type="mixtral", tie_word_embeddings=False, num_local_experts=4,
+                    num_experts_per_tok=2),
 }
 BATCH, SEQ = 2, 32
 STEP = dict(lr=1e6, betas=(0.0, 0.0), eps=1e6, weight_decay=0.0)
@@ -49,6 +62,8 @@ def build(family):
     settings = dict(COMMON)
     settings.update(FAMILIES[family])
     config = AutoConfig.for_model(settings.pop("model_type"), **settings)
+    if hasattr(config, "_experts_implementation"):
+        config._experts_implementation = "batched_mm"
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_config(config).to(torch.float32).train()
 
