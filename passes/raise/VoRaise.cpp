@@ -444,6 +444,29 @@ struct RaiseMoeGate : OpRewritePattern<TopKOp> {
   }
 };
 
+/// softmax(top_k(logits).values) -> vo.moe_gate normalize: top-k of the
+/// logits then a softmax over the k (GPT-OSS style) picks the same experts as
+/// softmax then top-k, and exp(l_i) / sum_k exp(l_j) = p_i / sum_k p_j.
+struct RaiseTopKSoftmaxGate : OpRewritePattern<SoftmaxOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(SoftmaxOp softmax,
+                                PatternRewriter &rewriter) const override {
+    auto topK = softmax.getInput().getDefiningOp<TopKOp>();
+    if (!topK || softmax.getInput() != topK.getValues() || !topK.getValues().hasOneUse())
+      return rewriter.notifyMatchFailure(softmax, "not a softmax of top_k values alone");
+    auto logits = cast<RankedTensorType>(topK.getInput().getType());
+    if (logits.getRank() != 2 || softmax.getAxis() != 1)
+      return rewriter.notifyMatchFailure(softmax, "not over a router's [T, E] logits");
+    auto gate = MoeGateOp::create(rewriter, softmax.getLoc(), topK.getInput(), topK.getK(),
+                                  /*normalize=*/true);
+    rewriter.replaceAllUsesWith(topK.getIndices(), gate.getExperts());
+    rewriter.replaceOp(softmax, gate.getWeights());
+    rewriter.eraseOp(topK);
+    return success();
+  }
+};
+
 /// ids, or a clamp of ids to [0, experts - 1] (a no-op for valid ids).
 Value stripExpertClamp(Value ids, int64_t experts) {
   for (int i = 0; i < 2; ++i) {
@@ -565,7 +588,8 @@ struct VoRaisePass : veomni::impl::VoRaiseBase<VoRaisePass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<RaiseRmsNorm, RaiseSilu, RaiseSwiglu, RaiseRope,
-                 RaiseAttention, RaiseMoeGate, RaiseMoeExperts>(&getContext());
+                 RaiseAttention, RaiseMoeGate, RaiseTopKSoftmaxGate, RaiseMoeExperts>(
+      &getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

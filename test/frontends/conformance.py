@@ -52,7 +52,21 @@ FAMILIES = {
                                    decoder_sparse_step=1, mlp_only_layers=[]),
     "mixtral": dict(model_type="mixtral", tie_word_embeddings=False, num_local_experts=4,
                     num_experts_per_tok=2),
+    # Qwen3-MoE with its router written top-k of the logits, then a softmax
+    # over the k (GPT-OSS style; topk_then_softmax below).
+    "qwen3_moe_topk_softmax": dict(model_type="qwen3_moe", tie_word_embeddings=True,
+                                   head_dim=16, num_experts=8, num_experts_per_tok=2,
+                                   moe_intermediate_size=32, norm_topk_prob=True,
+                                   decoder_sparse_step=1, mlp_only_layers=[]),
 }
+
+
+def topk_then_softmax(router, hidden_states):
+    """A router's forward as top-k of the logits, then a softmax over the k."""
+    hidden_states = hidden_states.reshape(-1, router.hidden_dim)
+    logits = torch.nn.functional.linear(hidden_states, router.weight)
+    top_logits, indices = torch.topk(logits, router.top_k, dim=-1)
+    return logits, torch.softmax(top_logits, dim=-1), indices
 BATCH, SEQ = 2, 32
 STEP = dict(lr=1e6, betas=(0.0, 0.0), eps=1e6, weight_decay=0.0)
 
@@ -65,7 +79,13 @@ def build(family):
     if hasattr(config, "_experts_implementation"):
         config._experts_implementation = "batched_mm"
     torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(config).to(torch.float32).train()
+    model = AutoModelForCausalLM.from_config(config).to(torch.float32).train()
+    if family == "qwen3_moe_topk_softmax":
+        import types
+        for module in model.modules():
+            if type(module).__name__ == "Qwen3MoeTopKRouter":
+                module.forward = types.MethodType(topk_then_softmax, module)
+    return model
 
 
 def main():

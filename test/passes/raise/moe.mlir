@@ -27,6 +27,32 @@ func.func @router_plain(%logits: tensor<4x8xf32>) -> (tensor<4x2xf32>, tensor<4x
 
 // -----
 
+// Top-k of the logits, then a softmax over the k: the same experts and the
+// renormalized weights.
+// CHECK-LABEL: func @router_topk_softmax
+// CHECK-SAME: (%[[LOGITS:.*]]: tensor<4x8xf32>)
+// CHECK-NEXT: %[[W:.*]], %[[E:.*]] = vo.moe_gate %[[LOGITS]] top_k = 2 normalize : tensor<4x8xf32>
+// CHECK-NEXT: return %[[W]], %[[E]]
+func.func @router_topk_softmax(%logits: tensor<4x8xf32>) -> (tensor<4x2xf32>, tensor<4x2xi64>) {
+  %v, %i = vo.top_k %logits k = 2 : tensor<4x8xf32>
+  %w = vo.softmax %v axis = 1 : tensor<4x2xf32>
+  return %w, %i : tensor<4x2xf32>, tensor<4x2xi64>
+}
+
+// -----
+
+// The top-k values read elsewhere too: left alone.
+// CHECK-LABEL: func @topk_values_reused
+// CHECK: vo.top_k
+// CHECK-NOT: vo.moe_gate
+func.func @topk_values_reused(%logits: tensor<4x8xf32>) -> (tensor<4x2xf32>, tensor<4x2xf32>) {
+  %v, %i = vo.top_k %logits k = 2 : tensor<4x8xf32>
+  %w = vo.softmax %v axis = 1 : tensor<4x2xf32>
+  return %w, %v : tensor<4x2xf32>, tensor<4x2xf32>
+}
+
+// -----
+
 // top_k of logits (no softmax) is not this router.
 // CHECK-LABEL: func @not_a_router
 // CHECK: vo.top_k
