@@ -7,13 +7,17 @@
       the recipe: one rank then sees the same global batch as the W ranks.
   run --bin BIN --workdir DIR
       trains each for --steps on the GPUs (fp32 matmuls, so only the order of
-      sums differs) and compares every step's loss with the one-GPU run.
+      sums differs) and compares every step's loss with the one-GPU run, and
+      the final parameters each run saves (on several GPUs rank 0 gathers
+      the shards: the multi-GPU --save path).
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
+
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(HERE, "..", "..", "examples")
@@ -58,26 +62,39 @@ def prepare(args):
 
 
 def losses(args, vob, ranks, name):
+    """The run's losses and its saved final parameters (rank 0 gathers the
+    shards and writes them: the multi-GPU --save path)."""
     metrics = os.path.join(args.workdir, f"{name}.jsonl")
+    saved = os.path.join(args.workdir, f"{name}.safetensors")
     cmd = [os.path.join(args.bin, "veomni-run"), "-n", str(ranks), os.path.join(args.workdir, vob),
            f"--data={os.path.join(args.workdir, 'tokens.bin')}", f"--steps={args.steps}",
            "--device=cuda", "--matmul_precision=fp32", f"--metrics={metrics}", "--timeout=60",
-           f"--log={args.steps}"]
+           f"--log={args.steps}", f"--save={saved}"]
     run(cmd)
-    return [json.loads(line)["loss"] for line in open(metrics)]
+    from safetensors.numpy import load_file
+    return [json.loads(line)["loss"] for line in open(metrics)], load_file(saved)
 
 
 def run_stage(args):
     plan = json.load(open(os.path.join(args.workdir, "plan.json")))
     failures = []
     for item in plan:
-        ref = losses(args, item["one"], 1, item["one"] + "-1gpu")
-        got = losses(args, item["vob"], item["world"], item["vob"] + f"-{item['world']}gpu")
+        ref, ref_params = losses(args, item["one"], 1, item["one"] + "-1gpu")
+        got, got_params = losses(args, item["vob"], item["world"],
+                                 item["vob"] + f"-{item['world']}gpu")
         worst = max(abs(a - b) / abs(b) for a, b in zip(got, ref))
-        ok = len(got) == len(ref) == args.steps and worst <= args.rtol
+        # Saved parameters: the same names, each within rtol of its scale.
+        same_names = sorted(got_params) == sorted(ref_params)
+        worst_param = max((float(np.max(np.abs(got_params[n] - ref_params[n])) /
+                                 max(float(np.max(np.abs(ref_params[n]))), 1e-30))
+                           for n in ref_params if n in got_params
+                           and got_params[n].shape == ref_params[n].shape), default=float("inf"))
+        ok = (len(got) == len(ref) == args.steps and worst <= args.rtol and same_names
+              and worst_param <= args.rtol)
         print(f"{item['recipe']:>12} on {item['world']} GPUs vs 1 GPU: losses "
-              f"{' '.join(f'{x:.6f}' for x in got)}; worst rel {worst:.1e} "
-              f"{'ok' if ok else 'FAIL'}")
+              f"{' '.join(f'{x:.6f}' for x in got)}; worst rel {worst:.1e}; saved "
+              f"{len(got_params)} parameters{'' if same_names else ' (names differ)'}, worst "
+              f"{worst_param:.1e} {'ok' if ok else 'FAIL'}")
         if not ok:
             failures.append(item["recipe"])
     if failures:
