@@ -13,7 +13,7 @@ micro-batches in reversed order within each step (the same sums, reordered).
 A tensor passes within max(--rtol, 2 x that run's own deviation).
 
 usage: recipes_equivalence.py --bin BUILD/bin --workdir DIR --recipe dp=2,fsdp=2
-       [--grad-accum A] [--steps 3] [--example qwen3-tiny]
+       [--grad-accum A] [--steps 3] [--example qwen3-tiny | --heads 8]
 """
 import argparse
 import json
@@ -41,6 +41,27 @@ def train(args, name, recipe, grad_accum, ranks, mlir, data):
     return [json.loads(line)["loss"] for line in open(metrics)], load_file(out)
 
 
+def export_wide_qwen3(args, tokens, labels):
+    """A tiny Qwen3 with --heads query and key/value heads (head dim 8), for
+    sequence parallelism wider than the examples' 4 heads allow, exported
+    with torch.export at one micro-batch's shape [2, 32]."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+    sys.path.insert(0, EXAMPLES)
+    from reference_training import LossWrapper
+    config = Qwen3Config(num_hidden_layers=2, hidden_size=64, num_attention_heads=args.heads,
+                         num_key_value_heads=args.heads, head_dim=8, intermediate_size=128,
+                         vocab_size=256, max_position_embeddings=128, use_cache=False,
+                         attn_implementation="eager", tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(config).to(torch.float32).train()
+    path = os.path.join(args.workdir, "model.pt2")
+    program = torch.export.export(LossWrapper(model), (torch.as_tensor(tokens),
+                                                       torch.as_tensor(labels)))
+    torch.export.save(program, path)
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -50,6 +71,8 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--rtol", type=float, default=1e-5)
     ap.add_argument("--example", default="qwen3-tiny")
+    ap.add_argument("--heads", type=int, default=0,
+                    help="instead of an example: a tiny Qwen3 with this many heads")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     degrees = {"dp": 1, "fsdp": 1, "sp": 1, "ep": 1}
@@ -76,7 +99,10 @@ def main():
     reordered = os.path.join(args.workdir, "reordered.bin")
     write_token_file(reordered, tokens[order], labels[order])
     mlir = os.path.join(args.workdir, "model.mlir")
-    run([os.path.join(args.bin, "veomni-import"), os.path.join(EXAMPLES, args.example, "model.onnx"), "-o", mlir])
+    source = os.path.join(EXAMPLES, args.example, "model.onnx")
+    if args.heads:
+        source = export_wide_qwen3(args, tokens[:2], labels[:2])
+    run([os.path.join(args.bin, "veomni-import"), source, "-o", mlir])
 
     one_losses, one_params = train(args, "one", "dp=1", args.grad_accum * data_ranks, 1, mlir, data)
     _, floor_params = train(args, "reordered", "dp=1", args.grad_accum * data_ranks, 1, mlir,
