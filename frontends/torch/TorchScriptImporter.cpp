@@ -515,6 +515,12 @@ class Importer {
       define(*x);
       return Error::success();
     }
+    if (kind == "aten::detach" || kind == "aten::detach_") {
+      // Constants fold above; a run-time value would need a stop-gradient.
+      return makeError(kind + " of a run-time tensor (computed under torch.no_grad or "
+                              "detached) is not supported: gradients would flow where "
+                              "PyTorch's do not");
+    }
     if (kind == "aten::contiguous" || kind == "aten::clone" || kind == "aten::alias") {
       auto x = tensorOf(node, 0);
       if (!x) return x.takeError();
