@@ -65,30 +65,21 @@ def float64_parameters(example, config):
     return out
 
 
-def trace_example(example, ids, labels, path):
+def save_example(example, ids, labels, path, frontend):
     """The example's HF model (its export.py builder, the same initial weights
-    as model.onnx) with its loss, traced to TorchScript at one batch's shape."""
+    as model.onnx) with its loss, at one batch's shape: traced to TorchScript
+    (frontend "torchscript") or exported with torch.export ("export")."""
     import torch
     sys.path.insert(0, example)
     sys.path.insert(0, EXAMPLES)
     import export  # the example's own model builder
     from reference_training import LossWrapper
     model = LossWrapper(export.build_model())
-    traced = torch.jit.trace(model, (torch.as_tensor(ids), torch.as_tensor(labels)),
-                             check_trace=False)
-    traced.save(path)
-
-
-def export_example(example, ids, labels, path):
-    """The same, through torch.export into a .pt2 archive."""
-    import torch
-    sys.path.insert(0, example)
-    sys.path.insert(0, EXAMPLES)
-    import export  # the example's own model builder
-    from reference_training import LossWrapper
-    program = torch.export.export(LossWrapper(export.build_model()),
-                                  (torch.as_tensor(ids), torch.as_tensor(labels)))
-    torch.export.save(program, path)
+    inputs = (torch.as_tensor(ids), torch.as_tensor(labels))
+    if frontend == "torchscript":
+        torch.jit.trace(model, inputs, check_trace=False).save(path)
+    else:
+        torch.export.save(torch.export.export(model, inputs), path)
 
 
 def raised_ops(bin_dir, mlir):
@@ -141,16 +132,14 @@ def main():
         mlir = onnx_mlir
     else:
         ids, labels = ref["steps.input_ids"][0], ref["steps.labels"][0]
-        if args.frontend == "torchscript":
-            pt = os.path.join(args.workdir, "model.pt")
-            trace_example(example, ids, labels, pt)
-            shape = "x".join(str(d) for d in ids.shape)
-            run([os.path.join(args.bin, "veomni-import"), pt, f"--input=input_ids={shape}xi64",
-                 f"--input=labels={shape}xi64", "-o", mlir])
-        else:
-            pt2 = os.path.join(args.workdir, "model.pt2")
-            export_example(example, ids, labels, pt2)
-            run([os.path.join(args.bin, "veomni-import"), pt2, "-o", mlir])
+        source = os.path.join(args.workdir,
+                              "model.pt" if args.frontend == "torchscript" else "model.pt2")
+        save_example(example, ids, labels, source, args.frontend)
+        shape = "x".join(str(d) for d in ids.shape)
+        # TorchScript keeps no shapes; a torch.export archive does.
+        shapes = ([f"--input=input_ids={shape}xi64", f"--input=labels={shape}xi64"]
+                  if args.frontend == "torchscript" else [])
+        run([os.path.join(args.bin, "veomni-import"), source, "-o", mlir] + shapes)
         from_onnx, from_torchscript = raised_ops(args.bin, onnx_mlir), raised_ops(args.bin, mlir)
         print(f"ops after vo-raise (ONNX / {args.frontend}): " + ", ".join(
             f"{op} {from_onnx.get(op, 0)}/{from_torchscript.get(op, 0)}"

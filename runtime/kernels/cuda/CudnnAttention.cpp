@@ -183,6 +183,24 @@ absl::Status Execute(const BuiltGraph& graph, std::unordered_map<int64_t, void*>
   }
 }
 
+// The bf16 copies both directions make: q, k, v (rounded from f32) and the
+// output, as pieces of one StreamScratch.
+struct Bf16Operands {
+  int64_t q_count = 0, kv_count = 0;
+  size_t q = 0, k = 0, v = 0, out = 0;
+};
+
+Bf16Operands ReserveOperands(const cpu::AttentionGeometry& g, StreamScratch& scratch) {
+  Bf16Operands o;
+  o.q_count = g.batch * g.q_heads * g.q_len * g.head_dim;
+  o.kv_count = g.batch * g.kv_heads * g.kv_len * g.head_dim;
+  o.q = scratch.Reserve(o.q_count * 2);
+  o.k = scratch.Reserve(o.kv_count * 2);
+  o.v = scratch.Reserve(o.kv_count * 2);
+  o.out = scratch.Reserve(o.q_count * 2);
+  return o;
+}
+
 void ToBF16(const float* x, void* y, int64_t count, cudaStream_t stream) {
   LaunchCast(CastType::kF32, x, CastType::kBF16, y, count, stream);
 }
@@ -203,24 +221,21 @@ absl::Status CudnnAttention(const cpu::AttentionGeometry& g, const float* q, con
                             const float* v, float* out, CudaContext* context) {
   VEOMNI_ASSIGN_OR_RETURN(const BuiltGraph* graph,
                           GraphFor(KeyOf(g, /*with_stats=*/false, /*backward=*/false), context));
-  const int64_t q_count = g.batch * g.q_heads * g.q_len * g.head_dim;
-  const int64_t kv_count = g.batch * g.kv_heads * g.kv_len * g.head_dim;
   StreamScratch scratch(context, "attention");
-  size_t q16 = scratch.Reserve(q_count * 2), k16 = scratch.Reserve(kv_count * 2),
-         v16 = scratch.Reserve(kv_count * 2), out16 = scratch.Reserve(q_count * 2),
-         workspace = scratch.Reserve(graph->workspace_bytes);
+  Bf16Operands o = ReserveOperands(g, scratch);
+  size_t workspace = scratch.Reserve(graph->workspace_bytes);
   VEOMNI_RETURN_IF_ERROR(scratch.Allocate());
   cudaStream_t stream = context->stream;
-  ToBF16(q, scratch.At(q16), q_count, stream);
-  ToBF16(k, scratch.At(k16), kv_count, stream);
-  ToBF16(v, scratch.At(v16), kv_count, stream);
+  ToBF16(q, scratch.At(o.q), o.q_count, stream);
+  ToBF16(k, scratch.At(o.k), o.kv_count, stream);
+  ToBF16(v, scratch.At(o.v), o.kv_count, stream);
   VEOMNI_RETURN_IF_ERROR(LaunchStatus("attention"));
-  std::unordered_map<int64_t, void*> pack = {{kQ, scratch.At(q16)},
-                                             {kK, scratch.At(k16)},
-                                             {kV, scratch.At(v16)},
-                                             {kO, scratch.At(out16)}};
+  std::unordered_map<int64_t, void*> pack = {{kQ, scratch.At(o.q)},
+                                             {kK, scratch.At(o.k)},
+                                             {kV, scratch.At(o.v)},
+                                             {kO, scratch.At(o.out)}};
   VEOMNI_RETURN_IF_ERROR(Execute(*graph, pack, scratch.At(workspace), context));
-  ToF32(scratch.At(out16), out, q_count, stream);
+  ToF32(scratch.At(o.out), out, o.q_count, stream);
   return LaunchStatus("attention");
 }
 
@@ -231,24 +246,22 @@ absl::Status CudnnAttentionGrad(const cpu::AttentionGeometry& g, const float* q,
                           GraphFor(KeyOf(g, /*with_stats=*/true, /*backward=*/false), context));
   VEOMNI_ASSIGN_OR_RETURN(const BuiltGraph* backward,
                           GraphFor(KeyOf(g, /*with_stats=*/false, /*backward=*/true), context));
-  const int64_t q_count = g.batch * g.q_heads * g.q_len * g.head_dim;
-  const int64_t kv_count = g.batch * g.kv_heads * g.kv_len * g.head_dim;
   StreamScratch scratch(context, "attention_grad");
-  size_t q16 = scratch.Reserve(q_count * 2), k16 = scratch.Reserve(kv_count * 2),
-         v16 = scratch.Reserve(kv_count * 2), out16 = scratch.Reserve(q_count * 2),
-         dout16 = scratch.Reserve(q_count * 2), dq16 = scratch.Reserve(q_count * 2),
+  Bf16Operands o = ReserveOperands(g, scratch);
+  const int64_t q_count = o.q_count, kv_count = o.kv_count;
+  size_t dout16 = scratch.Reserve(q_count * 2), dq16 = scratch.Reserve(q_count * 2),
          dk16 = scratch.Reserve(kv_count * 2), dv16 = scratch.Reserve(kv_count * 2),
          stats = scratch.Reserve(g.batch * g.q_heads * g.q_len * 4),
          workspace = scratch.Reserve(std::max(forward->workspace_bytes, backward->workspace_bytes));
   VEOMNI_RETURN_IF_ERROR(scratch.Allocate());
   cudaStream_t stream = context->stream;
-  ToBF16(q, scratch.At(q16), q_count, stream);
-  ToBF16(k, scratch.At(k16), kv_count, stream);
-  ToBF16(v, scratch.At(v16), kv_count, stream);
+  ToBF16(q, scratch.At(o.q), q_count, stream);
+  ToBF16(k, scratch.At(o.k), kv_count, stream);
+  ToBF16(v, scratch.At(o.v), kv_count, stream);
   ToBF16(dout, scratch.At(dout16), q_count, stream);
   VEOMNI_RETURN_IF_ERROR(LaunchStatus("attention_grad"));
-  std::unordered_map<int64_t, void*> pack = {{kQ, scratch.At(q16)},   {kK, scratch.At(k16)},
-                                             {kV, scratch.At(v16)},   {kO, scratch.At(out16)},
+  std::unordered_map<int64_t, void*> pack = {{kQ, scratch.At(o.q)},   {kK, scratch.At(o.k)},
+                                             {kV, scratch.At(o.v)},   {kO, scratch.At(o.out)},
                                              {kStats, scratch.At(stats)}};
   VEOMNI_RETURN_IF_ERROR(Execute(*forward, pack, scratch.At(workspace), context));
   pack[kDOut] = scratch.At(dout16);
