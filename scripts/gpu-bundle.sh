@@ -20,11 +20,15 @@ for b in "${bins[@]}"; do strip -o "$bundle/bin/$b" "$build/bin/$b"; done
 for b in "${bins[@]}"; do ldd "$build/bin/$b"; done | awk '/=> \//{print $3}' | sort -u |
   grep -v -E '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+)\.so|/usr/local/cuda' |
   xargs -r -I{} cp -L {} "$bundle/lib/"
+# Expert parallelism needs experts: fsdp=2,ep=2 for the MoE model only.
+declare -A recipes=([qwen3-tiny]="fsdp=2 sp=2" [qwen3-moe-tiny]="fsdp=2 sp=2 fsdp=2,ep=2")
 for example in qwen3-tiny qwen3-moe-tiny; do
   "$python" "$root/test/e2e/gpu_follow_torch.py" prepare --bin "$build/bin" \
     --workdir "$bundle/work/$example" --example "$example"
+  # shellcheck disable=SC2086
   "$python" "$root/test/e2e/gpu_recipes.py" prepare --bin "$build/bin" \
-    --workdir "$bundle/work/recipes-$example" --example "$example" --recipes fsdp=2 sp=2
+    --workdir "$bundle/work/recipes-$example" --example "$example" \
+    --recipes ${recipes[$example]}
 done
 rm -f "$bundle"/work/*/model.mlir
 du -sh "$bundle"

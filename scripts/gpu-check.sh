@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks, on a machine with NVIDIA GPUs, CUDA 13, NCCL and PyTorch:
 # every CUDA kernel against its CPU twin, the examples following PyTorch on
-# one GPU, and (with two GPUs) fsdp=2 and sp=2 equal to one GPU.
+# one GPU, and (with two GPUs) fsdp=2 and sp=2 equal to one GPU, and for the
+# MoE model fsdp=2,ep=2 too.
 #
 #   bash scripts/gpu-check.sh [BUNDLE] [REPORTS]
 # BUNDLE is made by scripts/gpu-bundle.sh; REPORTS gets the GoogleTest XML.

@@ -490,11 +490,9 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
             absl::StrCat(at, ": malformed expert-parallel launch (its group is ", group,
                          " ranks of this mesh)"));
       }
-      if (!device_->host_accessible()) {
-        return absl::UnimplementedError(
-            absl::StrCat(at, ": expert parallelism (ep > 1) runs only on the CPU backend so "
-                             "far; compile without ep for ", device_->Describe()));
-      }
+      // Its exchange waits for the device (ExpertParallel.h), which a graph
+      // cannot hold: this function runs eagerly.
+      function.capturable = false;
       built.collective = Collective::kExperts;
       built.mesh_axes = static_cast<uint32_t>(axes);
     } else if (built.collective != Collective::kNone) {
@@ -586,7 +584,7 @@ absl::Status Executor::Run(absl::string_view name) {
   }
   // The first run is eager: it makes what later runs reuse (NCCL groups,
   // collective scratch), which a capture must not.
-  const bool graphs = use_graphs_ && !device_->host_accessible();
+  const bool graphs = use_graphs_ && function->capturable && !device_->host_accessible();
   if (graphs && !function->graph && function->runs >= 1) {
     VEOMNI_ASSIGN_OR_RETURN(function->graph,
                             device_->Capture([&] { return LaunchCommands(*function); }));
@@ -702,11 +700,19 @@ absl::Status Executor::UploadConstants() {
 absl::Status Executor::RunCollective(const Command& command) {
   if (command.collective == Collective::kExperts) {
     if (!communicator_) return absl::InternalError("expert parallelism needs a communicator");
-    return command.kernel == "moe_experts"
-               ? MoeExpertsExpertParallel(*communicator_, command.mesh_axes, command.inputs,
-                                          command.outputs)
-               : MoeExpertsGradExpertParallel(*communicator_, command.mesh_axes,
-                                              command.inputs, command.outputs);
+    const bool forward = command.kernel == "moe_experts";
+    if (device_->host_accessible()) {
+      return forward ? MoeExpertsExpertParallel(*communicator_, command.mesh_axes,
+                                                command.inputs, command.outputs)
+                     : MoeExpertsGradExpertParallel(*communicator_, command.mesh_axes,
+                                                    command.inputs, command.outputs);
+    }
+    return forward ? MoeExpertsExpertParallelOnDevice(*device_, *communicator_,
+                                                      command.mesh_axes, command.inputs,
+                                                      command.outputs)
+                   : MoeExpertsGradExpertParallelOnDevice(*device_, *communicator_,
+                                                          command.mesh_axes, command.inputs,
+                                                          command.outputs);
   }
   const TensorView& in = command.inputs[0];
   const TensorView& out = command.outputs[0];

@@ -43,7 +43,8 @@ class Executor {
     // caused it (slow; for debugging asynchronous devices).
     bool synchronize_each_command = false;
     // On a device with graphs (CUDA), each function runs eagerly once, is
-    // captured as a graph on its second run and replayed from then on.
+    // captured as a graph on its second run and replayed from then on;
+    // functions with expert-parallel commands always run eagerly.
     bool use_graphs = true;
     // Times every command (waiting for each, so without graphs) and adds
     // the time to its kernel's entry in KernelProfile.
@@ -114,6 +115,8 @@ class Executor {
     std::vector<std::pair<std::string, TensorView>> host_outputs;
     std::vector<Command> commands;
     int64_t runs = 0;
+    // False when a command waits for the device (expert parallelism).
+    bool capturable = true;
     std::unique_ptr<DeviceGraph> graph;
   };
   // A range of the artifact's blobs that commands read as constants, and

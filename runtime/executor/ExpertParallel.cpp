@@ -31,8 +31,10 @@ int64_t ExpertId(const TensorView& experts, int64_t slot) {
 
 // Checks the operands the kernels cannot (the kernels check the rest on the
 // rows they receive), sorts the slots by owner and exchanges the counts.
+// `experts` must be host memory; the counts travel through `device` memory
+// when the communicator works on the device (NCCL).
 absl::StatusOr<Routing> Route(absl::string_view kernel, Communicator& comm, uint32_t axes,
-                              absl::Span<const TensorView> inputs) {
+                              absl::Span<const TensorView> inputs, Device* device = nullptr) {
   const TensorView& x = inputs[0];
   const TensorView& experts = inputs[1];
   const TensorView& weights = inputs[2];
@@ -77,9 +79,20 @@ absl::StatusOr<Routing> Route(absl::string_view kernel, Communicator& comm, uint
     routing.order.insert(routing.order.end(), by_owner[g].begin(), by_owner[g].end());
   }
   routing.recv.assign(routing.members, 0);
-  TensorView send_view{routing.send.data(), DType::kI64, {routing.members}};
-  TensorView recv_view{routing.recv.data(), DType::kI64, {routing.members}};
-  VEOMNI_RETURN_IF_ERROR(comm.AllToAll(send_view, recv_view, axes, 0, 0));
+  const uint64_t bytes = routing.members * sizeof(int64_t);
+  if (device && comm.operates_on_device()) {
+    VEOMNI_ASSIGN_OR_RETURN(DeviceBuffer counts,
+                            DeviceBuffer::Allocate(*device, 2 * bytes, "expert counts"));
+    VEOMNI_RETURN_IF_ERROR(device->CopyToDevice(counts.data(), routing.send.data(), bytes));
+    VEOMNI_RETURN_IF_ERROR(comm.AllToAll({counts.data(), DType::kI64, {routing.members}},
+                                         {counts.data() + bytes, DType::kI64, {routing.members}},
+                                         axes, 0, 0));
+    VEOMNI_RETURN_IF_ERROR(device->CopyToHost(routing.recv.data(), counts.data() + bytes, bytes));
+  } else {
+    VEOMNI_RETURN_IF_ERROR(comm.AllToAll({routing.send.data(), DType::kI64, {routing.members}},
+                                         {routing.recv.data(), DType::kI64, {routing.members}},
+                                         axes, 0, 0));
+  }
   for (int64_t count : routing.recv) routing.received += count;
   return routing;
 }
@@ -155,6 +168,41 @@ absl::StatusOr<Received> Dispatch(Communicator& comm, uint32_t axes, const Routi
   return received;
 }
 
+// The operands Route does not check: arity, y_grad and the outputs.
+absl::Status CheckForwardOutputs(absl::Span<const TensorView> inputs,
+                                 absl::Span<const TensorView> outputs) {
+  if (inputs.size() != 5 || outputs.size() != 1) {
+    return absl::InvalidArgumentError("moe_experts (expert parallel): expects 5 inputs and 1 output");
+  }
+  if (outputs[0].dtype != DType::kF32 || outputs[0].shape != inputs[0].shape) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("moe_experts (expert parallel): output ", FormatShape(outputs[0].shape),
+                     " ", DTypeName(outputs[0].dtype), " must be f32 of x's shape"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckGradOutputs(absl::Span<const TensorView> inputs,
+                              absl::Span<const TensorView> outputs) {
+  if (inputs.size() != 6 || outputs.size() != 4) {
+    return absl::InvalidArgumentError(
+        "moe_experts_grad (expert parallel): expects 6 inputs and 4 outputs");
+  }
+  bool f32 = true;
+  for (const TensorView* view : {&inputs[5], &outputs[0], &outputs[1], &outputs[2], &outputs[3]}) {
+    f32 = f32 && view->dtype == DType::kF32;
+  }
+  if (!f32 || inputs[5].shape != inputs[0].shape || outputs[0].shape != inputs[0].shape ||
+      outputs[1].shape != inputs[1].shape || outputs[2].shape != inputs[3].shape ||
+      outputs[3].shape != inputs[4].shape) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "moe_experts_grad (expert parallel): y_grad and x_grad must be f32 of x's shape ",
+        FormatShape(inputs[0].shape), ", weights_grad f32 of the experts' ",
+        FormatShape(inputs[1].shape), ", and the weight gradients f32 of the weights' shapes"));
+  }
+  return absl::OkStatus();
+}
+
 // For each slot, the row that carries it (the inverse of `order`).
 std::vector<int64_t> RowOfSlot(const Routing& routing) {
   std::vector<int64_t> row_of(routing.order.size());
@@ -181,15 +229,7 @@ absl::Status MoeExpertsExpertParallel(Communicator& comm, uint32_t axes,
                                       absl::Span<const TensorView> inputs,
                                       absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "moe_experts";
-  if (inputs.size() != 5 || outputs.size() != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kKernel, " (expert parallel): expects 5 inputs and 1 output"));
-  }
-  if (outputs[0].dtype != DType::kF32 || outputs[0].shape != inputs[0].shape) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kKernel, " (expert parallel): output ", FormatShape(outputs[0].shape), " ",
-                     DTypeName(outputs[0].dtype), " must be f32 of x's shape"));
-  }
+  VEOMNI_RETURN_IF_ERROR(CheckForwardOutputs(inputs, outputs));
   VEOMNI_ASSIGN_OR_RETURN(Routing routing, Route(kKernel, comm, axes, inputs));
   VEOMNI_ASSIGN_OR_RETURN(Received got, Dispatch(comm, axes, routing, inputs, false));
   const int64_t n = routing.received;
@@ -227,22 +267,7 @@ absl::Status MoeExpertsGradExpertParallel(Communicator& comm, uint32_t axes,
                                           absl::Span<const TensorView> inputs,
                                           absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "moe_experts_grad";
-  if (inputs.size() != 6 || outputs.size() != 4) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kKernel, " (expert parallel): expects 6 inputs and 4 outputs"));
-  }
-  bool f32 = true;
-  for (const TensorView* view : {&inputs[5], &outputs[0], &outputs[1], &outputs[2], &outputs[3]}) {
-    f32 = f32 && view->dtype == DType::kF32;
-  }
-  if (!f32 || inputs[5].shape != inputs[0].shape || outputs[0].shape != inputs[0].shape ||
-      outputs[1].shape != inputs[1].shape || outputs[2].shape != inputs[3].shape ||
-      outputs[3].shape != inputs[4].shape) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kKernel, " (expert parallel): y_grad and x_grad must be f32 of x's shape ",
-        FormatShape(inputs[0].shape), ", weights_grad f32 of the experts' ",
-        FormatShape(inputs[1].shape), ", and the weight gradients f32 of the weights' shapes"));
-  }
+  VEOMNI_RETURN_IF_ERROR(CheckGradOutputs(inputs, outputs));
   VEOMNI_ASSIGN_OR_RETURN(Routing routing, Route(kKernel, comm, axes, inputs));
   const int64_t h = inputs[0].shape[1];
   VEOMNI_ASSIGN_OR_RETURN(Received got, Dispatch(comm, axes, routing, inputs, true));
@@ -303,6 +328,189 @@ absl::Status MoeExpertsGradExpertParallel(Communicator& comm, uint32_t axes,
     }
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+// The device path's buffers, index arrays and kernel launches. Buffers live
+// until the exchange ends; it waits for the device before freeing them.
+class DeviceExchange {
+ public:
+  DeviceExchange(Device& device, Communicator& comm, uint32_t axes)
+      : device_(device), comm_(comm), axes_(axes) {}
+  ~DeviceExchange() { device_.Synchronize().IgnoreError(); }
+
+  // Routes on a host copy of the expert ids; the device views stay as given.
+  absl::StatusOr<Routing> Route(absl::string_view kernel, absl::Span<const TensorView> inputs) {
+    const TensorView& experts = inputs[1];
+    host_ids_.resize(experts.Bytes());
+    VEOMNI_RETURN_IF_ERROR(device_.CopyToHost(host_ids_.data(), experts.data, experts.Bytes()));
+    std::vector<TensorView> on_host(inputs.begin(), inputs.end());
+    on_host[1].data = host_ids_.data();
+    return runtime::Route(kernel, comm_, axes_, on_host, &device_);
+  }
+  const TensorView HostIds(const TensorView& experts) const {
+    TensorView view = experts;
+    view.data = const_cast<uint8_t*>(host_ids_.data());
+    return view;
+  }
+
+  absl::StatusOr<TensorView> Buffer(DType dtype, std::vector<int64_t> shape) {
+    TensorView view{nullptr, dtype, std::move(shape)};
+    VEOMNI_ASSIGN_OR_RETURN(DeviceBuffer buffer,
+                            DeviceBuffer::Allocate(device_, view.Bytes(), "expert exchange"));
+    view.data = buffer.data();
+    buffers_.push_back(std::move(buffer));
+    return view;
+  }
+  absl::StatusOr<TensorView> Upload(const std::vector<int64_t>& values,
+                                    std::vector<int64_t> shape) {
+    VEOMNI_ASSIGN_OR_RETURN(TensorView view, Buffer(DType::kI64, std::move(shape)));
+    VEOMNI_RETURN_IF_ERROR(device_.CopyToDevice(view.data, values.data(), view.Bytes()));
+    return view;
+  }
+  absl::Status Launch(absl::string_view kernel, const KernelAttrs& attrs,
+                      std::vector<TensorView> inputs, std::vector<TensorView> outputs) {
+    const KernelFn* fn = device_.LookupKernel(kernel);
+    if (!fn) {
+      return absl::InternalError(absl::StrCat("expert parallelism needs the ", kernel,
+                                              " kernel on ", device_.Describe()));
+    }
+    return (*fn)(attrs, inputs, outputs);
+  }
+  // rows [n, W] -> [ids..., W]: row ids[i] of `rows` at i.
+  absl::Status Gather(const TensorView& rows, const TensorView& ids, const TensorView& out) {
+    return Launch("embedding", KernelAttrs(), {rows, ids}, {out});
+  }
+  // Rows of `in` to the members (routing.send / recv, or reversed for the way
+  // back); `out` is [sum of incoming counts, ...].
+  absl::Status Exchange(const TensorView& in, absl::Span<const int64_t> send,
+                        const TensorView& out, absl::Span<const int64_t> recv) {
+    return comm_.AllToAllV(in, send, out, recv, axes_);
+  }
+  absl::Status Zero(const TensorView& view) {
+    std::vector<uint8_t> zeros(view.Bytes(), 0);
+    return device_.CopyToDevice(view.data, zeros.data(), zeros.size());
+  }
+  // out [T, H] = sum over the k slots of each token of its returned row:
+  // gathers [T, k, H] by `row_of`, then sums dim 1.
+  absl::Status Combine(const TensorView& back, const TensorView& row_of, const TensorView& out) {
+    const int64_t tokens = row_of.shape[0], k = row_of.shape[1], h = back.shape[1];
+    VEOMNI_ASSIGN_OR_RETURN(TensorView parts, Buffer(DType::kF32, {tokens, k, h}));
+    VEOMNI_RETURN_IF_ERROR(Gather(back, row_of, parts));
+    KernelAttrs sum;
+    sum.SetInts("axes", {1});
+    return Launch("reduce_sum", sum, {parts}, {out});
+  }
+
+ private:
+  Device& device_;
+  Communicator& comm_;
+  uint32_t axes_;
+  std::vector<uint8_t> host_ids_;
+  std::vector<DeviceBuffer> buffers_;
+};
+
+// What both directions send: each routed slot's x row (and y_grad row),
+// weight and local expert id, received as the owner's kernel operands.
+struct Dispatched {
+  TensorView x, y_grad, weights, ids;  // [n, H], [n, H], [n, 1], [n, 1]
+  TensorView row_of;                   // [T, k]: the returned row of each slot
+};
+
+absl::StatusOr<Dispatched> DispatchOnDevice(DeviceExchange& exchange, const Routing& routing,
+                                            absl::Span<const TensorView> inputs,
+                                            bool with_grad) {
+  const TensorView& x = inputs[0];
+  const TensorView host_ids = exchange.HostIds(inputs[1]);
+  const int64_t tokens = x.shape[0], h = x.shape[1], k = inputs[1].shape[1];
+  const int64_t sent = static_cast<int64_t>(routing.order.size());
+  const int64_t n = routing.received;
+  std::vector<int64_t> token_of_row(sent), local_ids(sent);
+  for (int64_t r = 0; r < sent; ++r) {
+    token_of_row[r] = routing.order[r] / k;
+    local_ids[r] = ExpertId(host_ids, routing.order[r]) % routing.local_experts;
+  }
+  VEOMNI_ASSIGN_OR_RETURN(TensorView tokens_view, exchange.Upload(token_of_row, {sent}));
+  VEOMNI_ASSIGN_OR_RETURN(TensorView slots_view, exchange.Upload(routing.order, {sent}));
+  VEOMNI_ASSIGN_OR_RETURN(TensorView ids_out, exchange.Upload(local_ids, {sent, 1}));
+  Dispatched got;
+  VEOMNI_ASSIGN_OR_RETURN(got.row_of, exchange.Upload(RowOfSlot(routing), {tokens, k}));
+
+  auto send_rows = [&](const TensorView& table, const TensorView& ids, int64_t width,
+                       TensorView& received) -> absl::Status {
+    VEOMNI_ASSIGN_OR_RETURN(TensorView out, exchange.Buffer(DType::kF32, {sent, width}));
+    VEOMNI_RETURN_IF_ERROR(exchange.Gather(table, ids, out));
+    VEOMNI_ASSIGN_OR_RETURN(received, exchange.Buffer(DType::kF32, {n, width}));
+    return exchange.Exchange(out, routing.send, received, routing.recv);
+  };
+  VEOMNI_RETURN_IF_ERROR(send_rows(x, tokens_view, h, got.x));
+  if (with_grad) VEOMNI_RETURN_IF_ERROR(send_rows(inputs[5], tokens_view, h, got.y_grad));
+  TensorView weight_rows = inputs[2];
+  weight_rows.shape = {tokens * k, 1};
+  VEOMNI_RETURN_IF_ERROR(send_rows(weight_rows, slots_view, 1, got.weights));
+  VEOMNI_ASSIGN_OR_RETURN(got.ids, exchange.Buffer(DType::kI64, {n, 1}));
+  VEOMNI_RETURN_IF_ERROR(exchange.Exchange(ids_out, routing.send, got.ids, routing.recv));
+  return got;
+}
+
+}  // namespace
+
+absl::Status MoeExpertsExpertParallelOnDevice(Device& device, Communicator& comm, uint32_t axes,
+                                              absl::Span<const TensorView> inputs,
+                                              absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_experts";
+  VEOMNI_RETURN_IF_ERROR(CheckForwardOutputs(inputs, outputs));
+  DeviceExchange exchange(device, comm, axes);
+  VEOMNI_ASSIGN_OR_RETURN(Routing routing, exchange.Route(kKernel, inputs));
+  VEOMNI_ASSIGN_OR_RETURN(Dispatched got, DispatchOnDevice(exchange, routing, inputs, false));
+  const int64_t n = routing.received, h = inputs[0].shape[1];
+  const int64_t sent = static_cast<int64_t>(routing.order.size());
+  VEOMNI_ASSIGN_OR_RETURN(TensorView rows, exchange.Buffer(DType::kF32, {n, h}));
+  if (n > 0) {
+    VEOMNI_RETURN_IF_ERROR(exchange.Launch(kKernel, KernelAttrs(),
+                                           {got.x, got.ids, got.weights, inputs[3], inputs[4]},
+                                           {rows}));
+  }
+  VEOMNI_ASSIGN_OR_RETURN(TensorView back, exchange.Buffer(DType::kF32, {sent, h}));
+  VEOMNI_RETURN_IF_ERROR(exchange.Exchange(rows, routing.recv, back, routing.send));
+  return exchange.Combine(back, got.row_of, outputs[0]);
+}
+
+absl::Status MoeExpertsGradExpertParallelOnDevice(Device& device, Communicator& comm,
+                                                  uint32_t axes,
+                                                  absl::Span<const TensorView> inputs,
+                                                  absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_experts_grad";
+  VEOMNI_RETURN_IF_ERROR(CheckGradOutputs(inputs, outputs));
+  DeviceExchange exchange(device, comm, axes);
+  VEOMNI_ASSIGN_OR_RETURN(Routing routing, exchange.Route(kKernel, inputs));
+  VEOMNI_ASSIGN_OR_RETURN(Dispatched got, DispatchOnDevice(exchange, routing, inputs, true));
+  const int64_t n = routing.received, h = inputs[0].shape[1];
+  const int64_t sent = static_cast<int64_t>(routing.order.size());
+  // One launch over every received row: the weight gradients sum the rows
+  // of all members at once (the one-rank kernel's order up to reassociation).
+  VEOMNI_ASSIGN_OR_RETURN(TensorView x_rows, exchange.Buffer(DType::kF32, {n, h}));
+  VEOMNI_ASSIGN_OR_RETURN(TensorView weight_rows, exchange.Buffer(DType::kF32, {n, 1}));
+  if (n > 0) {
+    VEOMNI_RETURN_IF_ERROR(exchange.Launch(
+        kKernel, KernelAttrs(),
+        {got.x, got.ids, got.weights, inputs[3], inputs[4], got.y_grad},
+        {x_rows, weight_rows, outputs[2], outputs[3]}));
+  } else {
+    // Nothing routed here: this member's experts get no gradient.
+    VEOMNI_RETURN_IF_ERROR(exchange.Zero(outputs[2]));
+    VEOMNI_RETURN_IF_ERROR(exchange.Zero(outputs[3]));
+  }
+  VEOMNI_ASSIGN_OR_RETURN(TensorView x_back, exchange.Buffer(DType::kF32, {sent, h}));
+  VEOMNI_RETURN_IF_ERROR(exchange.Exchange(x_rows, routing.recv, x_back, routing.send));
+  VEOMNI_ASSIGN_OR_RETURN(TensorView weight_back, exchange.Buffer(DType::kF32, {sent, 1}));
+  VEOMNI_RETURN_IF_ERROR(exchange.Exchange(weight_rows, routing.recv, weight_back, routing.send));
+  VEOMNI_RETURN_IF_ERROR(exchange.Combine(x_back, got.row_of, outputs[0]));
+  // weights_grad [T, k] is the gathered [T, k, 1].
+  TensorView weights_grad = outputs[1];
+  weights_grad.shape.push_back(1);
+  return exchange.Gather(weight_back, got.row_of, weights_grad);
 }
 
 }  // namespace veomni::runtime

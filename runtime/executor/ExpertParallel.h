@@ -14,6 +14,7 @@
 #include "absl/types/span.h"
 #include "runtime/base/Tensor.h"
 #include "runtime/comm/Communicator.h"
+#include "runtime/device/Device.h"
 
 namespace veomni::runtime {
 
@@ -32,6 +33,23 @@ absl::Status MoeExpertsExpertParallel(Communicator& comm, uint32_t axes,
 absl::Status MoeExpertsGradExpertParallel(Communicator& comm, uint32_t axes,
                                           absl::Span<const TensorView> inputs,
                                           absl::Span<const TensorView> outputs);
+
+// The same exchange and results for tensors in `device` memory the host
+// cannot address (a GPU), with that device's kernels: the expert ids come to
+// the host to route and size the buffers, `embedding` gathers the rows to
+// send, the communicator's all_to_all_v moves them, the owner runs the
+// device's moe_experts(_grad) on what it received, and `embedding` plus
+// `reduce_sum` combine each token's slots. Sums round as those kernels do,
+// so this equals one rank to float tolerance rather than bit for bit. It
+// waits for the device (the counts size the buffers), so a function that
+// holds it cannot be captured as a graph.
+absl::Status MoeExpertsExpertParallelOnDevice(Device& device, Communicator& comm, uint32_t axes,
+                                              absl::Span<const TensorView> inputs,
+                                              absl::Span<const TensorView> outputs);
+absl::Status MoeExpertsGradExpertParallelOnDevice(Device& device, Communicator& comm,
+                                                  uint32_t axes,
+                                                  absl::Span<const TensorView> inputs,
+                                                  absl::Span<const TensorView> outputs);
 
 }  // namespace veomni::runtime
 

@@ -1,5 +1,6 @@
 // The MoE kernels on CUDA: the CPU kernels' operand checks (MoeCommon.h),
-// then the device code of MoeLaunch.cu on the context's stream. Expert ids
+// then the device code of MoeLaunch.cu on the context's stream, its GEMMs in
+// the context's matmul precision (bf16 on tensor cores, else fp32). Expert ids
 // are range-checked on the device (kIndexOutOfRange), since reading them here
 // would synchronize.
 
@@ -16,8 +17,9 @@
 namespace veomni::runtime::cuda {
 namespace {
 
-MoeExpertsShape ShapeOf(const cpu::MoeExpertsPlan& plan) {
+MoeExpertsShape ShapeOf(const cpu::MoeExpertsPlan& plan, const CudaContext& context) {
   MoeExpertsShape shape;
+  shape.bf16 = context.matmul_precision == MatmulPrecision::kBF16;
   shape.tokens = plan.tokens;
   shape.hidden = plan.hidden;
   shape.slots = plan.slots;
@@ -86,9 +88,9 @@ absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
   VEOMNI_RETURN_IF_ERROR(cpu::CheckArity(kKernel, inputs, 5, 5, outputs, 1));
   VEOMNI_ASSIGN_OR_RETURN(cpu::MoeExpertsPlan plan, cpu::PlanMoeExperts(kKernel, inputs));
   VEOMNI_RETURN_IF_ERROR(cpu::CheckMoeExpertsOutput(kKernel, plan, outputs));
-  MoeExpertsShape shape = ShapeOf(plan);
-  VEOMNI_RETURN_IF_ERROR(CheckLaunchable(kKernel, shape));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
+  MoeExpertsShape shape = ShapeOf(plan, *ctx);
+  VEOMNI_RETURN_IF_ERROR(CheckLaunchable(kKernel, shape));
   return WithScratch(kKernel, ctx, MoeExpertsScratchBytes(shape, /*backward=*/false),
                      [&](void* scratch) {
                        LaunchMoeExperts(shape, inputs[0].As<const float>(), inputs[1].data,
@@ -106,9 +108,9 @@ absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inp
   VEOMNI_RETURN_IF_ERROR(cpu::CheckArity(kKernel, inputs, 6, 6, outputs, 4));
   VEOMNI_ASSIGN_OR_RETURN(cpu::MoeExpertsPlan plan, cpu::PlanMoeExperts(kKernel, inputs));
   VEOMNI_RETURN_IF_ERROR(cpu::CheckMoeExpertsGradOperands(kKernel, plan, inputs, outputs));
-  MoeExpertsShape shape = ShapeOf(plan);
-  VEOMNI_RETURN_IF_ERROR(CheckLaunchable(kKernel, shape));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
+  MoeExpertsShape shape = ShapeOf(plan, *ctx);
+  VEOMNI_RETURN_IF_ERROR(CheckLaunchable(kKernel, shape));
   return WithScratch(kKernel, ctx, MoeExpertsScratchBytes(shape, /*backward=*/true),
                      [&](void* scratch) {
                        LaunchMoeExpertsGrad(

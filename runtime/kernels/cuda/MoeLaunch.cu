@@ -1,15 +1,18 @@
 // Device code of the MoE kernels. top_k and the router run one block per row;
 // the experts route (token, slot) rows into expert-sorted order on the device
 // (count per chunk, scan, scatter: stable, so every sum below has a fixed
-// order) and run tiled fp32 grouped GEMMs over each expert's rows, whose
-// extents they read from the device offsets.
+// order) and run tiled grouped GEMMs (fp32, or bf16 tensor cores) over each
+// expert's rows, whose extents they read from the device offsets.
 
 #include "runtime/kernels/cuda/MoeLaunch.h"
 
 #include <climits>
+#include <cstdint>
 #include <type_traits>
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 
 #include "runtime/kernels/cuda/CudaContext.h"
 
@@ -23,7 +26,8 @@ constexpr int kRowThreads = 128;
 constexpr int kRowWarps = kRowThreads / kWarpSize;
 // Slots per routing chunk, one thread each.
 constexpr int kRouteChunk = 256;
-// GEMM tiles: 64 x 64 outputs, 16 deep, 256 threads of 4 x 4 outputs each.
+// GEMM tiles: 64 x 64 outputs, 256 threads; fp32: 16 deep, 4 x 4 outputs
+// per thread.
 constexpr int kTileRows = 64;
 constexpr int kTileCols = 64;
 constexpr int kTileDepth = 16;
@@ -538,6 +542,240 @@ __global__ void __launch_bounds__(kGemmThreads)
   }
 }
 
+// ---------------------------------------------- bf16 tensor-core GEMMs
+//
+// The same two GEMMs at bf16 precision: operands round to bf16 as they enter
+// shared memory and products accumulate in fp32 on the tensor cores (wmma
+// 16 x 16 x 16), as cuBLASLt's bf16 GEMMs do. Tiles are 64 x 64 outputs, 32
+// deep; warp w owns rows 16 (w / 2).. and cols 32 (w % 2).. as two
+// fragments. Operands load as float4 where rows are 16-byte aligned.
+
+constexpr int kBf16Depth = 32;
+// Rows of a multiple of 16 bytes (wmma's leading dimension), off the banks' period.
+constexpr int kBf16Pad = 8;
+constexpr int kDeepRow = kBf16Depth + kBf16Pad;  // a [rows][depth] tile's row
+constexpr int kWideRow = kTileCols + kBf16Pad;   // a [depth][64] tile's row
+constexpr int kGemmWarps = kGemmThreads / kWarpSize;
+
+bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// p[0 .. 4), of which the first `valid` exist (the rest read as zero).
+__device__ float4 LoadFour(const float* p, int64_t valid, bool vector) {
+  if (vector && valid >= 4) return *reinterpret_cast<const float4*>(p);
+  float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  if (valid > 0) v.x = p[0];
+  if (valid > 1) v.y = p[1];
+  if (valid > 2) v.z = p[2];
+  if (valid > 3) v.w = p[3];
+  return v;
+}
+
+__device__ void StoreFour(__nv_bfloat16* to, float4 v, float scale = 1.0f) {
+  reinterpret_cast<__nv_bfloat162*>(to)[0] = __floats2bfloat162_rn(v.x * scale, v.y * scale);
+  reinterpret_cast<__nv_bfloat162*>(to)[1] = __floats2bfloat162_rn(v.z * scale, v.w * scale);
+}
+
+using AccumulatorFragment = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>;
+
+// Writes this warp's two fragments at (row0, col0) and (row0, col0 + 16) of
+// C [rows, ldc], rows < row_end and cols < n only, through `stage`.
+__device__ void StoreFragments(AccumulatorFragment (&acc)[2], float (&stage)[16][16],
+                               float* c, int64_t ldc, int64_t row0, int64_t row_end,
+                               int64_t col0, int64_t n) {
+  const int lane = threadIdx.x % kWarpSize;
+  for (int j = 0; j < 2; ++j) {
+    nvcuda::wmma::store_matrix_sync(&stage[0][0], acc[j], 16, nvcuda::wmma::mem_row_major);
+    __syncwarp();
+    for (int i = lane; i < 256; i += kWarpSize) {
+      int64_t r = row0 + i / 16;
+      int64_t col = col0 + 16 * j + i % 16;
+      if (r < row_end && col < n) c[r * ldc + col] = stage[i / 16][i % 16];
+    }
+    __syncwarp();
+  }
+}
+
+__global__ void __launch_bounds__(kGemmThreads)
+    GroupedRowsGemmBf16Kernel(RowsGemm g, const int* offsets, const int* tile_offsets,
+                              const int* order, int experts, int slots, bool a_vector,
+                              bool b_vector) {
+  using namespace nvcuda;
+  __shared__ __align__(32) __nv_bfloat16 a_tile[kTileRows * kDeepRow];  // [m][k]
+  // [n][k] when b is stored transposed, else [k][n].
+  __shared__ __align__(32) __nv_bfloat16 b_tile[kTileCols * kDeepRow];
+  __shared__ __align__(32) float stage[kGemmWarps][16][16];
+  __shared__ const float* a_rows[kTileRows];
+  const int tile = blockIdx.x;
+  if (tile >= tile_offsets[experts]) return;
+  int lo = 0, hi = experts - 1;  // as GroupedRowsGemmKernel
+  while (lo < hi) {
+    int mid = (lo + hi + 1) / 2;
+    if (tile_offsets[mid] <= tile) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  const int e = lo;
+  const int row_begin = offsets[e] + (tile - tile_offsets[e]) * kTileRows;
+  const int row_end = offsets[e + 1];
+  const int64_t col_begin = static_cast<int64_t>(blockIdx.y) * kTileCols;
+  if (threadIdx.x < kTileRows) {
+    int r = row_begin + threadIdx.x;
+    a_rows[threadIdx.x] = r < row_end ? g.a.Row(r, order, slots) : nullptr;
+  }
+  const float* b = g.b + e * g.b_expert_stride;
+  const int warp = threadIdx.x / kWarpSize;
+  const int row0 = 16 * (warp / 2);
+  const int col0 = 32 * (warp % 2);
+  AccumulatorFragment acc[2];
+  wmma::fill_fragment(acc[0], 0.0f);
+  wmma::fill_fragment(acc[1], 0.0f);
+  constexpr int kChunks = kTileRows * kBf16Depth / 4;  // float4s per operand tile
+  for (int64_t k0 = 0; k0 < g.depth; k0 += kBf16Depth) {
+    __syncthreads();  // a_rows written; the previous tiles consumed
+    for (int c = threadIdx.x; c < kChunks; c += kGemmThreads) {
+      int m = c / (kBf16Depth / 4);
+      int k4 = c % (kBf16Depth / 4) * 4;
+      const float* row = a_rows[m];
+      float4 v = row ? LoadFour(row + k0 + k4, g.depth - k0 - k4, a_vector)
+                     : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      StoreFour(&a_tile[m * kDeepRow + k4], v);
+    }
+    for (int c = threadIdx.x; c < kChunks; c += kGemmThreads) {
+      float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (g.b_transposed) {  // b [n, depth]: rows along depth
+        int n = c / (kBf16Depth / 4);
+        int k4 = c % (kBf16Depth / 4) * 4;
+        int64_t col = col_begin + n;
+        if (col < g.n) v = LoadFour(b + col * g.depth + k0 + k4, g.depth - k0 - k4, b_vector);
+        StoreFour(&b_tile[n * kDeepRow + k4], v);
+      } else {  // b [depth, n]: rows along n
+        int kk = c / (kTileCols / 4);
+        int n4 = c % (kTileCols / 4) * 4;
+        if (k0 + kk < g.depth) {
+          v = LoadFour(b + (k0 + kk) * g.n + col_begin + n4, g.n - col_begin - n4, b_vector);
+        }
+        StoreFour(&b_tile[kk * kWideRow + n4], v);
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < kBf16Depth; k += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a_frag;
+      wmma::load_matrix_sync(a_frag, &a_tile[row0 * kDeepRow + k], kDeepRow);
+      for (int j = 0; j < 2; ++j) {
+        if (g.b_transposed) {
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b_frag;
+          wmma::load_matrix_sync(b_frag, &b_tile[(col0 + 16 * j) * kDeepRow + k], kDeepRow);
+          wmma::mma_sync(acc[j], a_frag, b_frag, acc[j]);
+        } else {
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> b_frag;
+          wmma::load_matrix_sync(b_frag, &b_tile[k * kWideRow + col0 + 16 * j], kWideRow);
+          wmma::mma_sync(acc[j], a_frag, b_frag, acc[j]);
+        }
+      }
+    }
+  }
+  StoreFragments(acc, stage[warp], g.c, g.n, row_begin + row0, row_end, col_begin + col0, g.n);
+}
+
+__global__ void __launch_bounds__(kGemmThreads)
+    GroupedOuterGemmBf16Kernel(OuterGemm g, const int* offsets, const int* order, int slots,
+                               bool left_vector, bool right_vector) {
+  using namespace nvcuda;
+  __shared__ __align__(32) __nv_bfloat16 a_tile[kBf16Depth * kWideRow];  // [k][m]
+  __shared__ __align__(32) __nv_bfloat16 b_tile[kBf16Depth * kWideRow];  // [k][n]
+  __shared__ __align__(32) float stage[kGemmWarps][16][16];
+  __shared__ const float* left_rows[kBf16Depth];
+  __shared__ const float* right_rows[kBf16Depth];
+  __shared__ float scales[kBf16Depth];
+  const int e = blockIdx.z;
+  const int row_begin = offsets[e];
+  const int row_end = offsets[e + 1];
+  const int64_t m_begin = static_cast<int64_t>(blockIdx.y) * kTileRows;
+  const int64_t n_begin = static_cast<int64_t>(blockIdx.x) * kTileCols;
+  const int warp = threadIdx.x / kWarpSize;
+  const int row0 = 16 * (warp / 2);
+  const int col0 = 32 * (warp % 2);
+  AccumulatorFragment acc[2];
+  wmma::fill_fragment(acc[0], 0.0f);
+  wmma::fill_fragment(acc[1], 0.0f);
+  constexpr int kChunks = kBf16Depth * kTileCols / 4;
+  for (int k0 = row_begin; k0 < row_end; k0 += kBf16Depth) {
+    __syncthreads();  // the previous tiles and row pointers consumed
+    if (threadIdx.x < kBf16Depth) {
+      int r = k0 + threadIdx.x;
+      bool in = r < row_end;
+      left_rows[threadIdx.x] = in ? g.left.Row(r, order, slots) : nullptr;
+      right_rows[threadIdx.x] = in ? g.right.Row(r, order, slots) : nullptr;
+      scales[threadIdx.x] = in && g.weights ? g.weights[order[r]] : 1.0f;
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < kChunks; c += kGemmThreads) {
+      int kk = c / (kTileCols / 4);
+      int x4 = c % (kTileCols / 4) * 4;
+      const float* left = left_rows[kk];
+      const float* right = right_rows[kk];
+      float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      StoreFour(&a_tile[kk * kWideRow + x4],
+                left ? LoadFour(left + m_begin + x4, g.m - m_begin - x4, left_vector) : zero,
+                scales[kk]);
+      StoreFour(&b_tile[kk * kWideRow + x4],
+                right ? LoadFour(right + n_begin + x4, g.n - n_begin - x4, right_vector) : zero);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < kBf16Depth; k += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::col_major> a_frag;
+      wmma::load_matrix_sync(a_frag, &a_tile[k * kWideRow + row0], kWideRow);
+      for (int j = 0; j < 2; ++j) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> b_frag;
+        wmma::load_matrix_sync(b_frag, &b_tile[k * kWideRow + col0 + 16 * j], kWideRow);
+        wmma::mma_sync(acc[j], a_frag, b_frag, acc[j]);
+      }
+    }
+  }
+  StoreFragments(acc, stage[warp], g.c + e * g.m * g.n, g.n, m_begin + row0, g.m,
+                 n_begin + col0, g.n);
+}
+
+// The grids of the two GEMMs, in the math `shape.bf16` picks.
+void RunRowsGemm(const MoeExpertsShape& shape, const RowsGemm& g, const ExpertsScratch& s,
+                 cudaStream_t stream) {
+  const int rows = static_cast<int>(shape.tokens * shape.slots);
+  const int experts = static_cast<int>(shape.experts);
+  // Each expert's partial tile adds at most one to the R / 64 full ones.
+  const dim3 grid(CeilDiv(rows, kTileRows) + experts, CeilDiv(g.n, kTileCols));
+  const int slots = static_cast<int>(shape.slots);
+  if (shape.bf16) {
+    // float4 loads need every row 16-byte aligned.
+    const bool a_vector = Aligned16(g.a.data) && g.a.stride % 4 == 0;
+    const bool b_vector = Aligned16(g.b) && g.b_expert_stride % 4 == 0 &&
+                          (g.b_transposed ? g.depth : g.n) % 4 == 0;
+    GroupedRowsGemmBf16Kernel<<<grid, kGemmThreads, 0, stream>>>(
+        g, s.offsets, s.tile_offsets, s.order, experts, slots, a_vector, b_vector);
+  } else {
+    GroupedRowsGemmKernel<<<grid, kGemmThreads, 0, stream>>>(g, s.offsets, s.tile_offsets,
+                                                             s.order, experts, slots);
+  }
+}
+
+void RunOuterGemm(const MoeExpertsShape& shape, const OuterGemm& g, const ExpertsScratch& s,
+                  cudaStream_t stream) {
+  const dim3 grid(CeilDiv(g.n, kTileCols), CeilDiv(g.m, kTileRows),
+                  static_cast<unsigned>(shape.experts));
+  const int slots = static_cast<int>(shape.slots);
+  if (shape.bf16) {
+    const bool left_vector = Aligned16(g.left.data) && g.left.stride % 4 == 0;
+    const bool right_vector = Aligned16(g.right.data) && g.right.stride % 4 == 0;
+    GroupedOuterGemmBf16Kernel<<<grid, kGemmThreads, 0, stream>>>(g, s.offsets, s.order, slots,
+                                                                  left_vector, right_vector);
+  } else {
+    GroupedOuterGemmKernel<<<grid, kGemmThreads, 0, stream>>>(g, s.offsets, s.order, slots);
+  }
+}
+
 // ------------------------------------------------------- SwiGLU, combine
 
 // activation[r, c] = silu(g) * u for the routed rows, [g; u] = projected[r].
@@ -621,7 +859,6 @@ void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, con
                       unsigned* error_flags, cudaStream_t stream) {
   const int rows = static_cast<int>(shape.tokens * shape.slots);
   const int experts = static_cast<int>(shape.experts);
-  const int slots = static_cast<int>(shape.slots);
   const int chunks = (rows + kRouteChunk - 1) / kRouteChunk;
   if (chunks > 0) {
     RouteCountKernel<<<chunks, kRouteChunk, 0, stream>>>(ids, ids_are_i64, rows, experts,
@@ -635,8 +872,6 @@ void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, con
       ids, ids_are_i64, rows, experts, s.chunk_base, s.local_rank, s.offsets, s.order,
       s.position);
   const int64_t inter = shape.intermediate;
-  // Each expert's partial tile adds at most one to the R / 64 full ones.
-  const unsigned row_tiles = CeilDiv(rows, kTileRows) + experts;
   if (inter > 0) {
     RowsGemm project;
     project.a = RowSource{x, shape.hidden, true};
@@ -646,9 +881,7 @@ void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, con
     project.c = s.projected;
     project.n = 2 * inter;
     project.depth = shape.hidden;
-    GroupedRowsGemmKernel<<<dim3(row_tiles, CeilDiv(project.n, kTileCols)), kGemmThreads, 0,
-                            stream>>>(project, s.offsets, s.tile_offsets, s.order, experts,
-                                      slots);
+    RunRowsGemm(shape, project, s, stream);
     SwigluKernel<<<BlocksFor(rows * inter, kElementwiseThreads), kElementwiseThreads, 0,
                    stream>>>(s.projected, rows, inter, s.offsets, experts, s.activation);
   }
@@ -698,7 +931,6 @@ void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* 
   LayOutScratch(shape, false, static_cast<char*>(scratch), &s);
   RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, error_flags, stream);
   const int rows = static_cast<int>(shape.tokens * shape.slots);
-  const int experts = static_cast<int>(shape.experts);
   if (rows > 0 && shape.hidden > 0) {
     RowsGemm project_down;
     project_down.a = RowSource{s.activation, shape.intermediate, false};
@@ -708,11 +940,7 @@ void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* 
     project_down.c = s.hidden_rows;
     project_down.n = shape.hidden;
     project_down.depth = shape.intermediate;
-    GroupedRowsGemmKernel<<<dim3(CeilDiv(rows, kTileRows) + experts,
-                                 CeilDiv(shape.hidden, kTileCols)),
-                            kGemmThreads, 0, stream>>>(project_down, s.offsets, s.tile_offsets,
-                                                       s.order, experts,
-                                                       static_cast<int>(shape.slots));
+    RunRowsGemm(shape, project_down, s, stream);
   }
   const int64_t outputs = shape.tokens * shape.hidden;
   if (outputs > 0) {
@@ -731,10 +959,8 @@ void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const vo
   RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, error_flags, stream);
   const int rows = static_cast<int>(shape.tokens * shape.slots);
   const int experts = static_cast<int>(shape.experts);
-  const int slots = static_cast<int>(shape.slots);
   const int64_t hidden = shape.hidden;
   const int64_t inter = shape.intermediate;
-  const unsigned row_tiles = CeilDiv(rows, kTileRows) + experts;
   if (rows > 0) {
     if (inter > 0) {
       // down^T dy per row: the activation's gradient before the gate weight.
@@ -746,9 +972,7 @@ void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const vo
       back_down.c = s.activation_grad;
       back_down.n = inter;
       back_down.depth = hidden;
-      GroupedRowsGemmKernel<<<dim3(row_tiles, CeilDiv(inter, kTileCols)), kGemmThreads, 0,
-                              stream>>>(back_down, s.offsets, s.tile_offsets, s.order, experts,
-                                        slots);
+      RunRowsGemm(shape, back_down, s, stream);
     }
     constexpr int kWarpsPerBlock = kElementwiseThreads / kWarpSize;
     SwigluGradKernel<<<BlocksFor(rows, kWarpsPerBlock), kElementwiseThreads, 0, stream>>>(
@@ -763,19 +987,14 @@ void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const vo
     grad_down.c = down_grad;
     grad_down.m = hidden;
     grad_down.n = inter;
-    GroupedOuterGemmKernel<<<dim3(CeilDiv(inter, kTileCols), CeilDiv(hidden, kTileRows),
-                                  experts),
-                             kGemmThreads, 0, stream>>>(grad_down, s.offsets, s.order, slots);
+    RunOuterGemm(shape, grad_down, s, stream);
     OuterGemm grad_gate_up;  // sum_r [dg; du]_r x_t^T
     grad_gate_up.left = RowSource{s.projected, 2 * inter, false};
     grad_gate_up.right = RowSource{x, hidden, true};
     grad_gate_up.c = gate_up_grad;
     grad_gate_up.m = 2 * inter;
     grad_gate_up.n = hidden;
-    GroupedOuterGemmKernel<<<dim3(CeilDiv(hidden, kTileCols), CeilDiv(2 * inter, kTileRows),
-                                  experts),
-                             kGemmThreads, 0, stream>>>(grad_gate_up, s.offsets, s.order,
-                                                        slots);
+    RunOuterGemm(shape, grad_gate_up, s, stream);
   }
   if (rows > 0 && hidden > 0) {
     RowsGemm back_gate_up;  // gate_up[e]^T [dg; du] per row
@@ -786,9 +1005,7 @@ void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const vo
     back_gate_up.c = s.hidden_rows;
     back_gate_up.n = hidden;
     back_gate_up.depth = 2 * inter;
-    GroupedRowsGemmKernel<<<dim3(row_tiles, CeilDiv(hidden, kTileCols)), kGemmThreads, 0,
-                            stream>>>(back_gate_up, s.offsets, s.tile_offsets, s.order, experts,
-                                      slots);
+    RunRowsGemm(shape, back_gate_up, s, stream);
   }
   const int64_t outputs = shape.tokens * hidden;
   if (outputs > 0) {

@@ -38,6 +38,9 @@ struct MoeExpertsShape {
   int64_t slots = 0;  // k per token
   int64_t experts = 0;
   int64_t intermediate = 0;
+  // GEMM operands rounded to bf16 for the tensor cores (fp32 accumulation),
+  // as matmul does at bf16 precision; fp32 FMAs otherwise.
+  bool bf16 = false;
 };
 
 // Whether the device code takes this shape: it numbers the T * k rows as int

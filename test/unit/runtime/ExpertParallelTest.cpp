@@ -1,6 +1,7 @@
 // Expert-parallel moe_experts and its gradient on rank threads against the
 // one-rank CPU kernels run on each ep group's concatenated tokens with the
-// full expert tensors.
+// full expert tensors: the host path, and the device path (the one GPUs
+// take) run with the CPU device's kernels.
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/comm/LocalCommunicator.h"
+#include "runtime/device/Device.h"
 #include "runtime/executor/ExpertParallel.h"
 #include "runtime/kernels/Kernel.h"
 
@@ -56,6 +58,7 @@ absl::Status Kernel(const char* name, std::vector<TensorView> in, std::vector<Te
 struct Case {
   Mesh mesh;
   bool skew;
+  bool device_path = false;
 };
 
 class ExpertParallelMatchesOneRank : public testing::TestWithParam<Case> {};
@@ -100,15 +103,22 @@ TEST_P(ExpertParallelMatchesOneRank, ForwardAndGradients) {
                                     {d.weights.data(), DType::kF32, {kTokens, kSlots}},
                                     {my_gu.data(), DType::kF32, {local, 2 * kInter, kHidden}},
                                     {my_dn.data(), DType::kF32, {local, kHidden, kInter}}};
-      out.forward = MoeExpertsExpertParallel(
-          *comms[r], kAxisEp, in, {{out.y.data(), DType::kF32, {kTokens, kHidden}}});
-      in.push_back({d.y_grad.data(), DType::kF32, {kTokens, kHidden}});
-      out.backward = MoeExpertsGradExpertParallel(
-          *comms[r], kAxisEp, in,
-          {{out.x_grad.data(), DType::kF32, {kTokens, kHidden}},
-           {out.weights_grad.data(), DType::kF32, {kTokens, kSlots}},
-           {out.gate_up_grad.data(), DType::kF32, {local, 2 * kInter, kHidden}},
-           {out.down_grad.data(), DType::kF32, {local, kHidden, kInter}}});
+      std::vector<TensorView> y = {{out.y.data(), DType::kF32, {kTokens, kHidden}}};
+      std::vector<TensorView> grads = {
+          {out.x_grad.data(), DType::kF32, {kTokens, kHidden}},
+          {out.weights_grad.data(), DType::kF32, {kTokens, kSlots}},
+          {out.gate_up_grad.data(), DType::kF32, {local, 2 * kInter, kHidden}},
+          {out.down_grad.data(), DType::kF32, {local, kHidden, kInter}}};
+      if (GetParam().device_path) {
+        std::unique_ptr<Device> cpu = CreateCpuDevice();
+        out.forward = MoeExpertsExpertParallelOnDevice(*cpu, *comms[r], kAxisEp, in, y);
+        in.push_back({d.y_grad.data(), DType::kF32, {kTokens, kHidden}});
+        out.backward = MoeExpertsGradExpertParallelOnDevice(*cpu, *comms[r], kAxisEp, in, grads);
+      } else {
+        out.forward = MoeExpertsExpertParallel(*comms[r], kAxisEp, in, y);
+        in.push_back({d.y_grad.data(), DType::kF32, {kTokens, kHidden}});
+        out.backward = MoeExpertsGradExpertParallel(*comms[r], kAxisEp, in, grads);
+      }
     });
   }
   for (std::thread& t : threads) t.join();
@@ -164,7 +174,10 @@ TEST_P(ExpertParallelMatchesOneRank, ForwardAndGradients) {
 INSTANTIATE_TEST_SUITE_P(Meshes, ExpertParallelMatchesOneRank,
                          testing::Values(Case{{1, 2, 1, 2}, false}, Case{{1, 4, 1, 4}, false},
                                          Case{{1, 4, 1, 4}, true}, Case{{1, 2, 2, 2}, false},
-                                         Case{{2, 2, 2, 4}, true}));
+                                         Case{{2, 2, 2, 4}, true},
+                                         Case{{1, 2, 1, 2}, false, true},
+                                         Case{{1, 4, 1, 4}, true, true},
+                                         Case{{2, 2, 2, 4}, true, true}));
 
 TEST(ExpertParallel, AnExpertIdOutsideTheGroupIsInvalidArgument) {
   const Mesh mesh{1, 2, 1, 2};

@@ -243,6 +243,7 @@ constexpr double kExpertsAtol = 1e-4;
 constexpr double kExpertsRtol = 1e-4;
 
 TEST_F(GpuTest, MoeExpertsMatchesCpu) {
+  testing::ScopedPrecision f32(cuda::MatmulPrecision::kF32);
   std::mt19937 rng(19);
   for (const ExpertsCase& c : kExpertsCases) {
     for (DType id_dtype : {DType::kI64, DType::kI32}) {
@@ -261,6 +262,7 @@ TEST_F(GpuTest, MoeExpertsMatchesCpu) {
 }
 
 TEST_F(GpuTest, MoeExpertsGradMatchesCpu) {
+  testing::ScopedPrecision f32(cuda::MatmulPrecision::kF32);
   std::mt19937 rng(23);
   std::vector<ExpertsCase> cases(std::begin(kExpertsCases), std::end(kExpertsCases));
   cases.push_back({0, 16, 4, 2, 8, false});  // no tokens: zero weight gradients
@@ -297,6 +299,64 @@ TEST_F(GpuTest, MoeExpertsGradMatchesCpu) {
       for (int i = 0; i < 4; ++i) {
         EXPECT_EQ(again[i].Values<float>(), result.gpu[i].Values<float>()) << names[i];
       }
+    }
+  }
+}
+
+// At bf16 precision every GEMM operand rounds to bf16 (relative error <=
+// 2^-9 each) and products accumulate in fp32: each stage's K-term sum is off
+// by ~2^-8 of its terms' scale, randomly signed. Against the tensor's largest
+// value (so that sums which cancel do not count as large relative errors),
+// three stages stay near 1e-2; 3e-2 keeps a margin, while a wrongly laid out
+// fragment or tile (errors of the values' own size) fails. The fp32 tests
+// above check the routing and sums exactly; this checks the tensor-core math
+// on the same code, and the larger case covers several row, column and depth
+// tiles of it.
+constexpr double kBf16ExpertsTolerance = 3e-2;
+
+// max |got - want| / max |want|.
+double ScaledError(const std::vector<float>& got, const std::vector<float>& want) {
+  double worst = 0.0, scale = 1e-30;
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
+    worst = std::max(worst, std::abs(static_cast<double>(got[i]) - want[i]));
+    scale = std::max(scale, std::abs(static_cast<double>(want[i])));
+  }
+  return got.size() == want.size() ? worst / scale : INFINITY;
+}
+
+TEST_F(GpuTest, MoeExpertsAndGradInBf16MatchCpu) {
+  testing::ScopedPrecision bf16(cuda::MatmulPrecision::kBF16);
+  std::mt19937 rng(31);
+  std::vector<ExpertsCase> cases(std::begin(kExpertsCases), std::end(kExpertsCases));
+  cases.push_back({300, 128, 8, 2, 96, true});
+  cases.push_back({0, 16, 4, 2, 8, false});  // no tokens: zero weight gradients
+  for (const ExpertsCase& c : cases) {
+    SCOPED_TRACE(::testing::Message() << "T " << c.tokens << " H " << c.hidden << " E "
+                                      << c.experts << " k " << c.slots << " I "
+                                      << c.intermediate << " skewed " << c.skewed);
+    ExpertsOperands in(c, DType::kI64, rng);
+    auto garbage = [](const OwnedTensor& like) {
+      return F32(like.shape(), std::vector<float>(like.NumElements(), 9.0f));
+    };
+    OwnedTensor y = garbage(in.x);
+    TwinResult forward = RunTwins("moe_experts", {},
+                                  {&in.x, &in.experts, &in.weights, &in.gate_up, &in.down}, {&y});
+    EXPECT_LE(ScaledError(forward.gpu[0].Values<float>(), forward.cpu[0].Values<float>()),
+              kBf16ExpertsTolerance)
+        << "y";
+    OwnedTensor x_grad = garbage(in.x);
+    OwnedTensor weights_grad = garbage(in.weights);
+    OwnedTensor gate_up_grad = garbage(in.gate_up);
+    OwnedTensor down_grad = garbage(in.down);
+    TwinResult backward =
+        RunTwins("moe_experts_grad", {},
+                 {&in.x, &in.experts, &in.weights, &in.gate_up, &in.down, &in.y_grad},
+                 {&x_grad, &weights_grad, &gate_up_grad, &down_grad});
+    const char* names[] = {"x_grad", "weights_grad", "gate_up_grad", "down_grad"};
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_LE(ScaledError(backward.gpu[i].Values<float>(), backward.cpu[i].Values<float>()),
+                kBf16ExpertsTolerance)
+          << names[i];
     }
   }
 }
