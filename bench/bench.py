@@ -20,7 +20,7 @@ Two stages, because the GPU machine has the runtime but not the compiler:
       the baseline), then the baseline eager and compiled, and prints tok/s,
       TFLOP/s (the baseline's formula), MFU, peak memory and the ratios,
       --explain's predicted peak and step beside ours measured; then (with
-      --profile) one profiled step of ours by kernel. --ours-only skips the
+      --profile) two profiled steps of ours by kernel (after one warm-up step). --ours-only skips the
       baseline (for comparing our own variants).
 """
 import argparse
@@ -119,7 +119,8 @@ def ours(args, c, world, profile=False):
            f"--data={os.path.join(args.dir, c['name'] + '.tokens')}", "--device=cuda",
            f"--metrics={metrics}", "--log=1000", "--timeout=120"]
     if profile:
-        return run(cmd + ["--steps=2", "--profile"])
+        # The first step is warm-up, which the profile leaves out.
+        return run(cmd + ["--steps=3", "--profile"])
     out = run(cmd + [f"--steps={args.warmup + args.steps}"])
     rows = [json.loads(line) for line in open(metrics)]
     step_s = float(np.mean([r["seconds"] for r in rows[args.warmup:]]))

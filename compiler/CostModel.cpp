@@ -211,8 +211,20 @@ GpuExtras veomni::gpuExtras(ModuleOp module) {
       auto gateUp = typeOf(launch.getInputs()[3]).getShape();
       if (x.size() == 2 && indices.size() == 2 && gateUp.size() == 3) {
         int64_t rows = x[0] * indices[1], inner = gateUp[1] / 2;
-        int64_t perRow = 3 * inner + x[1] + (kernel == "moe_experts_grad" ? inner : 0);
+        bool grad = kernel == "moe_experts_grad";
+        int64_t perRow = 3 * inner + x[1] + (grad ? inner : 0);
         extras.moeScratch = std::max(extras.moeScratch, 4 * rows * perRow);
+        if (intParam(launch, "group_size", 1) > 1) {
+          // Expert parallelism on a GPU (MoeExpertsExpertParallelOnDevice):
+          // f32 rows of H sent, received, computed, returned and gathered
+          // for the combine (x, and y_grad and x_grad in the backward), and
+          // i64 index and f32 weight columns. Routing decides the counts;
+          // this takes the balanced case, every member receiving the rows
+          // it sends.
+          int64_t floatRows = grad ? 7 : 5, columns = grad ? 56 : 48;
+          extras.expertExchange = std::max(extras.expertExchange,
+                                           rows * (4 * floatRows * x[1] + columns));
+        }
       }
     }
   });

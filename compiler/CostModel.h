@@ -62,14 +62,19 @@ StepEstimate estimateStep(mlir::ModuleOp module, const DeviceFigures &device,
 /// bf16 copies of its operands and results, the softmax statistics, and
 /// cuDNN's workspace, taken as an f32 dq accumulator; about), and bf16
 /// matmul's copies of its operands (runtime/kernels/cuda/Matmul.cpp). Kernel
-/// scratch is freed after each launch, so only the largest counts.
+/// scratch is freed after each launch, so only the largest counts. With
+/// expert parallelism, the exchange buffers of one expert launch
+/// (runtime/executor/ExpertParallel.cpp), live together with that launch's
+/// MoE scratch, for balanced routing.
 struct GpuExtras {
   int64_t cublasWorkspace = 0, collectiveScratch = 0, moeScratch = 0, attentionScratch = 0,
-          matmulScratch = 0;
+          matmulScratch = 0, expertExchange = 0;
   int64_t kernelScratch() const {
     return std::max({moeScratch, attentionScratch, matmulScratch});
   }
-  int64_t total() const { return cublasWorkspace + collectiveScratch + kernelScratch(); }
+  int64_t total() const {
+    return cublasWorkspace + collectiveScratch + kernelScratch() + expertExchange;
+  }
 };
 GpuExtras gpuExtras(mlir::ModuleOp module);
 

@@ -501,7 +501,11 @@ int main(int argc, char **argv) {
            << ", kernel scratch about " << formatBytes(extras.kernelScratch())
            << " (the largest of MoE's " << formatBytes(extras.moeScratch)
            << ", bf16 attention's " << formatBytes(extras.attentionScratch)
-           << " and bf16 matmul's " << formatBytes(extras.matmulScratch) << ")"
+           << " and bf16 matmul's " << formatBytes(extras.matmulScratch) << ")";
+    if (extras.expertExchange > 0)
+      outs() << ", expert-parallel exchange buffers about "
+             << formatBytes(extras.expertExchange) << " (balanced routing)";
+    outs()
            << "\n  total on a GPU (without the CUDA context) "
            << formatBytes(total + extras.total()) << "\n";
     if (!report->collectives.empty()) {

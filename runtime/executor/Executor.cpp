@@ -617,7 +617,9 @@ absl::Status Executor::LaunchCommands(const Function& function) {
     if (status.ok() && (synchronize_each_command_ || profile_kernels_)) {
       status = device_->Synchronize();
     }
-    if (profile_kernels_) {
+    // A function's first run builds plans and pools (cuDNN graphs, cuBLASLt
+    // heuristics, scratch) once; it would skew a profile of steady steps.
+    if (profile_kernels_ && function.runs >= 1) {
       KernelTime& entry = profile_[command.kernel];
       entry.kernel = command.kernel;
       ++entry.launches;

@@ -67,7 +67,8 @@ ABSL_FLAG(bool, cuda_graphs, true,
           "after (false: launch every kernel each time)");
 ABSL_FLAG(bool, profile, false,
           "Time every kernel (waiting for each, so without CUDA graphs) and print the "
-          "kernels that took the most time at the end");
+          "kernels that took the most time at the end; each function's first run (warm-up) "
+          "is not counted, so profile at least 2 steps");
 ABSL_FLAG(std::string, profile_out, "",
           "With --profile: also write the kernel times as JSON, {\"kernel\": {\"launches\": N, "
           "\"seconds\": S}}, for veomni-compile --kernel-profile");
