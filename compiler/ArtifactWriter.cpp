@@ -175,6 +175,10 @@ llvm::Expected<fb::Offset<va::Tensor>> ProgramBuilder::tensorRef(Value value) {
   if (isa<vrt::ConstantOp>(op))
     return makeTensor(type, va::Region_Constant, constantOffset.lookup(op));
   if (auto launch = dyn_cast<vrt::LaunchOp>(op)) {
+    // A forwarded store's value lives in its state.
+    for (Operation *user : value.getUsers())
+      if (auto store = dyn_cast<vrt::StoreOp>(user); store && store.getForwarded())
+        return makeTensor(type, va::Region_State, stateOffset.lookup(store.getKey()));
     if (!launch.getOffsetsAttr())
       return makeError("launch of '" + launch.getKernel() +
                        "' has no arena offsets; run vrt-plan-memory");
@@ -248,6 +252,8 @@ ProgramBuilder::buildFunction(func::FuncOp func) {
           fbb, fbb.CreateString(launch.getKernel().str()),
           fbb.CreateVector(ins), fbb.CreateVector(outs), *params));
     } else if (auto store = dyn_cast<vrt::StoreOp>(op)) {
+      if (store.getForwarded())
+        continue;  // its launch wrote the state
       auto source = tensorRef(store.getValue());
       if (!source)
         return source.takeError();

@@ -374,6 +374,7 @@ int main(int argc, char **argv) {
         func.erase();
     mlir::PassManager lower(&context);
     lower.addPass(createVoLowerToVrt());
+    lower.addPass(createVrtForwardStores());
     lower.addPass(createVrtPlanMemory());
     if (mlir::failed(lower.run(module)))
       return createStringError(inconvertibleErrorCode(),

@@ -201,6 +201,22 @@ def VoLowerToVrt : Pass<"vo-lower-to-vrt", "mlir::ModuleOp"> {
   let dependentDialects = ["::veomni::vrt::VrtDialect"];
 }
 
+def VrtForwardStores : Pass<"vrt-forward-stores", "mlir::ModuleOp"> {
+  let summary = "Let launches write stored values straight into the state";
+  let description = [{
+    Marks a `vrt.store` `forwarded` when the launch that makes its value can
+    write it into the state buffer itself: the value is that launch's own
+    result (not a reshape's alias), it is the key's only store and the
+    value's, and nothing reads the key's old value once the launch starts,
+    except the launch itself when it is elementwise (adamw, add, sub, mul,
+    div: each element is read before it is written). A `fill` that comes
+    before the old value's last read (zeroing a gradient accumulator at the
+    start of an optimizer step) moves after that read first. This saves the
+    store's copy and the value's arena buffer: an optimizer step then
+    updates parameters and moments in place.
+  }];
+}
+
 def VrtPlanMemory : Pass<"vrt-plan-memory", "mlir::ModuleOp"> {
   let summary = "Place every launch result at a static offset in one arena";
   let description = [{
@@ -208,7 +224,8 @@ def VrtPlanMemory : Pass<"vrt-plan-memory", "mlir::ModuleOp"> {
     function's end when returned) and places the results, largest first, at
     the lowest 64-byte-aligned offset that overlaps no result live at the
     same time. A kernel's outputs never share memory with its inputs. The
-    function's `vrt.arena_bytes` is the exact peak.
+    function's `vrt.arena_bytes` is the exact peak. Results of forwarded
+    stores live in the state and get offset -1.
   }];
 }
 

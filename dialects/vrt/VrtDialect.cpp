@@ -32,11 +32,20 @@ LogicalResult LaunchOp::verify() {
       return emitOpError("has ")
              << offsets.size() << " offsets for " << getNumResults()
              << " results";
-    for (int64_t offset : offsets.asArrayRef())
+    for (auto [offset, result] : llvm::zip(offsets.asArrayRef(), getResults())) {
+      // -1: a forwarded store writes this result into the state.
+      bool forwarded = llvm::any_of(result.getUsers(), [](Operation *user) {
+        auto store = dyn_cast<StoreOp>(user);
+        return store && store.getForwarded();
+      });
+      if (offset == -1 && forwarded)
+        continue;
       if (offset < 0 || offset % kArenaAlignment != 0)
         return emitOpError("offset ")
                << offset << " is not a non-negative multiple of "
-               << kArenaAlignment;
+               << kArenaAlignment
+               << (offset == -1 ? " (-1 is for results of forwarded stores)" : "");
+    }
   }
   return success();
 }

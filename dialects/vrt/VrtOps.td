@@ -41,9 +41,12 @@ def Vrt_StoreOp : Vrt_Op<"store", [MemoryEffects<[MemWrite]>]> {
   let summary = "Overwrites persistent state with a value";
   let description = [{
     Stores come after every read of their state in a function, so a function
-    sees the state as it was when it started.
+    sees the state as it was when it started. A `forwarded` store costs
+    nothing at run time: the launch that makes its value writes it straight
+    into the state (`vrt-forward-stores` decides when that is safe), and the
+    value takes no arena space.
   }];
-  let arguments = (ins StrAttr:$key, AnyRankedTensor:$value);
+  let arguments = (ins StrAttr:$key, AnyRankedTensor:$value, UnitAttr:$forwarded);
   let assemblyFormat = "$key `,` $value attr-dict `:` type($value)";
 }
 
@@ -60,7 +63,8 @@ def Vrt_LaunchOp : Vrt_Op<"launch", [Pure]> {
   let description = [{
     `kernel` names a runtime kernel; `params` are its attributes (integers,
     floats, integer arrays). After memory planning, `offsets` holds each
-    result's byte offset in the function's arena.
+    result's byte offset in the function's arena, or -1 for a result that a
+    forwarded store writes into the state instead.
   }];
   let arguments = (ins StrAttr:$kernel, Variadic<AnyRankedTensor>:$inputs,
                        DictionaryAttr:$params,

@@ -46,6 +46,14 @@ FailureOr<int64_t> tensorBytes(Value value) {
   return type.getNumElements() * elementBytes;
 }
 
+// Whether a forwarded store writes `value` into the state.
+bool isForwarded(Value value) {
+  return llvm::any_of(value.getUsers(), [](Operation *user) {
+    auto store = dyn_cast<vrt::StoreOp>(user);
+    return store && store.getForwarded();
+  });
+}
+
 LogicalResult planFunction(func::FuncOp func) {
   Block &body = func.getBody().front();
   DenseMap<Operation *, int64_t> index;
@@ -63,6 +71,8 @@ LogicalResult planFunction(func::FuncOp func) {
     if (!launch)
       continue;
     for (Value result : launch.getResults()) {
+      if (isForwarded(result))
+        continue;  // written into the state (vrt-forward-stores)
       int64_t last = index[&op];
       for (Operation *user : result.getUsers())
         last = std::max(last, isa<func::ReturnOp>(user) ? end : index[user]);
@@ -113,7 +123,8 @@ LogicalResult planFunction(func::FuncOp func) {
   for (auto launch : body.getOps<vrt::LaunchOp>()) {
     SmallVector<int64_t> resultOffsets;
     for (Value result : launch.getResults())
-      resultOffsets.push_back(intervals[intervalOf[result]].offset);
+      resultOffsets.push_back(isForwarded(result) ? -1
+                                                  : intervals[intervalOf[result]].offset);
     launch.setOffsetsAttr(b.getDenseI64ArrayAttr(resultOffsets));
   }
   func->setAttr(vrt::kArenaBytesAttr, b.getI64IntegerAttr(arenaBytes));

@@ -37,3 +37,14 @@ func.func @constant_type() {
   %0 = "vrt.constant"() <{value = dense<[1.0, 2.0]> : tensor<2xf32>}> : () -> tensor<3xf32>
   return
 }
+
+// -----
+
+// -1 means "written into the state by a forwarded store"; without one it is
+// just a bad offset.
+func.func @unforwarded_minus_one() {
+  // expected-error @+1 {{'vrt.launch' op offset -1 is not a non-negative multiple of 64 (-1 is for results of forwarded stores)}}
+  %0 = vrt.launch "fill"() {value = 0.0 : f64} {offsets = array<i64: -1>} : () -> tensor<4xf32>
+  vrt.store "grad:w", %0 : tensor<4xf32>
+  return
+}
