@@ -1,9 +1,11 @@
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
-#include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/Status.h"
 #include "runtime/device/Device.h"
 
 namespace veomni::runtime {
@@ -19,6 +21,13 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
     other.bytes_ = 0;
   }
   return *this;
+}
+
+absl::StatusOr<double> Device::Time(const std::function<absl::Status()>& launch) {
+  auto start = std::chrono::steady_clock::now();
+  VEOMNI_RETURN_IF_ERROR(launch());
+  VEOMNI_RETURN_IF_ERROR(Synchronize());
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 absl::StatusOr<DeviceBuffer> DeviceBuffer::Allocate(Device& device, uint64_t bytes,

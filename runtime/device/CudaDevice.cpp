@@ -45,6 +45,8 @@ class CudaDevice final : public Device {
     if (context_.cublaslt) cublasLtDestroy(context_.cublaslt);
     if (context_.workspace) cudaFree(context_.workspace);
     if (context_.error_flags) cudaFree(context_.error_flags);
+    if (timing_start_) cudaEventDestroy(timing_start_);
+    if (timing_stop_) cudaEventDestroy(timing_stop_);
     if (context_.stream) cudaStreamDestroy(context_.stream);
     if (cuda::CurrentCudaContext() == &context_) cuda::SetCurrentCudaContext(nullptr);
   }
@@ -181,6 +183,23 @@ class CudaDevice final : public Device {
         cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToDevice, context_.stream),
         "copy on the GPU");
   }
+  absl::StatusOr<double> Time(const std::function<absl::Status()>& launch) override {
+    if (!timing_start_) {
+      VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaEventCreate(&timing_start_), "timing event"));
+      VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaEventCreate(&timing_stop_), "timing event"));
+    }
+    VEOMNI_RETURN_IF_ERROR(
+        CudaStatus(cudaEventRecord(timing_start_, context_.stream), "timing event"));
+    VEOMNI_RETURN_IF_ERROR(launch());
+    VEOMNI_RETURN_IF_ERROR(
+        CudaStatus(cudaEventRecord(timing_stop_, context_.stream), "timing event"));
+    VEOMNI_RETURN_IF_ERROR(Synchronize());
+    float milliseconds = 0;
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(
+        cudaEventElapsedTime(&milliseconds, timing_start_, timing_stop_), "timing event"));
+    return milliseconds / 1000.0;
+  }
+
   absl::Status Synchronize() override {
     VEOMNI_RETURN_IF_ERROR(
         CudaStatus(cudaStreamSynchronize(context_.stream), "a kernel on the GPU failed"));
@@ -232,6 +251,8 @@ class CudaDevice final : public Device {
  private:
   CudaDevice() = default;
   cuda::CudaContext context_;
+  // Around each command of a profiled run (Time), created on first use.
+  cudaEvent_t timing_start_ = nullptr, timing_stop_ = nullptr;
   std::string description_;
   std::unordered_map<void*, uint64_t> sizes_;
   uint64_t allocated_ = 0, peak_ = 0;

@@ -54,6 +54,11 @@ class Device {
   // Makes this device's kernels run on the calling thread's context (a CUDA
   // stream and handles); the executor calls it before each function.
   virtual absl::Status Activate() = 0;
+  // Runs `launch`, waits for its work, and returns the seconds the work took:
+  // on a GPU the time between events around it on the stream (the host's
+  // launch overhead left out, as in a replayed graph), on the host the wall
+  // time. A failure of `launch` or of its work is returned instead.
+  virtual absl::StatusOr<double> Time(const std::function<absl::Status()>& launch);
   // Records what `launch` queues on this device as a graph instead of running
   // it. Unimplemented on a device without graphs (the host).
   virtual absl::StatusOr<std::unique_ptr<DeviceGraph>> Capture(

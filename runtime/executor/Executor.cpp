@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstring>
 #include <new>
 #include <random>
@@ -610,21 +609,27 @@ absl::Status Executor::Run(absl::string_view name) {
 absl::Status Executor::LaunchCommands(const Function& function) {
   int index = 0;
   for (const Command& command : function.commands) {
-    auto start = std::chrono::steady_clock::now();
-    absl::Status status = command.collective == Collective::kNone
-                              ? command.fn(command.attrs, command.inputs, command.outputs)
-                              : RunCollective(command);
-    if (status.ok() && (synchronize_each_command_ || profile_kernels_)) {
-      status = device_->Synchronize();
-    }
-    // A function's first run builds plans and pools (cuDNN graphs, cuBLASLt
-    // heuristics, scratch) once; it would skew a profile of steady steps.
-    if (profile_kernels_ && function.runs >= 1) {
-      KernelTime& entry = profile_[command.kernel];
-      entry.kernel = command.kernel;
-      ++entry.launches;
-      entry.seconds +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    auto launch = [&] {
+      return command.collective == Collective::kNone
+                 ? command.fn(command.attrs, command.inputs, command.outputs)
+                 : RunCollective(command);
+    };
+    absl::Status status;
+    if (profile_kernels_) {
+      absl::StatusOr<double> seconds = device_->Time(launch);
+      status = seconds.status();
+      // A function's first run builds plans and pools (cuDNN graphs,
+      // cuBLASLt heuristics, scratch) once; it would skew a profile of
+      // steady steps.
+      if (seconds.ok() && function.runs >= 1) {
+        KernelTime& entry = profile_[command.kernel];
+        entry.kernel = command.kernel;
+        ++entry.launches;
+        entry.seconds += *seconds;
+      }
+    } else {
+      status = launch();
+      if (status.ok() && synchronize_each_command_) status = device_->Synchronize();
     }
     if (!status.ok()) {
       return absl::Status(status.code(), absl::StrCat("@", function.name, " command ", index,

@@ -46,9 +46,9 @@ class Executor {
     // captured as a graph on its second run and replayed from then on;
     // functions with expert-parallel commands always run eagerly.
     bool use_graphs = true;
-    // Times every command (waiting for each, so without graphs) and adds
-    // the time to its kernel's entry in KernelProfile; each function's
-    // first run (warm-up: plans, pools) is not counted.
+    // Times every command (Device::Time: waiting for each, so without
+    // graphs) and adds the time to its kernel's entry in KernelProfile;
+    // each function's first run (warm-up: plans, pools) is not counted.
     bool profile_kernels = false;
   };
   struct KernelTime {

@@ -66,9 +66,9 @@ ABSL_FLAG(bool, cuda_graphs, true,
           "On cuda: capture each function as a CUDA graph on its second run and replay it "
           "after (false: launch every kernel each time)");
 ABSL_FLAG(bool, profile, false,
-          "Time every kernel (waiting for each, so without CUDA graphs) and print the "
-          "kernels that took the most time at the end; each function's first run (warm-up) "
-          "is not counted, so profile at least 2 steps");
+          "Time every kernel (GPU time between CUDA events, waiting for each, so without "
+          "CUDA graphs) and print the kernels that took the most time at the end; each "
+          "function's first run (warm-up) is not counted, so profile at least 2 steps");
 ABSL_FLAG(std::string, profile_out, "",
           "With --profile: also write the kernel times as JSON, {\"kernel\": {\"launches\": N, "
           "\"seconds\": S}}, for veomni-compile --kernel-profile");
