@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <unordered_map>
 
@@ -86,6 +87,18 @@ class CudaDevice final : public Device {
         CudaStatus(cudaMalloc(reinterpret_cast<void**>(&context.error_flags), sizeof(unsigned)), "error flags"));
     VEOMNI_RETURN_IF_ERROR(
         CudaStatus(cudaMemset(context.error_flags, 0, sizeof(unsigned)), "error flags"));
+    // Kernel scratch comes from the default pool when a function runs
+    // eagerly. By default the pool hands its memory back to the driver at
+    // every synchronization, so each eager step (an expert-parallel one, a
+    // profiled one) mapped its scratch again; the pool keeps it instead, and
+    // Capture empties it before a graph takes its own.
+    cudaMemPool_t pool;
+    VEOMNI_RETURN_IF_ERROR(
+        CudaStatus(cudaDeviceGetDefaultMemPool(&pool, ordinal), "the default memory pool"));
+    uint64_t keep_all = UINT64_MAX;
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(
+        cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all),
+        "the default memory pool"));
     return std::unique_ptr<Device>(std::move(device));
   }
 
@@ -228,6 +241,13 @@ class CudaDevice final : public Device {
   absl::StatusOr<std::unique_ptr<DeviceGraph>> Capture(
       const std::function<absl::Status()>& launch) override {
     VEOMNI_RETURN_IF_ERROR(Activate());
+    // The graph's scratch comes from graph memory: what the default pool
+    // kept from eager runs would be held twice.
+    VEOMNI_RETURN_IF_ERROR(Synchronize());
+    cudaMemPool_t pool;
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaDeviceGetDefaultMemPool(&pool, context_.device),
+                                      "the default memory pool"));
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaMemPoolTrimTo(pool, 0), "trimming the memory pool"));
     VEOMNI_RETURN_IF_ERROR(CudaStatus(
         cudaStreamBeginCapture(context_.stream, cudaStreamCaptureModeThreadLocal),
         "starting a CUDA graph capture"));
