@@ -16,6 +16,9 @@ namespace veomni::runtime::cuda::model {
 
 // Threads of the elementwise and row kernels.
 inline constexpr int kThreads = 256;
+inline constexpr int kWarpSize = 32;
+// Rows up to this long are normalized a warp per row (RmsNorm*WarpKernel).
+inline constexpr int kWarpRowMax = 512;
 // Row kernels loop over rows past this many blocks (gridDim.x allows 2^31 - 1,
 // but more blocks than this only queue).
 inline constexpr int64_t kMaxBlocks = int64_t{1} << 20;

@@ -47,6 +47,49 @@ __global__ void RmsNormGradKernel(const float* x, const float* w, const float* d
   for (int64_t j = threadIdx.x; j < dim; j += kThreads) atomicAdd(&dw[j], dw_partial[j]);
 }
 
+// The same for rows up to kWarpRowMax long, a warp per row (see
+// RmsNormWarpKernel); each lane keeps the dw columns it owns (j = lane +
+// 32 i) in registers, and the block's warps add theirs in shared memory.
+__global__ void RmsNormGradWarpKernel(const float* x, const float* w, const float* dy, float* dx,
+                                      float* dw, int64_t rows, int64_t dim, float epsilon) {
+  constexpr int kColumns = model::kWarpRowMax / model::kWarpSize;
+  __shared__ float dw_block[model::kWarpRowMax];
+  for (int64_t j = threadIdx.x; j < dim; j += kThreads) dw_block[j] = 0.0f;
+  __syncthreads();
+  const int lane = threadIdx.x % model::kWarpSize;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (kThreads / model::kWarpSize);
+  float dw_lane[kColumns] = {};
+  for (int64_t r = model::GlobalThread() / model::kWarpSize; r < rows; r += warps) {
+    const float* x_row = x + r * dim;
+    const float* dy_row = dy + r * dim;
+    float sum_squares = 0.0f;
+    float dot = 0.0f;  // sum of dy * w * x
+    for (int64_t j = lane; j < dim; j += model::kWarpSize) {
+      sum_squares += x_row[j] * x_row[j];
+      dot += dy_row[j] * w[j] * x_row[j];
+    }
+    sum_squares = model::WarpSum(sum_squares);
+    dot = model::WarpSum(dot);
+    float inv_rms = 1.0f / sqrtf(sum_squares / static_cast<float>(dim) + epsilon);
+    float correction = inv_rms * inv_rms * dot / static_cast<float>(dim);
+#pragma unroll
+    for (int i = 0; i < kColumns; ++i) {
+      int64_t j = lane + i * model::kWarpSize;
+      if (j < dim) {
+        dx[r * dim + j] = inv_rms * (dy_row[j] * w[j] - x_row[j] * correction);
+        dw_lane[i] += dy_row[j] * x_row[j] * inv_rms;
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kColumns; ++i) {
+    int64_t j = lane + i * model::kWarpSize;
+    if (j < dim) atomicAdd(&dw_block[j], dw_lane[i]);
+  }
+  __syncthreads();
+  for (int64_t j = threadIdx.x; j < dim; j += kThreads) atomicAdd(&dw[j], dw_block[j]);
+}
+
 // The transpose of rope: dx = dy*cos + rotate_half^T(dy*sin), with sin read
 // at the partner position.
 __global__ void RopeGradKernel(const float* dy, const float* cos, const float* sin, float* dx,
@@ -229,6 +272,13 @@ void LaunchRmsNormGrad(const float* x, const float* w, const float* dy, float* d
   if (dim == 0) return;
   cudaMemsetAsync(dw, 0, dim * sizeof(float), stream);
   if (rows == 0) return;
+  if (dim <= model::kWarpRowMax) {
+    constexpr int64_t kWarps = kThreads / model::kWarpSize;
+    unsigned blocks = static_cast<unsigned>(
+        rows < kRmsNormGradBlocks * kWarps ? (rows + kWarps - 1) / kWarps : kRmsNormGradBlocks);
+    RmsNormGradWarpKernel<<<blocks, kThreads, 0, stream>>>(x, w, dy, dx, dw, rows, dim, epsilon);
+    return;
+  }
   size_t shared_bytes = dim * sizeof(float);
   model::AllowSharedBytes(RmsNormGradKernel, shared_bytes);
   unsigned blocks = static_cast<unsigned>(rows < kRmsNormGradBlocks ? rows : kRmsNormGradBlocks);

@@ -57,6 +57,25 @@ __global__ void RmsNormKernel(const float* x, const float* w, float* y, int64_t 
   }
 }
 
+// Rows up to kWarpRowMax long (per-head q/k norms: 128) take a warp each; a
+// block per row would leave most of its threads idle and pay two barriers
+// per row.
+__global__ void RmsNormWarpKernel(const float* x, const float* w, float* y, int64_t rows,
+                                  int64_t dim, float epsilon) {
+  const int lane = threadIdx.x % model::kWarpSize;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (kThreads / model::kWarpSize);
+  for (int64_t r = model::GlobalThread() / model::kWarpSize; r < rows; r += warps) {
+    const float* x_row = x + r * dim;
+    float sum_squares = 0.0f;
+    for (int64_t j = lane; j < dim; j += model::kWarpSize) sum_squares += x_row[j] * x_row[j];
+    sum_squares = model::WarpSum(sum_squares);
+    float inv_rms = 1.0f / sqrtf(sum_squares / static_cast<float>(dim) + epsilon);
+    for (int64_t j = lane; j < dim; j += model::kWarpSize) {
+      y[r * dim + j] = x_row[j] * inv_rms * w[j];
+    }
+  }
+}
+
 __global__ void RopeKernel(const float* x, const float* cos, const float* sin, float* y,
                            RopeBroadcast broadcast) {
   const int64_t half = broadcast.half;
@@ -206,6 +225,11 @@ void LaunchEmbedding(const void* table, DeviceIndices ids, void* out, int64_t to
 void LaunchRmsNorm(const float* x, const float* w, float* y, int64_t rows, int64_t dim,
                    float epsilon, cudaStream_t stream) {
   if (rows == 0 || dim == 0) return;
+  if (dim <= model::kWarpRowMax) {
+    RmsNormWarpKernel<<<model::BlocksFor(rows, kThreads / model::kWarpSize), kThreads, 0,
+                        stream>>>(x, w, y, rows, dim, epsilon);
+    return;
+  }
   RmsNormKernel<<<model::BlocksFor(rows, 1), kThreads, 0, stream>>>(x, w, y, rows, dim, epsilon);
 }
 

@@ -105,6 +105,20 @@ TEST_F(GpuTest, RmsNormMatchesCpu) {
     OwnedTensor dy = RandomF32(shape, rng);
     ExpectMatchesCpu("rms_norm_grad", attrs, {&x, &w, &dy}, {shape, {shape.back()}}, rng);
   }
+  // Rows of up to 512 take a warp each: both sides of that bound, and more
+  // rows than the gradient's grid has warps (each warp then takes several).
+  // dw sums 9000 rows in float (lanes, then warps, then blocks): its
+  // rounding grows like sqrt(terms) * 6e-8 of the O(50) sum, ~2e-4, hence
+  // atol 1e-3 there; a lost or doubled row (O(1)) still fails.
+  for (auto [shape, atol] : {std::pair<std::vector<int64_t>, double>{{3, 512}, kAtol},
+                             {{3, 513}, kAtol},
+                             {{9000, 128}, 1e-3}}) {
+    OwnedTensor x = RandomF32(shape, rng, -2.0f, 2.0f);
+    OwnedTensor w = RandomF32({shape.back()}, rng, 0.5f, 1.5f);
+    ExpectMatchesCpu("rms_norm", attrs, {&x, &w}, {shape}, rng);
+    OwnedTensor dy = RandomF32(shape, rng);
+    ExpectMatchesCpu("rms_norm_grad", attrs, {&x, &w, &dy}, {shape, {shape.back()}}, rng, atol);
+  }
 }
 
 TEST_F(GpuTest, RopeMatchesCpu) {
