@@ -53,6 +53,14 @@ class Communicator {
   virtual absl::Status AllToAllV(const TensorView& in, absl::Span<const int64_t> send_rows,
                                  const TensorView& out, absl::Span<const int64_t> recv_rows,
                                  uint32_t axes) = 0;
+  // A GPU communicator runs each collective on a stream of its own, after
+  // the work queued on the kernels' stream before it. By default the
+  // kernels' stream then waits for the collective at once; with deferred
+  // joins it waits only at the next Join(), so kernels that touch neither
+  // the collective's input nor its output overlap it. Host communicators
+  // finish each collective before returning and ignore both.
+  virtual void DeferJoins(bool /*defer*/) {}
+  virtual absl::Status Join() { return absl::OkStatus(); }
   // Marks the whole world failed: every rank blocked in or entering a
   // collective returns Aborted naming the failed rank and `status`'s message.
   // Idempotent: the first failure is the one reported.

@@ -47,6 +47,12 @@ class NcclCommunicator final : public Communicator {
       if (comm) (aborted_ ? ncclCommAbort(comm) : ncclCommDestroy(comm));
     }
     if (world_) (aborted_ ? ncclCommAbort(world_) : ncclCommDestroy(world_));
+    if (comm_stream_) {
+      if (!aborted_) cudaStreamSynchronize(comm_stream_);
+      cudaStreamDestroy(comm_stream_);
+    }
+    if (ready_) cudaEventDestroy(ready_);
+    if (done_) cudaEventDestroy(done_);
   }
 
   absl::Status Init(const std::string& nccl_id) {
@@ -54,6 +60,17 @@ class NcclCommunicator final : public Communicator {
     if (nccl_id.size() != sizeof(id)) return absl::InternalError("a malformed NCCL id arrived");
     std::memcpy(&id, nccl_id.data(), sizeof(id));
     VEOMNI_RETURN_IF_ERROR(device_.Activate());
+    // The highest priority: a collective's kernels start as soon as SMs free.
+    int lowest = 0, highest = 0;
+    VEOMNI_RETURN_IF_ERROR(
+        CudaStatus(cudaDeviceGetStreamPriorityRange(&lowest, &highest), "stream priorities"));
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(
+        cudaStreamCreateWithPriority(&comm_stream_, cudaStreamNonBlocking, highest),
+        "the NCCL stream"));
+    VEOMNI_RETURN_IF_ERROR(
+        CudaStatus(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming), "NCCL events"));
+    VEOMNI_RETURN_IF_ERROR(
+        CudaStatus(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), "NCCL events"));
     return NcclStatus(ncclCommInitRank(&world_, mesh_.size(), id, rank_), "ncclCommInitRank");
   }
 
@@ -63,6 +80,37 @@ class NcclCommunicator final : public Communicator {
 
   absl::Status AllGather(const TensorView& in, const TensorView& out, uint32_t axes,
                          int dim) override {
+    return OnCommStream([&] { return AllGatherOnCommStream(in, out, axes, dim); });
+  }
+  absl::Status ReduceScatter(const TensorView& in, const TensorView& out, uint32_t axes,
+                             int dim) override {
+    return OnCommStream([&] { return ReduceScatterOnCommStream(in, out, axes, dim); });
+  }
+  absl::Status AllReduce(const TensorView& in, const TensorView& out, uint32_t axes) override {
+    return OnCommStream([&] { return AllReduceOnCommStream(in, out, axes); });
+  }
+  absl::Status AllToAll(const TensorView& in, const TensorView& out, uint32_t axes,
+                        int split_dim, int concat_dim) override {
+    return OnCommStream(
+        [&] { return AllToAllOnCommStream(in, out, axes, split_dim, concat_dim); });
+  }
+  absl::Status AllToAllV(const TensorView& in, absl::Span<const int64_t> send_rows,
+                         const TensorView& out, absl::Span<const int64_t> recv_rows,
+                         uint32_t axes) override {
+    return OnCommStream(
+        [&] { return AllToAllVOnCommStream(in, send_rows, out, recv_rows, axes); });
+  }
+  void DeferJoins(bool defer) override { defer_joins_ = defer; }
+  absl::Status Join() override {
+    if (!pending_) return absl::OkStatus();
+    pending_ = false;
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaEventRecord(done_, comm_stream_), "joining NCCL"));
+    return CudaStatus(cudaStreamWaitEvent(ComputeStream(), done_, 0), "joining NCCL");
+  }
+
+ private:
+  absl::Status AllGatherOnCommStream(const TensorView& in, const TensorView& out, uint32_t axes,
+                                     int dim) {
     VEOMNI_ASSIGN_OR_RETURN(Group group, GroupOf(axes, "all_gather"));
     VEOMNI_ASSIGN_OR_RETURN(dim, NormalizeDim(dim, in.shape.size(), "all_gather"));
     if (in.dtype != out.dtype || out.shape.size() != in.shape.size() ||
@@ -93,8 +141,8 @@ class NcclCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
-  absl::Status ReduceScatter(const TensorView& in, const TensorView& out, uint32_t axes,
-                             int dim) override {
+  absl::Status ReduceScatterOnCommStream(const TensorView& in, const TensorView& out, uint32_t axes,
+                             int dim) {
     VEOMNI_ASSIGN_OR_RETURN(Group group, GroupOf(axes, "reduce_scatter"));
     VEOMNI_ASSIGN_OR_RETURN(dim, NormalizeDim(dim, in.shape.size(), "reduce_scatter"));
     if (in.dtype != DType::kF32 || out.dtype != DType::kF32 ||
@@ -128,7 +176,7 @@ class NcclCommunicator final : public Communicator {
         "reduce_scatter");
   }
 
-  absl::Status AllReduce(const TensorView& in, const TensorView& out, uint32_t axes) override {
+  absl::Status AllReduceOnCommStream(const TensorView& in, const TensorView& out, uint32_t axes) {
     VEOMNI_ASSIGN_OR_RETURN(Group group, GroupOf(axes, "all_reduce"));
     if (in.dtype != DType::kF32 || out.dtype != DType::kF32 ||
         in.NumElements() != out.NumElements()) {
@@ -140,8 +188,8 @@ class NcclCommunicator final : public Communicator {
                       "all_reduce");
   }
 
-  absl::Status AllToAll(const TensorView& in, const TensorView& out, uint32_t axes,
-                        int split_dim, int concat_dim) override {
+  absl::Status AllToAllOnCommStream(const TensorView& in, const TensorView& out, uint32_t axes,
+                        int split_dim, int concat_dim) {
     VEOMNI_ASSIGN_OR_RETURN(Group group, GroupOf(axes, "all_to_all"));
     VEOMNI_ASSIGN_OR_RETURN(split_dim, NormalizeDim(split_dim, in.shape.size(), "all_to_all"));
     VEOMNI_ASSIGN_OR_RETURN(concat_dim,
@@ -211,9 +259,9 @@ class NcclCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
-  absl::Status AllToAllV(const TensorView& in, absl::Span<const int64_t> send_rows,
+  absl::Status AllToAllVOnCommStream(const TensorView& in, absl::Span<const int64_t> send_rows,
                          const TensorView& out, absl::Span<const int64_t> recv_rows,
-                         uint32_t axes) override {
+                         uint32_t axes) {
     VEOMNI_ASSIGN_OR_RETURN(Group group, GroupOf(axes, "all_to_all_v"));
     const int G = group.size;
     if (in.dtype != out.dtype || in.shape.empty() || out.shape.empty() ||
@@ -275,15 +323,32 @@ class NcclCommunicator final : public Communicator {
     world_ = nullptr;
   }
 
- private:
   struct Group {
     ncclComm_t comm = nullptr;
     int size = 1;
   };
 
-  cudaStream_t Stream() const {
+  // The kernels' stream of the calling thread's device.
+  cudaStream_t ComputeStream() const {
     cuda::CudaContext* context = cuda::CurrentCudaContext();
     return context ? context->stream : nullptr;
+  }
+  // Where the collectives and their packing copies run.
+  cudaStream_t Stream() const { return comm_stream_; }
+
+  // Runs `collective` on the communicator's stream after the work queued on
+  // the kernels' stream so far; the kernels' stream waits for it now, or at
+  // Join() when joins are deferred. Collectives stay in order among
+  // themselves (one stream), so their scratch is shared safely.
+  template <typename Collective>
+  absl::Status OnCommStream(Collective collective) {
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaEventRecord(ready_, ComputeStream()), "NCCL order"));
+    VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaStreamWaitEvent(comm_stream_, ready_, 0), "NCCL order"));
+    pending_ = true;
+    absl::Status status = collective();
+    absl::Status joined = defer_joins_ ? absl::OkStatus() : Join();
+    VEOMNI_RETURN_IF_ERROR(status);
+    return joined;
   }
 
   absl::StatusOr<Group> GroupOf(uint32_t axes, absl::string_view what) {
@@ -313,7 +378,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   // Device scratch of at least `bytes`, reused by every collective (they run
-  // in order on one stream).
+  // in order on the communicator's stream).
   absl::StatusOr<uint8_t*> Scratch(uint64_t bytes) {
     if (scratch_.size() < bytes) {
       // The old buffer stays allocated: a CUDA graph captured earlier may
@@ -329,6 +394,10 @@ class NcclCommunicator final : public Communicator {
   Mesh mesh_;
   int rank_;
   Device& device_;
+  cudaStream_t comm_stream_ = nullptr;
+  cudaEvent_t ready_ = nullptr, done_ = nullptr;
+  bool defer_joins_ = false;
+  bool pending_ = false;  // collectives the kernels' stream has not waited for
   ncclComm_t world_ = nullptr;
   std::map<uint32_t, ncclComm_t> groups_;
   DeviceBuffer scratch_;

@@ -510,7 +510,43 @@ absl::StatusOr<Executor::Function> Executor::BuildFunction(
     }
     function.commands.push_back(std::move(built));
   }
+  PlanJoins(function);
   return function;
+}
+
+bool Executor::Deferrable(Collective collective) {
+  return collective == Collective::kAllGather || collective == Collective::kReduceScatter ||
+         collective == Collective::kAllReduce || collective == Collective::kAllToAll;
+}
+
+void Executor::PlanJoins(Function& function) {
+  // Byte ranges that collectives not yet joined read or write.
+  std::vector<std::pair<uintptr_t, uintptr_t>> pending;
+  auto range = [](const TensorView& view) {
+    uintptr_t begin = reinterpret_cast<uintptr_t>(view.data);
+    return std::make_pair(begin, begin + view.Bytes());
+  };
+  for (Command& command : function.commands) {
+    if (Deferrable(command.collective)) {
+      // Collectives run in order on one stream: no join between them.
+      for (const TensorView& view : command.inputs) pending.push_back(range(view));
+      for (const TensorView& view : command.outputs) pending.push_back(range(view));
+      continue;
+    }
+    bool touches = false;
+    for (const std::vector<TensorView>* views : {&command.inputs, &command.outputs}) {
+      for (const TensorView& view : *views) {
+        auto [begin, end] = range(view);
+        for (const auto& [pending_begin, pending_end] : pending) {
+          touches = touches || (begin < pending_end && pending_begin < end);
+        }
+      }
+    }
+    if (touches) {
+      command.join_before = true;
+      pending.clear();
+    }
+  }
 }
 
 const Executor::Function* Executor::Find(absl::string_view name) const {
@@ -608,11 +644,21 @@ absl::Status Executor::Run(absl::string_view name) {
 
 absl::Status Executor::LaunchCommands(const Function& function) {
   int index = 0;
+  // Collectives overlap the kernels after them up to the first that touches
+  // their buffers, except when each command is waited for anyway.
+  const bool defer = communicator_ && !profile_kernels_ && !synchronize_each_command_;
   for (const Command& command : function.commands) {
+    if (defer && command.join_before) {
+      absl::Status joined = communicator_->Join();
+      if (!joined.ok()) {
+        return absl::Status(joined.code(), absl::StrCat("@", function.name, " command ", index,
+                                                        ": ", joined.message()));
+      }
+    }
     auto launch = [&] {
       return command.collective == Collective::kNone
                  ? command.fn(command.attrs, command.inputs, command.outputs)
-                 : RunCollective(command);
+                 : RunCollective(command, defer);
     };
     absl::Status status;
     if (profile_kernels_) {
@@ -637,6 +683,13 @@ absl::Status Executor::LaunchCommands(const Function& function) {
                                                       "): ", status.message()));
     }
     ++index;
+  }
+  // Nothing stays forked past the function (a graph capture must end joined).
+  if (communicator_) {
+    absl::Status joined = communicator_->Join();
+    if (!joined.ok()) {
+      return absl::Status(joined.code(), absl::StrCat("@", function.name, ": ", joined.message()));
+    }
   }
   return absl::OkStatus();
 }
@@ -704,7 +757,7 @@ absl::Status Executor::UploadConstants() {
   return absl::OkStatus();
 }
 
-absl::Status Executor::RunCollective(const Command& command) {
+absl::Status Executor::RunCollective(const Command& command, bool defer) {
   if (command.collective == Collective::kExperts) {
     if (!communicator_) return absl::InternalError("expert parallelism needs a communicator");
     const bool forward = command.kernel == "moe_experts";
@@ -758,6 +811,16 @@ absl::Status Executor::RunCollective(const Command& command) {
     }
     return device_->CopyOnDevice(out.data, in.data, in.Bytes());
   }
+  // Joined at the first command that touches its buffers (PlanJoins).
+  communicator_->DeferJoins(defer && Deferrable(command.collective));
+  absl::Status status = RunDeferrable(command);
+  communicator_->DeferJoins(false);
+  return status;
+}
+
+absl::Status Executor::RunDeferrable(const Command& command) {
+  const TensorView& in = command.inputs[0];
+  const TensorView& out = command.outputs[0];
   switch (command.collective) {
     case Collective::kAllGather:
       return communicator_->AllGather(in, out, command.mesh_axes, command.dim);

@@ -102,6 +102,9 @@ class Executor {
     int concat_dim = 0;
     KernelAttrs attrs;
     std::vector<TensorView> inputs, outputs;
+    // Wait for the collectives still running on the communicator's stream
+    // first: this command touches what one of them reads or writes.
+    bool join_before = false;
   };
   struct Function {
     std::string name;
@@ -131,7 +134,17 @@ class Executor {
   absl::Status InitState(const Options& options);
   absl::Status FillState(const Options& options);
   absl::Status UploadConstants();
-  absl::Status RunCollective(const Command& command);
+  // `defer`: leave an NCCL collective running on the communicator's stream
+  // (joined before the command marked join_before).
+  absl::Status RunCollective(const Command& command, bool defer);
+  absl::Status RunDeferrable(const Command& command);
+  // The collectives that run on the communicator's own stream and may be
+  // joined later; expert parallelism joins its exchanges itself, and
+  // shard_slice is a local copy.
+  static bool Deferrable(Collective collective);
+  // Marks the commands that must wait for earlier NCCL collectives
+  // (Command::join_before).
+  static void PlanJoins(Function& function);
   absl::Status LaunchCommands(const Function& function);
   absl::StatusOr<TensorView> Resolve(const artifact::Tensor* tensor, Function& function,
                                      absl::string_view where);
