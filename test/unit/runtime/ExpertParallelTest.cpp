@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -177,7 +178,15 @@ INSTANTIATE_TEST_SUITE_P(Meshes, ExpertParallelMatchesOneRank,
                                          Case{{2, 2, 2, 4}, true},
                                          Case{{1, 2, 1, 2}, false, true},
                                          Case{{1, 4, 1, 4}, true, true},
-                                         Case{{2, 2, 2, 4}, true, true}));
+                                         Case{{2, 2, 2, 4}, true, true}),
+                         [](const testing::TestParamInfo<Case>& info) {
+                           const Case& c = info.param;
+                           return "dp" + std::to_string(c.mesh.dp) + "_fsdp" +
+                                  std::to_string(c.mesh.fsdp) + "_sp" +
+                                  std::to_string(c.mesh.sp) + "_ep" +
+                                  std::to_string(c.mesh.ep) + (c.skew ? "_skewed" : "") +
+                                  (c.device_path ? "_device_path" : "_host_path");
+                         });
 
 TEST(ExpertParallel, AnExpertIdOutsideTheGroupIsInvalidArgument) {
   const Mesh mesh{1, 2, 1, 2};
