@@ -176,9 +176,8 @@ llvm::Expected<fb::Offset<va::Tensor>> ProgramBuilder::tensorRef(Value value) {
     return makeTensor(type, va::Region_Constant, constantOffset.lookup(op));
   if (auto launch = dyn_cast<vrt::LaunchOp>(op)) {
     // A forwarded store's value lives in its state.
-    for (Operation *user : value.getUsers())
-      if (auto store = dyn_cast<vrt::StoreOp>(user); store && store.getForwarded())
-        return makeTensor(type, va::Region_State, stateOffset.lookup(store.getKey()));
+    if (vrt::StoreOp store = vrt::getForwardedStore(value))
+      return makeTensor(type, va::Region_State, stateOffset.lookup(store.getKey()));
     if (!launch.getOffsetsAttr())
       return makeError("launch of '" + launch.getKernel() +
                        "' has no arena offsets; run vrt-plan-memory");

@@ -34,11 +34,7 @@ LogicalResult LaunchOp::verify() {
              << " results";
     for (auto [offset, result] : llvm::zip(offsets.asArrayRef(), getResults())) {
       // -1: a forwarded store writes this result into the state.
-      bool forwarded = llvm::any_of(result.getUsers(), [](Operation *user) {
-        auto store = dyn_cast<StoreOp>(user);
-        return store && store.getForwarded();
-      });
-      if (offset == -1 && forwarded)
+      if (offset == -1 && getForwardedStore(result))
         continue;
       if (offset < 0 || offset % kArenaAlignment != 0)
         return emitOpError("offset ")
@@ -47,6 +43,27 @@ LogicalResult LaunchOp::verify() {
                << (offset == -1 ? " (-1 is for results of forwarded stores)" : "");
     }
   }
+  return success();
+}
+
+StoreOp veomni::vrt::getForwardedStore(Value value) {
+  for (Operation *user : value.getUsers())
+    if (auto store = dyn_cast<StoreOp>(user); store && store.getForwarded())
+      return store;
+  return nullptr;
+}
+
+LogicalResult StoreOp::verify() {
+  if (!getForwarded())
+    return success();
+  // Only a launch's own result can be written in place; the artifact drops
+  // the store's copy, so anything else would never reach the state.
+  auto launch = getValue().getDefiningOp<LaunchOp>();
+  if (!launch || launch.getKernel() == "reshape")
+    return emitOpError("is forwarded, but its value is not a launch's own result");
+  for (Operation *user : getValue().getUsers())
+    if (auto other = dyn_cast<StoreOp>(user); other && other != *this)
+      return emitOpError("is forwarded, but its value is stored twice");
   return success();
 }
 

@@ -18,6 +18,9 @@ namespace veomni::vrt {
 inline constexpr llvm::StringLiteral kArenaBytesAttr = "vrt.arena_bytes";
 /// Arena offsets are multiples of this.
 inline constexpr int64_t kArenaAlignment = 64;
+/// The forwarded store that writes `value` into the state (so the value has
+/// no arena offset), or null.
+StoreOp getForwardedStore(mlir::Value value);
 } // namespace veomni::vrt
 
 #endif // VEOMNI_DIALECTS_VRT_VRTDIALECT_H

@@ -47,6 +47,7 @@ def Vrt_StoreOp : Vrt_Op<"store", [MemoryEffects<[MemWrite]>]> {
     value takes no arena space.
   }];
   let arguments = (ins StrAttr:$key, AnyRankedTensor:$value, UnitAttr:$forwarded);
+  let hasVerifier = 1;
   let assemblyFormat = "$key `,` $value attr-dict `:` type($value)";
 }
 

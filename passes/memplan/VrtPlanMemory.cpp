@@ -46,14 +46,6 @@ FailureOr<int64_t> tensorBytes(Value value) {
   return type.getNumElements() * elementBytes;
 }
 
-// Whether a forwarded store writes `value` into the state.
-bool isForwarded(Value value) {
-  return llvm::any_of(value.getUsers(), [](Operation *user) {
-    auto store = dyn_cast<vrt::StoreOp>(user);
-    return store && store.getForwarded();
-  });
-}
-
 LogicalResult planFunction(func::FuncOp func) {
   Block &body = func.getBody().front();
   DenseMap<Operation *, int64_t> index;
@@ -71,7 +63,7 @@ LogicalResult planFunction(func::FuncOp func) {
     if (!launch)
       continue;
     for (Value result : launch.getResults()) {
-      if (isForwarded(result))
+      if (vrt::getForwardedStore(result))
         continue;  // written into the state (vrt-forward-stores)
       int64_t last = index[&op];
       for (Operation *user : result.getUsers())
@@ -123,7 +115,7 @@ LogicalResult planFunction(func::FuncOp func) {
   for (auto launch : body.getOps<vrt::LaunchOp>()) {
     SmallVector<int64_t> resultOffsets;
     for (Value result : launch.getResults())
-      resultOffsets.push_back(isForwarded(result) ? -1
+      resultOffsets.push_back(vrt::getForwardedStore(result) ? -1
                                                   : intervals[intervalOf[result]].offset);
     launch.setOffsetsAttr(b.getDenseI64ArrayAttr(resultOffsets));
   }

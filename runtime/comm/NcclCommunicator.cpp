@@ -43,14 +43,12 @@ class NcclCommunicator final : public Communicator {
   NcclCommunicator(Mesh mesh, int rank, Device& device)
       : mesh_(mesh), rank_(rank), device_(device) {}
   ~NcclCommunicator() override {
+    if (comm_stream_ && !aborted_) cudaStreamSynchronize(comm_stream_);
     for (auto& [axes, comm] : groups_) {
       if (comm) (aborted_ ? ncclCommAbort(comm) : ncclCommDestroy(comm));
     }
     if (world_) (aborted_ ? ncclCommAbort(world_) : ncclCommDestroy(world_));
-    if (comm_stream_) {
-      if (!aborted_) cudaStreamSynchronize(comm_stream_);
-      cudaStreamDestroy(comm_stream_);
-    }
+    if (comm_stream_) cudaStreamDestroy(comm_stream_);
     if (ready_) cudaEventDestroy(ready_);
     if (done_) cudaEventDestroy(done_);
   }
@@ -103,9 +101,11 @@ class NcclCommunicator final : public Communicator {
   void DeferJoins(bool defer) override { defer_joins_ = defer; }
   absl::Status Join() override {
     if (!pending_) return absl::OkStatus();
-    pending_ = false;
     VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaEventRecord(done_, comm_stream_), "joining NCCL"));
-    return CudaStatus(cudaStreamWaitEvent(ComputeStream(), done_, 0), "joining NCCL");
+    VEOMNI_RETURN_IF_ERROR(
+        CudaStatus(cudaStreamWaitEvent(ComputeStream(), done_, 0), "joining NCCL"));
+    pending_ = false;
+    return absl::OkStatus();
   }
 
  private:
@@ -119,7 +119,7 @@ class NcclCommunicator final : public Communicator {
                                                      " -> ", FormatShape(out.shape), " over ",
                                                      group.size, " ranks"));
     }
-    if (group.size == 1) return device_.CopyOnDevice(out.data, in.data, in.Bytes());
+    if (group.size == 1) return CopyOnCommStream(out.data, in.data, in.Bytes());
     const int64_t outer = Product(in.shape, 0, dim);
     const uint64_t bytes = static_cast<uint64_t>(in.Bytes());
     if (outer == 1) {
@@ -152,7 +152,7 @@ class NcclCommunicator final : public Communicator {
                                                      " -> ", FormatShape(out.shape), " over ",
                                                      group.size, " ranks (f32 only)"));
     }
-    if (group.size == 1) return device_.CopyOnDevice(out.data, in.data, in.Bytes());
+    if (group.size == 1) return CopyOnCommStream(out.data, in.data, in.Bytes());
     const int64_t outer = Product(in.shape, 0, dim);
     const uint64_t count = static_cast<uint64_t>(out.NumElements());
     const void* source = in.data;
@@ -182,7 +182,7 @@ class NcclCommunicator final : public Communicator {
         in.NumElements() != out.NumElements()) {
       return absl::InvalidArgumentError("all_reduce: f32 tensors of equal size only");
     }
-    if (group.size == 1) return device_.CopyOnDevice(out.data, in.data, in.Bytes());
+    if (group.size == 1) return CopyOnCommStream(out.data, in.data, in.Bytes());
     return NcclStatus(ncclAllReduce(in.data, out.data, static_cast<size_t>(in.NumElements()),
                                     ncclFloat, ncclSum, group.comm, Stream()),
                       "all_reduce");
@@ -210,7 +210,7 @@ class NcclCommunicator final : public Communicator {
           " ranks (split dim ", split_dim, ", concat dim ", concat_dim, ")"));
     }
     const uint64_t total = static_cast<uint64_t>(in.Bytes());
-    if (G == 1) return device_.CopyOnDevice(out.data, in.data, total);
+    if (G == 1) return CopyOnCommStream(out.data, in.data, total);
     const uint64_t chunk_bytes = total / G;
     const int64_t width = DTypeBytes(in.dtype);
     VEOMNI_ASSIGN_OR_RETURN(uint8_t * scratch, Scratch(2 * total));
@@ -285,7 +285,7 @@ class NcclCommunicator final : public Communicator {
       if (send_rows[0] != recv_rows[0]) {
         return absl::InvalidArgumentError("all_to_all_v: a group of one sends what it receives");
       }
-      return device_.CopyOnDevice(out.data, in.data, send_rows[0] * row);
+      return CopyOnCommStream(out.data, in.data, send_rows[0] * row);
     }
     VEOMNI_RETURN_IF_ERROR(NcclStatus(ncclGroupStart(), "all_to_all_v"));
     absl::Status queued;
@@ -335,6 +335,12 @@ class NcclCommunicator final : public Communicator {
   }
   // Where the collectives and their packing copies run.
   cudaStream_t Stream() const { return comm_stream_; }
+  // A group of one: its collective is a copy, ordered with the others.
+  absl::Status CopyOnCommStream(void* to, const void* from, uint64_t bytes) {
+    if (to == from || bytes == 0) return absl::OkStatus();
+    return CudaStatus(cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToDevice, Stream()),
+                      "a one-rank collective");
+  }
 
   // Runs `collective` on the communicator's stream after the work queued on
   // the kernels' stream so far; the kernels' stream waits for it now, or at
@@ -385,6 +391,12 @@ class NcclCommunicator final : public Communicator {
       // still read and write it when replayed.
       VEOMNI_ASSIGN_OR_RETURN(DeviceBuffer larger, DeviceBuffer::Allocate(
                                                        device_, bytes, "collective scratch"));
+      // Allocate zeroes it on the kernels' stream: the collective, on ours,
+      // must write it after that.
+      VEOMNI_RETURN_IF_ERROR(
+          CudaStatus(cudaEventRecord(ready_, ComputeStream()), "ordering new scratch"));
+      VEOMNI_RETURN_IF_ERROR(
+          CudaStatus(cudaStreamWaitEvent(comm_stream_, ready_, 0), "ordering new scratch"));
       retired_scratch_.push_back(std::move(scratch_));
       scratch_ = std::move(larger);
     }

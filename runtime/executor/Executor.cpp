@@ -678,6 +678,9 @@ absl::Status Executor::LaunchCommands(const Function& function) {
       if (status.ok() && synchronize_each_command_) status = device_->Synchronize();
     }
     if (!status.ok()) {
+      // Nothing may keep writing after the failure is reported (nor may a
+      // capture end forked); the command's error is the one to report.
+      if (communicator_) communicator_->Join().IgnoreError();
       return absl::Status(status.code(), absl::StrCat("@", function.name, " command ", index,
                                                       " (", command.kernel,
                                                       "): ", status.message()));

@@ -333,12 +333,12 @@ absl::Status MoeExpertsGradExpertParallel(Communicator& comm, uint32_t axes,
 namespace {
 
 // The device path's buffers, index arrays and kernel launches. Buffers live
-// until the exchange ends; it waits for the device before freeing them.
+// until the exchange ends (Device::Free waits for the queued kernels; their
+// data errors stay flagged for the caller's next Synchronize).
 class DeviceExchange {
  public:
   DeviceExchange(Device& device, Communicator& comm, uint32_t axes)
       : device_(device), comm_(comm), axes_(axes) {}
-  ~DeviceExchange() { device_.Synchronize().IgnoreError(); }
 
   // Routes on a host copy of the expert ids; the device views stay as given.
   absl::StatusOr<Routing> Route(absl::string_view kernel, absl::Span<const TensorView> inputs) {
@@ -349,7 +349,7 @@ class DeviceExchange {
     on_host[1].data = host_ids_.data();
     return runtime::Route(kernel, comm_, axes_, on_host, &device_);
   }
-  const TensorView HostIds(const TensorView& experts) const {
+  TensorView HostIds(const TensorView& experts) const {
     TensorView view = experts;
     view.data = const_cast<uint8_t*>(host_ids_.data());
     return view;

@@ -48,3 +48,34 @@ func.func @unforwarded_minus_one() {
   vrt.store "grad:w", %0 : tensor<4xf32>
   return
 }
+
+// -----
+
+// A forwarded store drops its copy, so its value must be a launch's own
+// result, stored once.
+func.func @forwarded_state_read() {
+  %s = vrt.state "param:w" : tensor<4xf32>
+  // expected-error @+1 {{'vrt.store' op is forwarded, but its value is not a launch's own result}}
+  vrt.store "grad:w", %s {forwarded} : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @forwarded_reshape() {
+  %0 = vrt.launch "fill"() {value = 0.0 : f64} : () -> tensor<4xf32>
+  %1 = vrt.launch "reshape"(%0) {} : (tensor<4xf32>) -> tensor<2x2xf32>
+  // expected-error @+1 {{'vrt.store' op is forwarded, but its value is not a launch's own result}}
+  vrt.store "grad:w", %1 {forwarded} : tensor<2x2xf32>
+  return
+}
+
+// -----
+
+func.func @forwarded_twice() {
+  %0 = vrt.launch "fill"() {value = 0.0 : f64} : () -> tensor<4xf32>
+  // expected-error @+1 {{'vrt.store' op is forwarded, but its value is stored twice}}
+  vrt.store "grad:w", %0 {forwarded} : tensor<4xf32>
+  vrt.store "grad:u", %0 : tensor<4xf32>
+  return
+}

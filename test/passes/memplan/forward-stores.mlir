@@ -41,8 +41,7 @@ func.func @update(%hyper: tensor<3xf32>, %scale: tensor<f32>) -> tensor<8xf32> {
 
 // An old state value that the function returns is read after every launch.
 // CHECK-LABEL: func.func @returned
-// CHECK: vrt.store "grad:w", %{{.*}} : tensor<8xf32>
-// CHECK-NOT: forwarded
+// CHECK: vrt.store "grad:w", %{{[0-9]+}} : tensor<8xf32>
 func.func @returned() -> tensor<8xf32> {
   %g = vrt.state "grad:w" : tensor<8xf32>
   %zero = vrt.launch "fill"() {value = 0.0 : f64} : () -> tensor<8xf32>
@@ -71,12 +70,11 @@ func.func @accumulate(%x: tensor<8xf32>) {
 // the new value exists); a reshape's result (its input's bytes); one value
 // in two states.
 // CHECK-LABEL: func.func @kept
-// CHECK: vrt.store "param:a", %{{.*}} : tensor<4x4xf32>
-// CHECK: vrt.store "param:b", %{{.*}} : tensor<4x4xf32>
-// CHECK: vrt.store "param:c", %{{.*}} : tensor<16xf32>
-// CHECK: vrt.store "param:d", %{{.*}} : tensor<16xf32>
-// CHECK: vrt.store "param:e", %{{.*}} : tensor<16xf32>
-// CHECK-NOT: forwarded
+// CHECK: vrt.store "param:a", %{{[0-9]+}} : tensor<4x4xf32>
+// CHECK: vrt.store "param:b", %{{[0-9]+}} : tensor<4x4xf32>
+// CHECK: vrt.store "param:c", %{{[0-9]+}} : tensor<16xf32>
+// CHECK: vrt.store "param:d", %{{[0-9]+}} : tensor<16xf32>
+// CHECK: vrt.store "param:e", %{{[0-9]+}} : tensor<16xf32>
 // PLAN-LABEL: func.func @kept
 // PLAN-NOT: -1
 func.func @kept(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
@@ -94,4 +92,42 @@ func.func @kept(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
   vrt.store "param:d", %twice : tensor<16xf32>
   vrt.store "param:e", %twice : tensor<16xf32>
   return %late : tensor<4x4xf32>
+}
+
+// -----
+
+// A forwarded value that is also returned and read later lives in its state
+// for every reader (no arena offset); of a launch's two results only the
+// stored one is forwarded.
+// CHECK-LABEL: func.func @also_read
+// CHECK: %[[PAIR:.*]]:2 = vrt.launch "split_pair"
+// CHECK: vrt.store "param:w", %[[PAIR]]#0 {forwarded}
+// PLAN-LABEL: func.func @also_read
+// PLAN: "split_pair"{{.*}}offsets = array<i64: -1, 0>
+func.func @also_read(%x: tensor<8xf32>) -> (tensor<8xf32>, tensor<8xf32>) {
+  %w = vrt.state "param:w" : tensor<8xf32>
+  %old = vrt.launch "exp"(%w) {} : (tensor<8xf32>) -> tensor<8xf32>
+  %pair:2 = vrt.launch "split_pair"(%x) {} : (tensor<8xf32>) -> (tensor<8xf32>, tensor<8xf32>)
+  vrt.store "param:w", %pair#0 : tensor<8xf32>
+  %later = vrt.launch "add"(%pair#0, %pair#1) {} : (tensor<8xf32>, tensor<8xf32>) -> tensor<8xf32>
+  return %pair#0, %later : tensor<8xf32>, tensor<8xf32>
+}
+
+// -----
+
+// A fill that is also read before the old state's last reader stays where
+// it is for that reader; the store gets a clone of it after the last read.
+// CHECK-LABEL: func.func @fill_in_use
+// CHECK: %[[FIRST:.*]] = vrt.launch "fill"
+// CHECK-NEXT: vrt.launch "exp"(%[[FIRST]])
+// CHECK-NEXT: vrt.launch "mul"
+// CHECK-NEXT: %[[CLONE:.*]] = vrt.launch "fill"
+// CHECK-NEXT: vrt.store "grad:w", %[[CLONE]] {forwarded}
+func.func @fill_in_use() -> tensor<8xf32> {
+  %g = vrt.state "grad:w" : tensor<8xf32>
+  %zero = vrt.launch "fill"() {value = 0.0 : f64} : () -> tensor<8xf32>
+  %use = vrt.launch "exp"(%zero) {} : (tensor<8xf32>) -> tensor<8xf32>
+  %norm = vrt.launch "mul"(%g, %use) {} : (tensor<8xf32>, tensor<8xf32>) -> tensor<8xf32>
+  vrt.store "grad:w", %zero : tensor<8xf32>
+  return %norm : tensor<8xf32>
 }

@@ -37,7 +37,11 @@ std::vector<float> Random(std::mt19937& rng, int64_t n, float scale) {
   return values;
 }
 
-RankData MakeRank(int rank, bool skew) {
+// How slots pick experts: at random; rank 0's all on expert 0; or every
+// rank's on expert 0, so the other members receive no rows at all.
+enum Skew { kUniform, kRankZeroOnOne, kAllOnOne };
+
+RankData MakeRank(int rank, Skew skew) {
   std::mt19937 rng(100 + rank);
   RankData data;
   data.x = Random(rng, kTokens * kHidden, 1.0f);
@@ -47,7 +51,8 @@ RankData MakeRank(int rank, bool skew) {
   for (int64_t s = 0; s < kTokens * kSlots; ++s) {
     // skew: every slot of rank 0 goes to expert 0, so some members receive
     // nothing from it; a token may also pick one expert twice.
-    data.experts.push_back(skew && rank == 0 ? 0 : pick(rng));
+    const bool first = skew == kAllOnOne || (skew == kRankZeroOnOne && rank == 0);
+    data.experts.push_back(first ? 0 : pick(rng));
   }
   return data;
 }
@@ -58,7 +63,7 @@ absl::Status Kernel(const char* name, std::vector<TensorView> in, std::vector<Te
 
 struct Case {
   Mesh mesh;
-  bool skew;
+  Skew skew;
   bool device_path = false;
 };
 
@@ -173,18 +178,25 @@ TEST_P(ExpertParallelMatchesOneRank, ForwardAndGradients) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Meshes, ExpertParallelMatchesOneRank,
-                         testing::Values(Case{{1, 2, 1, 2}, false}, Case{{1, 4, 1, 4}, false},
-                                         Case{{1, 4, 1, 4}, true}, Case{{1, 2, 2, 2}, false},
-                                         Case{{2, 2, 2, 4}, true},
-                                         Case{{1, 2, 1, 2}, false, true},
-                                         Case{{1, 4, 1, 4}, true, true},
-                                         Case{{2, 2, 2, 4}, true, true}),
+                         testing::Values(Case{{1, 2, 1, 2}, kUniform},
+                                         Case{{1, 4, 1, 4}, kUniform},
+                                         Case{{1, 4, 1, 4}, kRankZeroOnOne},
+                                         Case{{1, 2, 2, 2}, kUniform},
+                                         Case{{2, 2, 2, 4}, kRankZeroOnOne},
+                                         Case{{1, 4, 1, 4}, kAllOnOne},
+                                         Case{{1, 2, 1, 2}, kUniform, true},
+                                         Case{{1, 4, 1, 4}, kRankZeroOnOne, true},
+                                         Case{{2, 2, 2, 4}, kRankZeroOnOne, true},
+                                         Case{{1, 4, 1, 4}, kAllOnOne, true}),
                          [](const testing::TestParamInfo<Case>& info) {
                            const Case& c = info.param;
                            return "dp" + std::to_string(c.mesh.dp) + "_fsdp" +
                                   std::to_string(c.mesh.fsdp) + "_sp" +
                                   std::to_string(c.mesh.sp) + "_ep" +
-                                  std::to_string(c.mesh.ep) + (c.skew ? "_skewed" : "") +
+                                  std::to_string(c.mesh.ep) +
+                                  (c.skew == kRankZeroOnOne ? "_rank0_on_expert0"
+                                   : c.skew == kAllOnOne    ? "_all_on_expert0"
+                                                            : "") +
                                   (c.device_path ? "_device_path" : "_host_path");
                          });
 
