@@ -454,6 +454,24 @@ absl::StatusOr<Dispatched> DispatchOnDevice(DeviceExchange& exchange, const Rout
   return got;
 }
 
+// Routing and dispatch, the first half of both directions.
+struct Exchanged {
+  Routing routing;
+  Dispatched got;
+  int64_t received = 0, sent = 0, hidden = 0;
+};
+
+absl::StatusOr<Exchanged> RouteAndDispatch(DeviceExchange& exchange, absl::string_view kernel,
+                                           absl::Span<const TensorView> inputs, bool with_grad) {
+  Exchanged e;
+  VEOMNI_ASSIGN_OR_RETURN(e.routing, exchange.Route(kernel, inputs));
+  VEOMNI_ASSIGN_OR_RETURN(e.got, DispatchOnDevice(exchange, e.routing, inputs, with_grad));
+  e.received = e.routing.received;
+  e.sent = static_cast<int64_t>(e.routing.order.size());
+  e.hidden = inputs[0].shape[1];
+  return e;
+}
+
 }  // namespace
 
 absl::Status MoeExpertsExpertParallelOnDevice(Device& device, Communicator& comm, uint32_t axes,
@@ -462,10 +480,10 @@ absl::Status MoeExpertsExpertParallelOnDevice(Device& device, Communicator& comm
   constexpr absl::string_view kKernel = "moe_experts";
   VEOMNI_RETURN_IF_ERROR(CheckForwardOutputs(inputs, outputs));
   DeviceExchange exchange(device, comm, axes);
-  VEOMNI_ASSIGN_OR_RETURN(Routing routing, exchange.Route(kKernel, inputs));
-  VEOMNI_ASSIGN_OR_RETURN(Dispatched got, DispatchOnDevice(exchange, routing, inputs, false));
-  const int64_t n = routing.received, h = inputs[0].shape[1];
-  const int64_t sent = static_cast<int64_t>(routing.order.size());
+  VEOMNI_ASSIGN_OR_RETURN(Exchanged e, RouteAndDispatch(exchange, kKernel, inputs, false));
+  const Routing& routing = e.routing;
+  const Dispatched& got = e.got;
+  const int64_t n = e.received, h = e.hidden, sent = e.sent;
   VEOMNI_ASSIGN_OR_RETURN(TensorView rows, exchange.Buffer(DType::kF32, {n, h}));
   if (n > 0) {
     VEOMNI_RETURN_IF_ERROR(exchange.Launch(kKernel, KernelAttrs(),
@@ -484,10 +502,10 @@ absl::Status MoeExpertsGradExpertParallelOnDevice(Device& device, Communicator& 
   constexpr absl::string_view kKernel = "moe_experts_grad";
   VEOMNI_RETURN_IF_ERROR(CheckGradOutputs(inputs, outputs));
   DeviceExchange exchange(device, comm, axes);
-  VEOMNI_ASSIGN_OR_RETURN(Routing routing, exchange.Route(kKernel, inputs));
-  VEOMNI_ASSIGN_OR_RETURN(Dispatched got, DispatchOnDevice(exchange, routing, inputs, true));
-  const int64_t n = routing.received, h = inputs[0].shape[1];
-  const int64_t sent = static_cast<int64_t>(routing.order.size());
+  VEOMNI_ASSIGN_OR_RETURN(Exchanged e, RouteAndDispatch(exchange, kKernel, inputs, true));
+  const Routing& routing = e.routing;
+  const Dispatched& got = e.got;
+  const int64_t n = e.received, h = e.hidden, sent = e.sent;
   // One launch over every received row: the weight gradients sum the rows
   // of all members at once (the one-rank kernel's order up to reassociation).
   VEOMNI_ASSIGN_OR_RETURN(TensorView x_rows, exchange.Buffer(DType::kF32, {n, h}));

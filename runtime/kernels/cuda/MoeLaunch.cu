@@ -399,6 +399,32 @@ struct RowSource {
   }
 };
 
+// The expert whose rows row tile `tile` (< tile_offsets[E]) covers: the
+// last whose first tile is at or before it; experts without rows share their
+// first tile with the next, so it has rows.
+__device__ int ExpertOfTile(int tile, const int* tile_offsets, int experts) {
+  int lo = 0, hi = experts - 1;
+  while (lo < hi) {
+    int mid = (lo + hi + 1) / 2;
+    if (tile_offsets[mid] <= tile) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
+// rows[i] = the operand row of sorted row row_begin + i, null past row_end
+// (the first kTileRows threads write; the caller's barrier publishes them).
+__device__ void LoadRowPointers(const RowSource& source, int row_begin, int row_end,
+                                const int* order, int slots, const float* (&rows)[kTileRows]) {
+  if (threadIdx.x < kTileRows) {
+    int r = row_begin + threadIdx.x;
+    rows[threadIdx.x] = r < row_end ? source.Row(r, order, slots) : nullptr;
+  }
+}
+
 // C[r, :] = A_r B_e for each expert e's sorted rows r, B_e [depth, n] (or
 // stored [n, depth] when transposed: a weight applied as W a).
 struct RowsGemm {
@@ -422,25 +448,11 @@ __global__ void __launch_bounds__(kGemmThreads)
   __shared__ const float* a_rows[kTileRows];
   const int tile = blockIdx.x;
   if (tile >= tile_offsets[experts]) return;
-  // The last expert whose first tile is at or before this one; experts
-  // without rows share their first tile with the next, so it has rows.
-  int lo = 0, hi = experts - 1;
-  while (lo < hi) {
-    int mid = (lo + hi + 1) / 2;
-    if (tile_offsets[mid] <= tile) {
-      lo = mid;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  const int e = lo;
+  const int e = ExpertOfTile(tile, tile_offsets, experts);
   const int row_begin = offsets[e] + (tile - tile_offsets[e]) * kTileRows;
   const int row_end = offsets[e + 1];
   const int64_t col_begin = static_cast<int64_t>(blockIdx.y) * kTileCols;
-  if (threadIdx.x < kTileRows) {
-    int r = row_begin + threadIdx.x;
-    a_rows[threadIdx.x] = r < row_end ? g.a.Row(r, order, slots) : nullptr;
-  }
+  LoadRowPointers(g.a, row_begin, row_end, order, slots, a_rows);
   const float* b = g.b + e * g.b_expert_stride;
   const int tx = threadIdx.x % 16;
   const int ty = threadIdx.x / 16;
@@ -491,6 +503,22 @@ struct OuterGemm {
   int64_t n = 0;
 };
 
+// The operand rows and scales of sorted rows k0.. of one depth step (null
+// and 1 past row_end); the first kDepth threads write, the caller's barrier
+// publishes them.
+template <int kDepth>
+__device__ void LoadOuterRows(const OuterGemm& g, int k0, int row_end, const int* order,
+                              int slots, const float* (&left)[kDepth],
+                              const float* (&right)[kDepth], float (&scales)[kDepth]) {
+  if (threadIdx.x < kDepth) {
+    int r = k0 + threadIdx.x;
+    bool in = r < row_end;
+    left[threadIdx.x] = in ? g.left.Row(r, order, slots) : nullptr;
+    right[threadIdx.x] = in ? g.right.Row(r, order, slots) : nullptr;
+    scales[threadIdx.x] = in && g.weights ? g.weights[order[r]] : 1.0f;
+  }
+}
+
 __global__ void __launch_bounds__(kGemmThreads)
     GroupedOuterGemmKernel(OuterGemm g, const int* offsets, const int* order, int slots) {
   __shared__ __align__(16) ATile a_tile;
@@ -508,13 +536,7 @@ __global__ void __launch_bounds__(kGemmThreads)
   float acc[4][4] = {};
   for (int k0 = row_begin; k0 < row_end; k0 += kTileDepth) {
     __syncthreads();  // the previous tiles and row pointers consumed
-    if (threadIdx.x < kTileDepth) {
-      int r = k0 + threadIdx.x;
-      bool in = r < row_end;
-      left_rows[threadIdx.x] = in ? g.left.Row(r, order, slots) : nullptr;
-      right_rows[threadIdx.x] = in ? g.right.Row(r, order, slots) : nullptr;
-      scales[threadIdx.x] = in && g.weights ? g.weights[order[r]] : 1.0f;
-    }
+    LoadOuterRows(g, k0, row_end, order, slots, left_rows, right_rows, scales);
     __syncthreads();
     for (int l = threadIdx.x; l < kTileRows * kTileDepth; l += kGemmThreads) {
       int kk = l / kTileRows;
@@ -607,23 +629,11 @@ __global__ void __launch_bounds__(kGemmThreads)
   __shared__ const float* a_rows[kTileRows];
   const int tile = blockIdx.x;
   if (tile >= tile_offsets[experts]) return;
-  int lo = 0, hi = experts - 1;  // as GroupedRowsGemmKernel
-  while (lo < hi) {
-    int mid = (lo + hi + 1) / 2;
-    if (tile_offsets[mid] <= tile) {
-      lo = mid;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  const int e = lo;
+  const int e = ExpertOfTile(tile, tile_offsets, experts);
   const int row_begin = offsets[e] + (tile - tile_offsets[e]) * kTileRows;
   const int row_end = offsets[e + 1];
   const int64_t col_begin = static_cast<int64_t>(blockIdx.y) * kTileCols;
-  if (threadIdx.x < kTileRows) {
-    int r = row_begin + threadIdx.x;
-    a_rows[threadIdx.x] = r < row_end ? g.a.Row(r, order, slots) : nullptr;
-  }
+  LoadRowPointers(g.a, row_begin, row_end, order, slots, a_rows);
   const float* b = g.b + e * g.b_expert_stride;
   const int warp = threadIdx.x / kWarpSize;
   const int row0 = 16 * (warp / 2);
@@ -704,13 +714,7 @@ __global__ void __launch_bounds__(kGemmThreads)
   constexpr int kChunks = kBf16Depth * kTileCols / 4;
   for (int k0 = row_begin; k0 < row_end; k0 += kBf16Depth) {
     __syncthreads();  // the previous tiles and row pointers consumed
-    if (threadIdx.x < kBf16Depth) {
-      int r = k0 + threadIdx.x;
-      bool in = r < row_end;
-      left_rows[threadIdx.x] = in ? g.left.Row(r, order, slots) : nullptr;
-      right_rows[threadIdx.x] = in ? g.right.Row(r, order, slots) : nullptr;
-      scales[threadIdx.x] = in && g.weights ? g.weights[order[r]] : 1.0f;
-    }
+    LoadOuterRows(g, k0, row_end, order, slots, left_rows, right_rows, scales);
     __syncthreads();
     for (int c = threadIdx.x; c < kChunks; c += kGemmThreads) {
       int kk = c / (kTileCols / 4);
