@@ -45,6 +45,18 @@ double attentionFlops(vrt::LaunchOp launch) {
 LaunchWork veomni::launchWork(Operation *op) {
   auto launch = cast<vrt::LaunchOp>(op);
   LaunchWork work;
+  // A reshape of an arena value shares its bytes (vrt-plan-memory), and the
+  // kernel skips a copy onto itself: only the launch costs.
+  if (launch.getKernel() == "reshape" && launch.getInputs().size() == 1 &&
+      launch.getOffsetsAttr() && !vrt::getForwardedStore(launch.getResult(0))) {
+    Value input = launch.getInputs()[0];
+    auto producer = input.getDefiningOp<vrt::LaunchOp>();
+    if (producer && producer.getOffsetsAttr() && !vrt::getForwardedStore(input)) {
+      unsigned index = cast<OpResult>(input).getResultNumber();
+      if (producer.getOffsetsAttr()[index] == launch.getOffsetsAttr()[0])
+        return work;
+    }
+  }
   for (Value value : launch.getInputs())
     work.bytes += tensorBytes(typeOf(value));
   for (Value value : launch.getResults())
