@@ -320,14 +320,26 @@ bool isCausalMask(Value mask, int64_t seq) {
   if (shape.size() < 2 || shape[shape.size() - 1] != seq ||
       shape[shape.size() - 2] != seq)
     return false;
-  int64_t flat = 0;
-  for (const APFloat &v : values.getValues<APFloat>()) {
+  auto holds = [seq](int64_t flat, double x) {
     int64_t col = flat % seq, row = (flat / seq) % seq;
-    ++flat;
-    double x = v.convertToDouble();
-    if (col <= row ? x != 0.0 : x > -1e30)
-      return false;
+    return col <= row ? x == 0.0 : x <= -1e30;
+  };
+  if (values.isSplat())
+    return false;  // one value cannot be 0 below the diagonal and -inf above
+  if (values.getElementType().isF32()) {
+    // Read the floats directly: a long sequence's mask has 1G elements, and
+    // one APFloat each took minutes.
+    ArrayRef<float> floats(reinterpret_cast<const float *>(values.getRawData().data()),
+                           values.getNumElements());
+    for (int64_t flat = 0; flat < static_cast<int64_t>(floats.size()); ++flat)
+      if (!holds(flat, floats[flat]))
+        return false;
+    return true;
   }
+  int64_t flat = 0;
+  for (const APFloat &v : values.getValues<APFloat>())
+    if (!holds(flat++, v.convertToDouble()))
+      return false;
   return true;
 }
 
@@ -335,6 +347,19 @@ bool isCausalMask(Value mask, int64_t seq) {
 /// expanded for grouped-query attention -> vo.attention.
 struct RaiseAttention : OpRewritePattern<MatmulOp> {
   using OpRewritePattern::OpRewritePattern;
+
+  // Every layer adds the same mask constant; a long sequence's has 1G
+  // elements, so each (uniqued) constant is checked once.
+  bool isCausalMaskCached(Value mask, int64_t seq) const {
+    auto constant = mask.getDefiningOp<ConstantOp>();
+    if (!constant)
+      return false;
+    auto [it, inserted] = checkedMasks.try_emplace({constant.getValue(), seq}, false);
+    if (inserted)
+      it->second = isCausalMask(mask, seq);
+    return it->second;
+  }
+  mutable llvm::DenseMap<std::pair<Attribute, int64_t>, bool> checkedMasks;
 
   LogicalResult matchAndRewrite(MatmulOp root,
                                 PatternRewriter &rewriter) const override {
@@ -358,7 +383,7 @@ struct RaiseAttention : OpRewritePattern<MatmulOp> {
     if (auto add = scores.getDefiningOp<AddOp>()) {
       for (auto [rest, mask] : {std::pair(add.getLhs(), add.getRhs()),
                                 std::pair(add.getRhs(), add.getLhs())}) {
-        if (rest.getType() == add.getType() && isCausalMask(mask, seq)) {
+        if (rest.getType() == add.getType() && isCausalMaskCached(mask, seq)) {
           causal = true;
           scores = rest;
           break;
