@@ -85,7 +85,8 @@ def prepare(args):
         mlir = onnx[:-5] + ".mlir"
         if not os.path.exists(mlir):
             run([os.path.join(args.bin, "veomni-import"), onnx, "--random-init=0.02", "-o", mlir])
-        cmd = [os.path.join(args.bin, "veomni-compile"), mlir, "-o", base + ".vob"] + ADAMW
+        cmd = [os.path.join(args.bin, "veomni-compile"), mlir, "-o", base + ".vob",
+               f"--device-model={args.device_model}"] + ADAMW
         if c["recipe"]:
             cmd.append(f"--recipe={c['recipe']}")
         explain = run(cmd + c["flags"] + ["--explain"])
@@ -202,6 +203,8 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--out", help="prepare: where the artifacts go")
     ap.add_argument("--tmp", default="/tmp/veomni-bench", help="prepare: exported models")
+    ap.add_argument("--device-model", default="h100", choices=["h100", "h200"],
+                    help="prepare: the GPU whose figures --explain's predicted step uses")
     ap.add_argument("--dir", help="run: the prepared directory")
     ap.add_argument("--baseline", default=os.path.join(HERE, "..", "..", "shared", "bench",
                                                        "torch_baseline.py"))
