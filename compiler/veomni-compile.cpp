@@ -361,8 +361,8 @@ int main(int argc, char **argv) {
     pm.addPass(createVoShardExperts(VoShardExpertsOptions{meta.ep}));
     pm.addPass(createVoShardFsdp(
         VoShardFsdpOptions{meta.dp, meta.fsdp, meta.sp, meta.ep}));
-    pm.addPass(createVoOptimizer(VoOptimizerOptions{beta1, beta2, eps,
-                                                    weightDecay, maxGradNorm}));
+    pm.addPass(createVoOptimizer(VoOptimizerOptions{
+        beta1, beta2, eps, weightDecay, maxGradNorm, meta.gradAccum}));
     pm.addPass(mlir::createCanonicalizerPass());
     pm.addPass(mlir::createCSEPass());
     if (mlir::failed(pm.run(module)))

@@ -62,7 +62,9 @@ def VoOptimizer : Pass<"vo-optimizer", "mlir::ModuleOp"> {
     From `@forward_backward`, builds `@micro_step`, which adds a micro-batch's
     gradients into the gradient accumulators, and `@optimizer_step`, which
     clips by global norm (when `max-grad-norm` > 0), applies AdamW to every
-    parameter and clears the accumulators. Persistent state (parameters,
+    parameter and clears the accumulators. With `grad-accum=1` (one
+    micro-batch a step) the micro-step stores its gradients instead of adding
+    them and nothing clears the accumulators. Persistent state (parameters,
     accumulators, moments) is named by `vo.state` argument and result
     attributes: `param:<name>`, `grad:<name>`, `exp_avg:<name>`,
     `exp_avg_sq:<name>`; a result tagged with a state name overwrites it.
@@ -77,7 +79,12 @@ def VoOptimizer : Pass<"vo-optimizer", "mlir::ModuleOp"> {
     Option<"weightDecay", "weight-decay", "double", "0.01",
            "AdamW decoupled weight decay">,
     Option<"maxGradNorm", "max-grad-norm", "double", "0.0",
-           "Clip gradients to this global L2 norm (0: no clipping)">
+           "Clip gradients to this global L2 norm (0: no clipping)">,
+    Option<"gradAccum", "grad-accum", "int64_t", "1",
+           "Micro-batches per optimizer step (>= 1). With 1, @micro_step "
+           "writes its gradients over the accumulators and @optimizer_step "
+           "leaves them, since the next micro-step overwrites them: no add "
+           "and no clearing pass over every gradient">
   ];
 }
 

@@ -353,6 +353,19 @@ LogicalResult ReduceSumOp::emitGradients(OpBuilder &b, Value dy,
   return success();
 }
 
+// d/dx sum(x^2) = 2 x, times the broadcast dy.
+LogicalResult ReduceSumSquaresOp::emitGradients(OpBuilder &b, Value dy,
+                                                ArrayRef<bool> needed,
+                                                SmallVectorImpl<Value> &grads) {
+  if (!needed[0])
+    return success();
+  Location loc = getLoc();
+  RankedTensorType input = typeOf(getInput());
+  Value expanded = expandReduced(b, loc, dy, input, getAxes(), getKeepDims());
+  grads[0] = mul(b, loc, expanded, mul(b, loc, getInput(), scalar(b, loc, dy, 2.0)));
+  return success();
+}
+
 LogicalResult ReduceMeanOp::emitGradients(OpBuilder &b, Value dy,
                                           ArrayRef<bool> needed,
                                           SmallVectorImpl<Value> &grads) {

@@ -472,6 +472,7 @@ void MatmulOp::getCanonicalizationPatterns(RewritePatternSet &results,
                           adaptor.getAxes(), adaptor.getKeepDims(), types);    \
   }
 VO_REDUCE_RULE(ReduceSumOp)
+VO_REDUCE_RULE(ReduceSumSquaresOp)
 VO_REDUCE_RULE(ReduceMeanOp)
 VO_REDUCE_RULE(ReduceMaxOp)
 #undef VO_REDUCE_RULE

@@ -218,6 +218,13 @@ class Vo_ReduceOp<string mnemonic, Type operandType>
 def Vo_ReduceSumOp : Vo_ReduceOp<"reduce_sum", Vo_NumericTensor> {
   let summary = "Sum over axes";
 }
+def Vo_ReduceSumSquaresOp : Vo_ReduceOp<"reduce_sum_squares", Vo_FloatTensor> {
+  let summary = "Sum of squares over axes";
+  let description = [{
+    `reduce_sum(x * x)` in one pass over `x`, without the squares in memory
+    (the gradient norm's reduction: one read of every gradient).
+  }];
+}
 def Vo_ReduceMeanOp : Vo_ReduceOp<"reduce_mean", Vo_FloatTensor> {
   let summary = "Mean over axes";
 }

@@ -4,6 +4,10 @@
 //   @micro_step(inputs..., grad accumulators) -> (loss, accumulators + grads)
 //   @optimizer_step(hyper, accumulators, moments)
 //       -> (grad_norm, new parameters, new moments, cleared accumulators)
+// With one micro-batch per step (grad-accum=1) the micro-step returns the
+// gradients themselves and the accumulators are not cleared: each step's
+// micro-step overwrites them, which saves an add and a fill over every
+// gradient (and lets the gradients' kernels write into the accumulators).
 // State lives outside the functions; `vo.state` attributes say which
 // argument reads and which result overwrites which state tensor. The state
 // has the gradients' types: the full parameter, or under vo-shard-fsdp this
@@ -45,6 +49,11 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (gradAccum < 1) {
+      module.emitError() << "vo-optimizer: grad-accum must be >= 1, got "
+                         << static_cast<int64_t>(gradAccum);
+      return signalPassFailure();
+    }
     auto backward = module.lookupSymbol<func::FuncOp>("forward_backward");
     if (!backward) {
       module.emitError("vo-optimizer expects @forward_backward (run "
@@ -83,13 +92,17 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
     b.setInsertionPoint(ret);
     SmallVector<Value> results = {ret.getOperand(0)};
     for (auto [i, param] : llvm::enumerate(params)) {
+      Value grad = ret.getOperand(i + 1);
+      if (gradAccum == 1) {  // overwrite the accumulator: nothing reads it
+        results.push_back(grad);
+        continue;
+      }
       unsigned index = micro.getNumArguments();
       if (failed(micro.insertArgument(
               index, gradTypes[i],
               attrDict(b, kStateAttr, "grad:" + param.getSymName()), loc)))
         return signalPassFailure();
-      results.push_back(AddOp::create(b, loc, micro.getArgument(index),
-                                      ret.getOperand(i + 1)));
+      results.push_back(AddOp::create(b, loc, micro.getArgument(index), grad));
     }
     ret->setOperands(results);
     micro.setType(b.getFunctionType(micro.getArgumentTypes(),
@@ -148,10 +161,9 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
       if (type.getElementType() != f32)
         g = CastOp::create(b, loc, g, f32);
       auto axes = llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
-      Value squares = MulOp::create(b, loc, g, g);
-      Value partial = axes.empty() ? squares
-                                   : Value(ReduceSumOp::create(b, loc, squares,
-                                                               axes, false));
+      Value partial = axes.empty() ? Value(MulOp::create(b, loc, g, g))
+                                   : Value(ReduceSumSquaresOp::create(
+                                         b, loc, g, axes, false));
       sumSquares = AddOp::create(b, loc, sumSquares, partial);
     }
     // Shards hold disjoint parts of each gradient: their squares add up.
@@ -203,8 +215,9 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
       resultAttrs.push_back(
           attrDict(b, kStateAttr, "exp_avg_sq:" + params[i].getSymName()));
     }
-    // The accumulators start the next step at zero.
-    for (size_t i = 0; i < n; ++i) {
+    // The accumulators start the next step at zero (a single micro-step
+    // overwrites them instead).
+    for (size_t i = 0; gradAccum > 1 && i < n; ++i) {
       results.push_back(
           splatConstant(b, loc, cast<RankedTensorType>(gradTypes[i]), 0.0));
       resultAttrs.push_back(

@@ -324,7 +324,7 @@ LogicalResult SequenceSharder::rewrite(Operation *op) {
       return fail(op, "contracts along the sequence");
     return mapResult(dim);
   }
-  if (isa<ReduceSumOp, ReduceMeanOp, ReduceMaxOp>(clone)) {
+  if (isa<ReduceSumOp, ReduceSumSquaresOp, ReduceMeanOp, ReduceMaxOp>(clone)) {
     ArrayRef<int64_t> axes =
         clone->getAttrOfType<DenseI64ArrayAttr>("axes").asArrayRef();
     if (!llvm::is_contained(axes, d)) {

@@ -159,6 +159,8 @@ std::vector<GradCase> gradCases() {
   // Reductions and normalizations.
   cases.push_back({"reduce_sum", {{"a", {2, 3, 4}}},
                    "  %y = vo.reduce_sum %a axes = [1] : tensor<2x3x4xf32>", {2, 4}});
+  cases.push_back({"reduce_sum_squares", {{"a", {2, 3, 4}}},
+                   "  %y = vo.reduce_sum_squares %a axes = [0, 2] : tensor<2x3x4xf32>", {3}});
   cases.push_back({"reduce_mean", {{"a", {2, 3, 4}}},
                    "  %y = vo.reduce_mean %a axes = [0, 2] keep_dims : tensor<2x3x4xf32>",
                    {1, 3, 1}});

@@ -184,6 +184,22 @@ absl::Status ReduceSum(const KernelAttrs& attrs, absl::Span<const TensorView> in
   return absl::OkStatus();
 }
 
+// Each square in double (exact for a float), summed in double.
+absl::Status ReduceSumSquares(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                              absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "reduce_sum_squares";
+  VEOMNI_RETURN_IF_ERROR(CheckReductionOperands(kKernel, inputs, outputs, {DType::kF32}));
+  VEOMNI_ASSIGN_OR_RETURN(ReductionPlan plan, PlanReduction(kKernel, attrs, inputs[0], outputs[0]));
+  std::vector<double> sums(plan.output_count, 0.0);
+  Accumulate<float>(inputs[0], plan, sums, [](double& sum, float x) {
+    double value = x;
+    sum += value * value;
+  });
+  float* y = outputs[0].As<float>();
+  for (int64_t i = 0; i < plan.output_count; ++i) y[i] = static_cast<float>(sums[i]);
+  return absl::OkStatus();
+}
+
 // A mean over zero elements is NaN (0 / 0), as in PyTorch.
 absl::Status ReduceMean(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                         absl::Span<const TensorView> outputs) {

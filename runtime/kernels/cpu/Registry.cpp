@@ -44,6 +44,7 @@ constexpr CpuKernelEntry kCpuKernels[] = {
     {"matmul", cpu::Matmul},
     // Reduce.cpp
     {"reduce_sum", cpu::ReduceSum},
+    {"reduce_sum_squares", cpu::ReduceSumSquares},
     {"reduce_mean", cpu::ReduceMean},
     {"reduce_max", cpu::ReduceMax},
     {"softmax", cpu::Softmax},

@@ -259,7 +259,7 @@ struct ExpertsScratch {
   int* chunk_base = nullptr;    // [chunks, E]: the chunk's count, then the rows of earlier chunks
   int* local_rank = nullptr;    // [R]: rank among the chunk's earlier slots of its expert
   int* offsets = nullptr;       // [E + 1]: each expert's first sorted row; [E]: routed rows
-  int* tile_offsets = nullptr;  // [E + 1]: each expert's first row tile; [E]: all tiles
+  int* tile_offsets = nullptr;  // [E + 1]: each expert's first row tile (RowTileRows); [E]: all
   int* order = nullptr;         // [R]: sorted row -> slot
   int* position = nullptr;      // [R]: slot -> sorted row, -1 for a bad expert id
   float* projected = nullptr;   // [R, 2I]: [g; u]; in the backward then [dg; du]
@@ -324,9 +324,9 @@ __global__ void __launch_bounds__(kRouteChunk)
 }
 
 // One block: turns the chunk counts into each chunk's base within its
-// expert, then the expert offsets and row-tile offsets.
-__global__ void RouteScanKernel(int chunks, int experts, int* chunk_base, int* offsets,
-                                int* tile_offsets) {
+// expert, then the expert offsets and the offsets of row tiles of `tile_rows`.
+__global__ void RouteScanKernel(int chunks, int experts, int tile_rows, int* chunk_base,
+                                int* offsets, int* tile_offsets) {
   for (int e = threadIdx.x; e < experts; e += blockDim.x) {
     int running = 0;
     for (int c = 0; c < chunks; ++c) {
@@ -344,7 +344,7 @@ __global__ void RouteScanKernel(int chunks, int experts, int* chunk_base, int* o
   for (int e = 0; e < experts; ++e) {
     int count = offsets[e + 1];
     offsets[e + 1] = offsets[e] + count;
-    tile_offsets[e + 1] = tile_offsets[e] + (count + kTileRows - 1) / kTileRows;
+    tile_offsets[e + 1] = tile_offsets[e] + (count + tile_rows - 1) / tile_rows;
   }
 }
 
@@ -568,16 +568,34 @@ __global__ void __launch_bounds__(kGemmThreads)
 //
 // The same two GEMMs at bf16 precision: operands round to bf16 as they enter
 // shared memory and products accumulate in fp32 on the tensor cores (wmma
-// 16 x 16 x 16), as cuBLASLt's bf16 GEMMs do. Tiles are 64 x 64 outputs, 32
-// deep; warp w owns rows 16 (w / 2).. and cols 32 (w % 2).. as two
-// fragments. Operands load as float4 where rows are 16-byte aligned.
+// 16 x 16 x 16), as cuBLASLt's bf16 GEMMs do. Tiles are 128 x 128 outputs,
+// 32 deep; warp w owns the 64 x 32 outputs at rows 64 (w / 4), cols
+// 32 (w % 4) as 4 x 2 fragments. Each thread loads its share of the next depth
+// step into registers while the tensor cores work on the current one, then
+// stores it into the other of two shared buffers: one barrier a step.
+// Operands load as float4 where rows are 16-byte aligned.
 
+constexpr int kBf16Rows = 128;  // output rows of a tile: the rows GEMM's row tile
+constexpr int kBf16Cols = 128;
 constexpr int kBf16Depth = 32;
 // Rows of a multiple of 16 bytes (wmma's leading dimension), off the banks' period.
 constexpr int kBf16Pad = 8;
-constexpr int kDeepRow = kBf16Depth + kBf16Pad;  // a [rows][depth] tile's row
-constexpr int kWideRow = kTileCols + kBf16Pad;   // a [depth][64] tile's row
-constexpr int kGemmWarps = kGemmThreads / kWarpSize;
+constexpr int kDeepRow = kBf16Depth + kBf16Pad;  // a [128][depth] tile's row
+constexpr int kWideRow = kBf16Cols + kBf16Pad;   // a [depth][128] tile's row
+constexpr int kWarpRows = 64;
+constexpr int kWarpCols = 32;
+constexpr int kColWarps = kBf16Cols / kWarpCols;  // 4 across, 2 down
+constexpr int kRowFragments = kWarpRows / 16;
+constexpr int kColFragments = kWarpCols / 16;
+// float4 loads per thread per operand and depth step.
+constexpr int kStepLoads = kBf16Rows * kBf16Depth / 4 / kGemmThreads;
+// bf16 elements of one operand tile in either layout.
+constexpr int kOperandTile =
+    kBf16Rows * kDeepRow > kBf16Depth * kWideRow ? kBf16Rows * kDeepRow : kBf16Depth * kWideRow;
+static_assert(kGemmThreads / kWarpSize == (kBf16Rows / kWarpRows) * kColWarps,
+              "the warps cover the tile");
+static_assert(2 * 2 * kOperandTile * 2 >= kGemmThreads / kWarpSize * 256 * 4,
+              "the output stage fits in the operand buffers");
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
@@ -592,174 +610,268 @@ __device__ float4 LoadFour(const float* p, int64_t valid, bool vector) {
   return v;
 }
 
-__device__ void StoreFour(__nv_bfloat16* to, float4 v, float scale = 1.0f) {
-  reinterpret_cast<__nv_bfloat162*>(to)[0] = __floats2bfloat162_rn(v.x * scale, v.y * scale);
-  reinterpret_cast<__nv_bfloat162*>(to)[1] = __floats2bfloat162_rn(v.z * scale, v.w * scale);
+__device__ float4 Scaled(float4 v, float scale) {
+  return make_float4(v.x * scale, v.y * scale, v.z * scale, v.w * scale);
+}
+
+__device__ void StoreFour(__nv_bfloat16* to, float4 v) {
+  reinterpret_cast<__nv_bfloat162*>(to)[0] = __floats2bfloat162_rn(v.x, v.y);
+  reinterpret_cast<__nv_bfloat162*>(to)[1] = __floats2bfloat162_rn(v.z, v.w);
 }
 
 using AccumulatorFragment = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>;
+using WarpAccumulators = AccumulatorFragment[kRowFragments][kColFragments];
 
-// Writes this warp's two fragments at (row0, col0) and (row0, col0 + 16) of
-// C [rows, ldc], rows < row_end and cols < n only, through `stage`.
-__device__ void StoreFragments(AccumulatorFragment (&acc)[2], float (&stage)[16][16],
-                               float* c, int64_t ldc, int64_t row0, int64_t row_end,
-                               int64_t col0, int64_t n) {
+// The operand tiles: two buffers of [a, b], reused as the output stage.
+struct Bf16Tiles {
+  __nv_bfloat16 operand[2][2][kOperandTile];
+};
+
+// Writes this warp's fragments at (row0, col0) of C [rows, ldc], rows <
+// row_end and cols < n only, through its 16 x 16 floats of `stage`.
+__device__ void StoreFragments(WarpAccumulators& acc, float* stage, float* c, int64_t ldc,
+                               int64_t row0, int64_t row_end, int64_t col0, int64_t n) {
   const int lane = threadIdx.x % kWarpSize;
-  for (int j = 0; j < 2; ++j) {
-    nvcuda::wmma::store_matrix_sync(&stage[0][0], acc[j], 16, nvcuda::wmma::mem_row_major);
-    __syncwarp();
-    for (int i = lane; i < 256; i += kWarpSize) {
-      int64_t r = row0 + i / 16;
-      int64_t col = col0 + 16 * j + i % 16;
-      if (r < row_end && col < n) c[r * ldc + col] = stage[i / 16][i % 16];
+  for (int i = 0; i < kRowFragments; ++i) {
+    if (row0 + 16 * i >= row_end) break;
+    for (int j = 0; j < kColFragments; ++j) {
+      nvcuda::wmma::store_matrix_sync(stage, acc[i][j], 16, nvcuda::wmma::mem_row_major);
+      __syncwarp();
+      for (int l = lane; l < 256; l += kWarpSize) {
+        int64_t r = row0 + 16 * i + l / 16;
+        int64_t col = col0 + 16 * j + l % 16;
+        if (r < row_end && col < n) c[r * ldc + col] = stage[l];
+      }
+      __syncwarp();
     }
-    __syncwarp();
   }
 }
 
-__global__ void __launch_bounds__(kGemmThreads)
+// acc += a b over one depth step of the tiles; the warp's fragment rows at
+// or past `live_rows` (of the tile) hold no output and are skipped.
+template <typename ALayout, typename BLayout>
+__device__ void MultiplyBf16Step(const __nv_bfloat16* a_tile, const __nv_bfloat16* b_tile,
+                                 int warp_row, int warp_col, int live_rows,
+                                 WarpAccumulators& acc) {
+  using namespace nvcuda;
+  constexpr bool kAColMajor = std::is_same_v<ALayout, wmma::col_major>;  // a [k][m]
+  constexpr bool kBColMajor = std::is_same_v<BLayout, wmma::col_major>;  // b [n][k]
+#pragma unroll
+  for (int k = 0; k < kBf16Depth; k += 16) {
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, BLayout> b_frag[kColFragments];
+#pragma unroll
+    for (int j = 0; j < kColFragments; ++j) {
+      int col = warp_col + 16 * j;
+      if (kBColMajor) {
+        wmma::load_matrix_sync(b_frag[j], b_tile + col * kDeepRow + k, kDeepRow);
+      } else {
+        wmma::load_matrix_sync(b_frag[j], b_tile + k * kWideRow + col, kWideRow);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kRowFragments; ++i) {
+      int row = warp_row + 16 * i;
+      if (row >= live_rows) break;  // warp-uniform
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, ALayout> a_frag;
+      if (kAColMajor) {
+        wmma::load_matrix_sync(a_frag, a_tile + k * kWideRow + row, kWideRow);
+      } else {
+        wmma::load_matrix_sync(a_frag, a_tile + row * kDeepRow + k, kDeepRow);
+      }
+#pragma unroll
+      for (int j = 0; j < kColFragments; ++j) wmma::mma_sync(acc[i][j], a_frag, b_frag[j], acc[i][j]);
+    }
+  }
+}
+
+__device__ void ZeroFragments(WarpAccumulators& acc) {
+  for (int i = 0; i < kRowFragments; ++i) {
+    for (int j = 0; j < kColFragments; ++j) nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
+  }
+}
+
+// Chunk c (< kBf16Rows * kBf16Depth / 4) of a step, as float4s: in a
+// [128][depth] tile at row c / 8, depth (c % 8) * 4; in a [depth][128] tile at
+// depth c / 32, col (c % 32) * 4. Thread t takes chunks t + i kGemmThreads.
+__device__ int StepChunk(int i) { return threadIdx.x + i * kGemmThreads; }
+constexpr int kDeepChunks = kBf16Depth / 4;
+constexpr int kWideChunks = kBf16Cols / 4;
+
+// One block an SM: its 8 warps keep 4 x 2 fragments and the next step's
+// operands in ~210 registers each (two blocks would spill them).
+template <bool kBTransposed>
+__global__ void __launch_bounds__(kGemmThreads, 1)
     GroupedRowsGemmBf16Kernel(RowsGemm g, const int* offsets, const int* tile_offsets,
                               const int* order, int experts, int slots, bool a_vector,
                               bool b_vector) {
   using namespace nvcuda;
-  __shared__ __align__(32) __nv_bfloat16 a_tile[kTileRows * kDeepRow];  // [m][k]
-  // [n][k] when b is stored transposed, else [k][n].
-  __shared__ __align__(32) __nv_bfloat16 b_tile[kTileCols * kDeepRow];
-  __shared__ __align__(32) float stage[kGemmWarps][16][16];
-  __shared__ const float* a_rows[kTileRows];
+  // b [n][k] when stored transposed, else [k][n].
+  using BLayout = std::conditional_t<kBTransposed, wmma::col_major, wmma::row_major>;
+  __shared__ __align__(32) Bf16Tiles tiles;
   const int tile = blockIdx.x;
   if (tile >= tile_offsets[experts]) return;
   const int e = ExpertOfTile(tile, tile_offsets, experts);
-  const int row_begin = offsets[e] + (tile - tile_offsets[e]) * kTileRows;
+  const int row_begin = offsets[e] + (tile - tile_offsets[e]) * kBf16Rows;
   const int row_end = offsets[e + 1];
-  const int64_t col_begin = static_cast<int64_t>(blockIdx.y) * kTileCols;
-  LoadRowPointers(g.a, row_begin, row_end, order, slots, a_rows);
+  const int64_t col_begin = static_cast<int64_t>(blockIdx.y) * kBf16Cols;
   const float* b = g.b + e * g.b_expert_stride;
-  const int warp = threadIdx.x / kWarpSize;
-  const int row0 = 16 * (warp / 2);
-  const int col0 = 32 * (warp % 2);
-  AccumulatorFragment acc[2];
-  wmma::fill_fragment(acc[0], 0.0f);
-  wmma::fill_fragment(acc[1], 0.0f);
-  constexpr int kChunks = kTileRows * kBf16Depth / 4;  // float4s per operand tile
-  for (int64_t k0 = 0; k0 < g.depth; k0 += kBf16Depth) {
-    __syncthreads();  // a_rows written; the previous tiles consumed
-    for (int c = threadIdx.x; c < kChunks; c += kGemmThreads) {
-      int m = c / (kBf16Depth / 4);
-      int k4 = c % (kBf16Depth / 4) * 4;
-      const float* row = a_rows[m];
-      float4 v = row ? LoadFour(row + k0 + k4, g.depth - k0 - k4, a_vector)
-                     : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      StoreFour(&a_tile[m * kDeepRow + k4], v);
-    }
-    for (int c = threadIdx.x; c < kChunks; c += kGemmThreads) {
-      float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      if (g.b_transposed) {  // b [n, depth]: rows along depth
-        int n = c / (kBf16Depth / 4);
-        int k4 = c % (kBf16Depth / 4) * 4;
-        int64_t col = col_begin + n;
-        if (col < g.n) v = LoadFour(b + col * g.depth + k0 + k4, g.depth - k0 - k4, b_vector);
-        StoreFour(&b_tile[n * kDeepRow + k4], v);
-      } else {  // b [depth, n]: rows along n
-        int kk = c / (kTileCols / 4);
-        int n4 = c % (kTileCols / 4) * 4;
-        if (k0 + kk < g.depth) {
-          v = LoadFour(b + (k0 + kk) * g.n + col_begin + n4, g.n - col_begin - n4, b_vector);
-        }
-        StoreFour(&b_tile[kk * kWideRow + n4], v);
-      }
-    }
-    __syncthreads();
+  const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  const float* a_rows[kStepLoads];  // this thread's rows of A, the same every step
 #pragma unroll
-    for (int k = 0; k < kBf16Depth; k += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a_frag;
-      wmma::load_matrix_sync(a_frag, &a_tile[row0 * kDeepRow + k], kDeepRow);
-      for (int j = 0; j < 2; ++j) {
-        if (g.b_transposed) {
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b_frag;
-          wmma::load_matrix_sync(b_frag, &b_tile[(col0 + 16 * j) * kDeepRow + k], kDeepRow);
-          wmma::mma_sync(acc[j], a_frag, b_frag, acc[j]);
-        } else {
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> b_frag;
-          wmma::load_matrix_sync(b_frag, &b_tile[k * kWideRow + col0 + 16 * j], kWideRow);
-          wmma::mma_sync(acc[j], a_frag, b_frag, acc[j]);
-        }
+  for (int i = 0; i < kStepLoads; ++i) {
+    int r = row_begin + StepChunk(i) / kDeepChunks;
+    a_rows[i] = r < row_end ? g.a.Row(r, order, slots) : nullptr;
+  }
+  float4 a_next[kStepLoads];
+  float4 b_next[kStepLoads];
+  auto load = [&](int64_t k0) {
+#pragma unroll
+    for (int i = 0; i < kStepLoads; ++i) {
+      const int c = StepChunk(i);
+      const int64_t deep = k0 + c % kDeepChunks * 4;
+      a_next[i] = a_rows[i] ? LoadFour(a_rows[i] + deep, g.depth - deep, a_vector) : zero;
+      if (kBTransposed) {  // b [n, depth]: rows along depth
+        const int64_t col = col_begin + c / kDeepChunks;
+        b_next[i] = col < g.n ? LoadFour(b + col * g.depth + deep, g.depth - deep, b_vector) : zero;
+      } else {  // b [depth, n]: rows along n
+        const int64_t depth = k0 + c / kWideChunks;
+        const int64_t col = col_begin + c % kWideChunks * 4;
+        b_next[i] = depth < g.depth ? LoadFour(b + depth * g.n + col, g.n - col, b_vector) : zero;
       }
     }
+  };
+  auto store = [&](int buffer) {
+#pragma unroll
+    for (int i = 0; i < kStepLoads; ++i) {
+      const int c = StepChunk(i);
+      StoreFour(&tiles.operand[buffer][0][c / kDeepChunks * kDeepRow + c % kDeepChunks * 4],
+                a_next[i]);
+      if (kBTransposed) {
+        StoreFour(&tiles.operand[buffer][1][c / kDeepChunks * kDeepRow + c % kDeepChunks * 4],
+                  b_next[i]);
+      } else {
+        StoreFour(&tiles.operand[buffer][1][c / kWideChunks * kWideRow + c % kWideChunks * 4],
+                  b_next[i]);
+      }
+    }
+  };
+  const int warp = threadIdx.x / kWarpSize;
+  const int warp_row = kWarpRows * (warp / kColWarps);
+  const int warp_col = kWarpCols * (warp % kColWarps);
+  const int live_rows = row_end - row_begin;
+  WarpAccumulators acc;
+  ZeroFragments(acc);
+  load(0);
+  store(0);
+  __syncthreads();
+  int buffer = 0;
+  for (int64_t k0 = 0; k0 < g.depth; k0 += kBf16Depth) {
+    const bool more = k0 + kBf16Depth < g.depth;
+    if (more) load(k0 + kBf16Depth);
+    MultiplyBf16Step<wmma::row_major, BLayout>(tiles.operand[buffer][0], tiles.operand[buffer][1],
+                                               warp_row, warp_col, live_rows, acc);
+    if (more) store(buffer ^ 1);
+    __syncthreads();  // the next buffer written; this one free
+    buffer ^= 1;
   }
-  StoreFragments(acc, stage[warp], g.c, g.n, row_begin + row0, row_end, col_begin + col0, g.n);
+  float* stage = reinterpret_cast<float*>(&tiles) + warp * 256;
+  StoreFragments(acc, stage, g.c, g.n, row_begin + warp_row, row_end, col_begin + warp_col, g.n);
 }
 
-__global__ void __launch_bounds__(kGemmThreads)
+__global__ void __launch_bounds__(kGemmThreads, 2)
     GroupedOuterGemmBf16Kernel(OuterGemm g, const int* offsets, const int* order, int slots,
                                bool left_vector, bool right_vector) {
   using namespace nvcuda;
-  __shared__ __align__(32) __nv_bfloat16 a_tile[kBf16Depth * kWideRow];  // [k][m]
-  __shared__ __align__(32) __nv_bfloat16 b_tile[kBf16Depth * kWideRow];  // [k][n]
-  __shared__ __align__(32) float stage[kGemmWarps][16][16];
-  __shared__ const float* left_rows[kBf16Depth];
-  __shared__ const float* right_rows[kBf16Depth];
-  __shared__ float scales[kBf16Depth];
+  __shared__ __align__(32) Bf16Tiles tiles;  // [k][m] and [k][n]
   const int e = blockIdx.z;
   const int row_begin = offsets[e];
   const int row_end = offsets[e + 1];
-  const int64_t m_begin = static_cast<int64_t>(blockIdx.y) * kTileRows;
-  const int64_t n_begin = static_cast<int64_t>(blockIdx.x) * kTileCols;
-  const int warp = threadIdx.x / kWarpSize;
-  const int row0 = 16 * (warp / 2);
-  const int col0 = 32 * (warp % 2);
-  AccumulatorFragment acc[2];
-  wmma::fill_fragment(acc[0], 0.0f);
-  wmma::fill_fragment(acc[1], 0.0f);
-  constexpr int kChunks = kBf16Depth * kTileCols / 4;
-  for (int k0 = row_begin; k0 < row_end; k0 += kBf16Depth) {
-    __syncthreads();  // the previous tiles and row pointers consumed
-    LoadOuterRows(g, k0, row_end, order, slots, left_rows, right_rows, scales);
-    __syncthreads();
-    for (int c = threadIdx.x; c < kChunks; c += kGemmThreads) {
-      int kk = c / (kTileCols / 4);
-      int x4 = c % (kTileCols / 4) * 4;
-      const float* left = left_rows[kk];
-      const float* right = right_rows[kk];
-      float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      StoreFour(&a_tile[kk * kWideRow + x4],
-                left ? LoadFour(left + m_begin + x4, g.m - m_begin - x4, left_vector) : zero,
-                scales[kk]);
-      StoreFour(&b_tile[kk * kWideRow + x4],
-                right ? LoadFour(right + n_begin + x4, g.n - n_begin - x4, right_vector) : zero);
-    }
-    __syncthreads();
+  const int64_t m_begin = static_cast<int64_t>(blockIdx.y) * kBf16Rows;
+  const int64_t n_begin = static_cast<int64_t>(blockIdx.x) * kBf16Cols;
+  const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  float4 left_next[kStepLoads];
+  float4 right_next[kStepLoads];
+  // Sorted rows k0.. are the depth: row k0 + c / 32 gives chunk c's values,
+  // the left one scaled by the row's weight.
+  auto load = [&](int k0) {
 #pragma unroll
-    for (int k = 0; k < kBf16Depth; k += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::col_major> a_frag;
-      wmma::load_matrix_sync(a_frag, &a_tile[k * kWideRow + row0], kWideRow);
-      for (int j = 0; j < 2; ++j) {
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> b_frag;
-        wmma::load_matrix_sync(b_frag, &b_tile[k * kWideRow + col0 + 16 * j], kWideRow);
-        wmma::mma_sync(acc[j], a_frag, b_frag, acc[j]);
+    for (int i = 0; i < kStepLoads; ++i) {
+      const int c = StepChunk(i);
+      const int r = k0 + c / kWideChunks;
+      const int64_t x = c % kWideChunks * 4;
+      left_next[i] = zero;
+      right_next[i] = zero;
+      if (r < row_end) {
+        const float scale = g.weights ? g.weights[order[r]] : 1.0f;
+        left_next[i] = Scaled(
+            LoadFour(g.left.Row(r, order, slots) + m_begin + x, g.m - m_begin - x, left_vector),
+            scale);
+        right_next[i] =
+            LoadFour(g.right.Row(r, order, slots) + n_begin + x, g.n - n_begin - x, right_vector);
       }
     }
+  };
+  auto store = [&](int buffer) {
+#pragma unroll
+    for (int i = 0; i < kStepLoads; ++i) {
+      const int c = StepChunk(i);
+      const int at = c / kWideChunks * kWideRow + c % kWideChunks * 4;
+      StoreFour(&tiles.operand[buffer][0][at], left_next[i]);
+      StoreFour(&tiles.operand[buffer][1][at], right_next[i]);
+    }
+  };
+  const int warp = threadIdx.x / kWarpSize;
+  const int warp_row = kWarpRows * (warp / kColWarps);
+  const int warp_col = kWarpCols * (warp % kColWarps);
+  const int live_rows = static_cast<int>(g.m - m_begin < kBf16Rows ? g.m - m_begin : kBf16Rows);
+  WarpAccumulators acc;
+  ZeroFragments(acc);
+  if (row_begin < row_end) {
+    load(row_begin);
+    store(0);
   }
-  StoreFragments(acc, stage[warp], g.c + e * g.m * g.n, g.n, m_begin + row0, g.m,
-                 n_begin + col0, g.n);
+  __syncthreads();
+  int buffer = 0;
+  for (int k0 = row_begin; k0 < row_end; k0 += kBf16Depth) {
+    const bool more = k0 + kBf16Depth < row_end;
+    if (more) load(k0 + kBf16Depth);
+    MultiplyBf16Step<wmma::col_major, wmma::row_major>(
+        tiles.operand[buffer][0], tiles.operand[buffer][1], warp_row, warp_col, live_rows, acc);
+    if (more) store(buffer ^ 1);
+    __syncthreads();
+    buffer ^= 1;
+  }
+  float* stage = reinterpret_cast<float*>(&tiles) + warp * 256;
+  StoreFragments(acc, stage, g.c + e * g.m * g.n, g.n, m_begin + warp_row, g.m,
+                 n_begin + warp_col, g.n);
 }
+
+// Row tiles of the rows GEMM in the math `bf16` picks.
+int RowTileRows(bool bf16) { return bf16 ? kBf16Rows : kTileRows; }
 
 // The grids of the two GEMMs, in the math `shape.bf16` picks.
 void RunRowsGemm(const MoeExpertsShape& shape, const RowsGemm& g, const ExpertsScratch& s,
                  cudaStream_t stream) {
   const int rows = static_cast<int>(shape.tokens * shape.slots);
   const int experts = static_cast<int>(shape.experts);
-  // Each expert's partial tile adds at most one to the R / 64 full ones.
-  const dim3 grid(CeilDiv(rows, kTileRows) + experts, CeilDiv(g.n, kTileCols));
   const int slots = static_cast<int>(shape.slots);
+  // Each expert's partial tile adds at most one to the full ones.
+  const int tile_rows = RowTileRows(shape.bf16);
   if (shape.bf16) {
+    const dim3 grid(CeilDiv(rows, tile_rows) + experts, CeilDiv(g.n, kBf16Cols));
     // float4 loads need every row 16-byte aligned.
     const bool a_vector = Aligned16(g.a.data) && g.a.stride % 4 == 0;
     const bool b_vector = Aligned16(g.b) && g.b_expert_stride % 4 == 0 &&
                           (g.b_transposed ? g.depth : g.n) % 4 == 0;
-    GroupedRowsGemmBf16Kernel<<<grid, kGemmThreads, 0, stream>>>(
-        g, s.offsets, s.tile_offsets, s.order, experts, slots, a_vector, b_vector);
+    if (g.b_transposed) {
+      GroupedRowsGemmBf16Kernel<true><<<grid, kGemmThreads, 0, stream>>>(
+          g, s.offsets, s.tile_offsets, s.order, experts, slots, a_vector, b_vector);
+    } else {
+      GroupedRowsGemmBf16Kernel<false><<<grid, kGemmThreads, 0, stream>>>(
+          g, s.offsets, s.tile_offsets, s.order, experts, slots, a_vector, b_vector);
+    }
   } else {
+    const dim3 grid(CeilDiv(rows, tile_rows) + experts, CeilDiv(g.n, kTileCols));
     GroupedRowsGemmKernel<<<grid, kGemmThreads, 0, stream>>>(g, s.offsets, s.tile_offsets,
                                                              s.order, experts, slots);
   }
@@ -767,15 +879,16 @@ void RunRowsGemm(const MoeExpertsShape& shape, const RowsGemm& g, const ExpertsS
 
 void RunOuterGemm(const MoeExpertsShape& shape, const OuterGemm& g, const ExpertsScratch& s,
                   cudaStream_t stream) {
-  const dim3 grid(CeilDiv(g.n, kTileCols), CeilDiv(g.m, kTileRows),
-                  static_cast<unsigned>(shape.experts));
   const int slots = static_cast<int>(shape.slots);
+  const unsigned experts = static_cast<unsigned>(shape.experts);
   if (shape.bf16) {
+    const dim3 grid(CeilDiv(g.n, kBf16Cols), CeilDiv(g.m, kBf16Rows), experts);
     const bool left_vector = Aligned16(g.left.data) && g.left.stride % 4 == 0;
     const bool right_vector = Aligned16(g.right.data) && g.right.stride % 4 == 0;
     GroupedOuterGemmBf16Kernel<<<grid, kGemmThreads, 0, stream>>>(g, s.offsets, s.order, slots,
                                                                   left_vector, right_vector);
   } else {
+    const dim3 grid(CeilDiv(g.n, kTileCols), CeilDiv(g.m, kTileRows), experts);
     GroupedOuterGemmKernel<<<grid, kGemmThreads, 0, stream>>>(g, s.offsets, s.order, slots);
   }
 }
@@ -869,8 +982,8 @@ void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, con
                                                          s.chunk_base, s.local_rank, error_flags);
   }
   // Always: the weight gradients read the offsets even when no row is routed.
-  RouteScanKernel<<<1, kRouteChunk, 0, stream>>>(chunks, experts, s.chunk_base, s.offsets,
-                                                 s.tile_offsets);
+  RouteScanKernel<<<1, kRouteChunk, 0, stream>>>(
+      chunks, experts, RowTileRows(shape.bf16), s.chunk_base, s.offsets, s.tile_offsets);
   if (rows == 0) return;
   RouteScatterKernel<<<BlocksFor(rows, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
       ids, ids_are_i64, rows, experts, s.chunk_base, s.local_rank, s.offsets, s.order,

@@ -109,6 +109,14 @@ absl::Status ReduceSum(const KernelAttrs& attrs, absl::Span<const TensorView> in
   return RunReduction(kKernel, ReduceOp::kSum, inputs[0], outputs[0], plan);
 }
 
+absl::Status ReduceSumSquares(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
+                              absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "reduce_sum_squares";
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckReductionOperands(kKernel, inputs, outputs, {DType::kF32}));
+  VEOMNI_ASSIGN_OR_RETURN(ReductionPlan plan, PlanReduction(kKernel, attrs, inputs[0], outputs[0]));
+  return RunReduction(kKernel, ReduceOp::kSumSquares, inputs[0], outputs[0], plan);
+}
+
 // A mean over zero elements is NaN (0 / 0), as in PyTorch.
 absl::Status ReduceMean(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                         absl::Span<const TensorView> outputs) {

@@ -23,14 +23,18 @@ constexpr int64_t kMinBlockReduction = 32;
 constexpr int64_t kManyOutputs = 2048;
 
 // f32 sums in double like the CPU; a mean divides once at the end (a sum
-// divides by 1, which is exact).
+// divides by 1, which is exact); a sum of squares squares each in double.
 struct FloatSum {
   using In = float;
   using Acc = double;
   using Out = float;
   double divisor;
+  bool square;
   __device__ Acc Identity() const { return 0.0; }
-  __device__ Acc Load(float x) const { return x; }
+  __device__ Acc Load(float x) const {
+    double value = x;
+    return square ? value * value : value;
+  }
   __device__ Acc operator()(Acc a, Acc b) const { return a + b; }
   __device__ float Finish(Acc total) const { return static_cast<float>(total / divisor); }
 };
@@ -253,7 +257,7 @@ bool LaunchIntegerReduce(ReduceOp op, const Int* x, Int* y, int kept_rank,
     return PlanAndLaunch(x, y, kept_rank, kept_shape, kept_strides, reduced_rank, reduced_shape,
                          reduced_strides, Max<Int>{}, stream);
   }
-  // kMean is f32 only; the wrapper rejects it for integers.
+  // kMean and kSumSquares are f32 only; the wrappers reject integers.
   return PlanAndLaunch(x, y, kept_rank, kept_shape, kept_strides, reduced_rank, reduced_shape,
                        reduced_strides, IntegerSum<Int>{}, stream);
 }
@@ -337,7 +341,7 @@ bool LaunchReduce(ReduceOp op, const float* x, float* y, int kept_rank,
       op == ReduceOp::kMean ? static_cast<double>(ElementCount(reduced_rank, reduced_shape))
                             : 1.0;
   return PlanAndLaunch(x, y, kept_rank, kept_shape, kept_strides, reduced_rank, reduced_shape,
-                       reduced_strides, FloatSum{divisor}, stream);
+                       reduced_strides, FloatSum{divisor, op == ReduceOp::kSumSquares}, stream);
 }
 
 bool LaunchReduce(ReduceOp op, const int64_t* x, int64_t* y, int kept_rank,

@@ -12,8 +12,9 @@
 namespace veomni::runtime::cuda {
 
 // kSum of f32 accumulates in double and of integers wraps; kMean is f32
-// only (0 / 0 = NaN over no elements); kMax propagates NaN.
-enum class ReduceOp { kSum, kMean, kMax };
+// only (0 / 0 = NaN over no elements); kMax propagates NaN; kSumSquares is
+// f32 only, each square taken in double.
+enum class ReduceOp { kSum, kMean, kMax, kSumSquares };
 
 // y[o] = op over r of x[o . kept_strides + r . reduced_strides], where o
 // runs row-major over `kept_shape` (the output, contiguous) and r over

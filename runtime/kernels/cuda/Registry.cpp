@@ -44,6 +44,7 @@ constexpr CudaKernelEntry kCudaKernels[] = {
     {"matmul", cuda::Matmul},
     // Reduce.cpp
     {"reduce_sum", cuda::ReduceSum},
+    {"reduce_sum_squares", cuda::ReduceSumSquares},
     {"reduce_mean", cuda::ReduceMean},
     {"reduce_max", cuda::ReduceMax},
     {"softmax", cuda::Softmax},

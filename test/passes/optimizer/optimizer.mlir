@@ -1,5 +1,6 @@
-// RUN: veomni-opt %s -vo-autodiff -vo-optimizer="beta1=0.8 beta2=0.95 eps=1e-6 weight-decay=0.1 max-grad-norm=2.0" | FileCheck %s
+// RUN: veomni-opt %s -vo-autodiff -vo-optimizer="beta1=0.8 beta2=0.95 eps=1e-6 weight-decay=0.1 max-grad-norm=2.0 grad-accum=4" | FileCheck %s
 // RUN: veomni-opt %s -vo-autodiff -vo-optimizer | FileCheck %s --check-prefix=NOCLIP
+// RUN: veomni-opt %s -vo-autodiff -vo-optimizer="grad-accum=1" | FileCheck %s --check-prefix=ONE
 
 vo.parameter @w : tensor<2x3xf32> init #vo.init<normal, std = 0.02>
 vo.parameter @b : tensor<3xf32> init #vo.init<zeros>
@@ -13,7 +14,8 @@ func.func @forward(%x: tensor<4x2xf32>) -> tensor<f32> {
   return %l : tensor<f32>
 }
 
-// The micro-step adds this micro-batch's gradients into the accumulators.
+// With several micro-batches a step, the micro-step adds each one's
+// gradients into the accumulators.
 // CHECK-LABEL: func.func @micro_step
 // CHECK-SAME: %[[GW:[a-z_0-9]+]]: tensor<2x3xf32> {vo.state = "grad:w"}, %[[GB:[a-z_0-9]+]]: tensor<3xf32> {vo.state = "grad:b"}
 // CHECK-SAME: -> (tensor<f32> {vo.name = "loss"}, tensor<2x3xf32> {vo.state = "grad:w"}, tensor<3xf32> {vo.state = "grad:b"})
@@ -25,8 +27,8 @@ func.func @forward(%x: tensor<4x2xf32>) -> tensor<f32> {
 // CHECK-LABEL: func.func @optimizer_step
 // CHECK-SAME: (%[[HYPER:[a-z_0-9]+]]: tensor<3xf32> {vo.name = "hyper"}, %[[G0:[a-z_0-9]+]]: tensor<2x3xf32> {vo.state = "grad:w"}, %[[G1:[a-z_0-9]+]]: tensor<3xf32> {vo.state = "grad:b"}, %[[M0:[a-z_0-9]+]]: tensor<2x3xf32> {vo.state = "exp_avg:w"}, %{{.*}}: tensor<3xf32> {vo.state = "exp_avg:b"}, %[[V0:[a-z_0-9]+]]: tensor<2x3xf32> {vo.state = "exp_avg_sq:w"}, %{{.*}}: tensor<3xf32> {vo.state = "exp_avg_sq:b"})
 // CHECK-SAME: -> (tensor<f32> {vo.name = "grad_norm"}, tensor<2x3xf32> {vo.state = "param:w"}, tensor<3xf32> {vo.state = "param:b"}, tensor<2x3xf32> {vo.state = "exp_avg:w"}, tensor<3xf32> {vo.state = "exp_avg:b"}, tensor<2x3xf32> {vo.state = "exp_avg_sq:w"}, tensor<3xf32> {vo.state = "exp_avg_sq:b"}, tensor<2x3xf32> {vo.state = "grad:w"}, tensor<3xf32> {vo.state = "grad:b"})
-// CHECK: vo.mul %[[G0]], %[[G0]]
-// CHECK: vo.mul %[[G1]], %[[G1]]
+// CHECK: vo.reduce_sum_squares %[[G0]] axes = [0, 1] : tensor<2x3xf32>
+// CHECK: vo.reduce_sum_squares %[[G1]] axes = [0] : tensor<3xf32>
 // CHECK: %[[NORM:[a-z_0-9]+]] = vo.sqrt
 // CHECK: %[[MAX:[a-z_0-9]+]] = vo.constant dense<2.000000e+00>
 // CHECK: %[[COEF:[a-z_0-9]+]] = vo.div %[[MAX]]
@@ -39,3 +41,16 @@ func.func @forward(%x: tensor<4x2xf32>) -> tensor<f32> {
 // NOCLIP-LABEL: func.func @optimizer_step
 // NOCLIP-NOT: vo.minimum
 // NOCLIP: vo.adamw {{.*}} beta1 = 9.000000e-01 beta2 = 0.99899999999999999 eps = 1.000000e-08 weight_decay = 1.000000e-02
+
+// One micro-batch a step (the default): the micro-step stores its gradients
+// over the accumulators, which it does not read, and the optimizer step
+// leaves them.
+// ONE-LABEL: func.func @micro_step
+// ONE-NOT: vo.state = "grad:
+// ONE-SAME: -> (tensor<f32> {vo.name = "loss"}, tensor<2x3xf32> {vo.state = "grad:w"}, tensor<3xf32> {vo.state = "grad:b"})
+// ONE-NOT: vo.add %{{.*}} : tensor<2x3xf32>, tensor<2x3xf32>
+// ONE: return
+// ONE-LABEL: func.func @optimizer_step
+// ONE-SAME: -> (tensor<f32> {vo.name = "grad_norm"}, tensor<2x3xf32> {vo.state = "param:w"}, tensor<3xf32> {vo.state = "param:b"}, tensor<2x3xf32> {vo.state = "exp_avg:w"}, tensor<3xf32> {vo.state = "exp_avg:b"}, tensor<2x3xf32> {vo.state = "exp_avg_sq:w"}, tensor<3xf32> {vo.state = "exp_avg_sq:b"})
+// ONE-NOT: vo.constant dense<0.000000e+00> : tensor<2x3xf32>
+// ONE: return

@@ -1,5 +1,5 @@
 // RUN: veomni-opt %s -split-input-file -vo-shard-fsdp="dp=2 fsdp=3" | FileCheck %s
-// RUN: veomni-opt %s -split-input-file -vo-shard-fsdp="dp=2 fsdp=3" -vo-optimizer | FileCheck %s --check-prefix=OPT
+// RUN: veomni-opt %s -split-input-file -vo-shard-fsdp="dp=2 fsdp=3" -vo-optimizer="grad-accum=2" | FileCheck %s --check-prefix=OPT
 // RUN: veomni-opt %s -split-input-file -vo-shard-fsdp | FileCheck %s --check-prefix=ONE
 
 // 10 elements over 3 shards: 4 per rank, padded to 12. Each use of the
@@ -31,6 +31,7 @@ vo.parameter @w : tensor<2x5xf32> init #vo.init<zeros>
 // OPT-LABEL: func.func @optimizer_step
 // OPT-SAME: %[[ACC:[a-z0-9]+]]: tensor<4xf32> {vo.state = "grad:w"}
 // OPT: %[[SUM:.*]] = vo.all_reduce %[[ACC]] over ["dp"] group_size = 2 : tensor<4xf32>
+// OPT: vo.reduce_sum_squares %[[SUM]] axes = [0] : tensor<4xf32>
 // OPT: %[[SQ:.*]] = vo.all_reduce %{{.*}} over ["fsdp"] group_size = 3 : tensor<f32>
 // OPT: vo.sqrt %[[SQ]]
 // OPT: %[[P:.*]] = vo.param_shard @w : tensor<4xf32>

@@ -1,4 +1,5 @@
-// reduce_sum / reduce_mean / reduce_max over arbitrary axis sets, and
+// reduce_sum / reduce_sum_squares / reduce_mean / reduce_max over arbitrary
+// axis sets, and
 // softmax / log_softmax, against naive loops.
 
 #include <algorithm>
@@ -52,14 +53,16 @@ TEST(CpuReduce, SumMeanMaxOverAxisSets) {
         if (reduced && keep_dims) out_shape.push_back(1);
       }
       std::vector<std::vector<double>> groups = GroupsOf(x.Values<float>(), shape, axes);
-      std::vector<double> sums, means, maxima;
+      std::vector<double> sums, squares, means, maxima;
       for (const std::vector<double>& group : groups) {
-        double sum = 0, max = -INFINITY;
+        double sum = 0, square_sum = 0, max = -INFINITY;
         for (double v : group) {
           sum += v;
+          square_sum += v * v;
           max = std::max(max, v);
         }
         sums.push_back(sum);
+        squares.push_back(square_sum);
         means.push_back(sum / group.size());
         maxima.push_back(max);
       }
@@ -67,6 +70,8 @@ TEST(CpuReduce, SumMeanMaxOverAxisSets) {
       OwnedTensor out(DType::kF32, out_shape);
       ASSERT_TRUE(RunKernel("reduce_sum", attrs, {&x}, {&out}).ok());
       EXPECT_TRUE(testing::AllClose(out.Values<float>(), sums, 1e-6, 1e-6));
+      ASSERT_TRUE(RunKernel("reduce_sum_squares", attrs, {&x}, {&out}).ok());
+      EXPECT_TRUE(testing::AllClose(out.Values<float>(), squares, 1e-6, 1e-6));
       ASSERT_TRUE(RunKernel("reduce_mean", attrs, {&x}, {&out}).ok());
       EXPECT_TRUE(testing::AllClose(out.Values<float>(), means, 1e-6, 1e-6));
       ASSERT_TRUE(RunKernel("reduce_max", attrs, {&x}, {&out}).ok());
@@ -88,6 +93,8 @@ TEST(CpuReduce, IntegerSumAndMax) {
   EXPECT_EQ(row_max.Values<int32_t>(), (std::vector<int32_t>{-7, 2}));
   OwnedTensor means(DType::kI64, {3});
   EXPECT_EQ(RunKernel("reduce_mean", ReduceAttrs({0}, false), {&x}, {&means}).code(),
+            absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(RunKernel("reduce_sum_squares", ReduceAttrs({0}, false), {&x}, {&means}).code(),
             absl::StatusCode::kUnimplemented);
 }
 

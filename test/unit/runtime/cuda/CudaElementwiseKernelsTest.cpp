@@ -670,7 +670,7 @@ TEST_F(GpuTest, ReductionsMatchCpu) {
   };
   std::vector<Reduction> reductions = {
       {"reduce_sum", DType::kF32}, {"reduce_sum", DType::kI64}, {"reduce_sum", DType::kI32},
-      {"reduce_mean", DType::kF32}, {"reduce_max", DType::kF32}, {"reduce_max", DType::kI64},
+      {"reduce_sum_squares", DType::kF32}, {"reduce_mean", DType::kF32}, {"reduce_max", DType::kF32}, {"reduce_max", DType::kI64},
       {"reduce_max", DType::kI32},
   };
   for (const Reduction& reduction : reductions) {
@@ -703,7 +703,7 @@ TEST_F(GpuTest, ReductionsPropagateNan) {
   float inf = std::numeric_limits<float>::infinity();
   OwnedTensor x = F32({4, 3}, {nan, 1.0f, 2.0f, -inf, -inf, -inf, 3.0f, inf, nan, 1.0f, 2.0f,
                                3.0f});
-  for (const char* name : {"reduce_sum", "reduce_mean", "reduce_max"}) {
+  for (const char* name : {"reduce_sum", "reduce_sum_squares", "reduce_mean", "reduce_max"}) {
     for (Shape axes : {Shape{0}, Shape{1}, Shape{0, 1}}) {
       SCOPED_TRACE(::testing::Message() << name << " " << FormatShape(axes));
       KernelAttrs attrs;
@@ -722,6 +722,7 @@ TEST_F(GpuTest, ReductionsPropagateNan) {
     last.SetInts("axes", {1});
     ExpectClose(RunOne("reduce_max", last, {&row}, DType::kF32, {1}), 0.0, 0.0);
     ExpectClose(RunOne("reduce_sum", last, {&row}, DType::kF32, {1}), 0.0, 0.0);
+    ExpectClose(RunOne("reduce_sum_squares", last, {&row}, DType::kF32, {1}), 0.0, 0.0);
   }
 }
 
