@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
   Check(cudaMalloc(&ids, T * k * sizeof(int64_t)), "cudaMalloc");
   RouteKernel<<<1024, 256>>>(ids, T, k, E);
   void* scratch = nullptr;
-  Check(cudaMalloc(&scratch, veomni::runtime::cuda::MoeExpertsScratchBytes(shape, true)),
+  Check(cudaMalloc(&scratch, veomni::runtime::cuda::MoeExpertsScratchBytes(shape)),
         "cudaMalloc");
   unsigned* flags = nullptr;
   Check(cudaMalloc(&flags, sizeof(unsigned)), "cudaMalloc");

@@ -223,9 +223,17 @@ GpuExtras veomni::gpuExtras(ModuleOp module) {
       auto gateUp = typeOf(launch.getInputs()[3]).getShape();
       if (x.size() == 2 && indices.size() == 2 && gateUp.size() == 3) {
         int64_t rows = x[0] * indices[1], inner = gateUp[1] / 2;
+        int64_t experts = gateUp[0], hidden = x[1];
         bool grad = kernel == "moe_experts_grad";
-        int64_t perRow = 3 * inner + x[1] + (grad ? inner : 0);
-        extras.moeScratch = std::max(extras.moeScratch, 4 * rows * perRow);
+        // Both launches take the backward's scratch (MoeExpertsScratchBytes):
+        // f32 rows, and at bf16 (the GPU's training precision) rounded
+        // copies of the routed rows and both weights, rows padded to 8.
+        int64_t perRow = 4 * inner + hidden;
+        auto pad = [](int64_t count) { return (count + 7) / 8 * 8; };
+        int64_t bf16PerRow = 3 * pad(hidden) + pad(inner) + pad(2 * inner);
+        int64_t bf16Weights = experts * (2 * inner * pad(hidden) + hidden * pad(inner));
+        extras.moeScratch = std::max(
+            extras.moeScratch, 4 * rows * perRow + 2 * (rows * bf16PerRow + bf16Weights));
         if (intParam(launch, "group_size", 1) > 1) {
           // Expert parallelism on a GPU (MoeExpertsExpertParallelOnDevice):
           // f32 rows of H sent, received, computed, returned and gathered

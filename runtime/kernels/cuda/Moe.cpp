@@ -91,7 +91,7 @@ absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
   MoeExpertsShape shape = ShapeOf(plan, *ctx);
   VEOMNI_RETURN_IF_ERROR(CheckLaunchable(kKernel, shape));
-  return WithScratch(kKernel, ctx, MoeExpertsScratchBytes(shape, /*backward=*/false),
+  return WithScratch(kKernel, ctx, MoeExpertsScratchBytes(shape),
                      [&](void* scratch) {
                        LaunchMoeExperts(shape, inputs[0].As<const float>(), inputs[1].data,
                                         inputs[1].dtype == DType::kI64,
@@ -111,7 +111,7 @@ absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inp
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
   MoeExpertsShape shape = ShapeOf(plan, *ctx);
   VEOMNI_RETURN_IF_ERROR(CheckLaunchable(kKernel, shape));
-  return WithScratch(kKernel, ctx, MoeExpertsScratchBytes(shape, /*backward=*/true),
+  return WithScratch(kKernel, ctx, MoeExpertsScratchBytes(shape),
                      [&](void* scratch) {
                        LaunchMoeExpertsGrad(
                            shape, inputs[0].As<const float>(), inputs[1].data,

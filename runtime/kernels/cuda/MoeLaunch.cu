@@ -12,7 +12,6 @@
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
-#include <mma.h>
 
 #include "runtime/kernels/cuda/CudaContext.h"
 
@@ -35,6 +34,9 @@ constexpr int kGemmThreads = 256;
 // Keeps float4 reads aligned and spreads the transposing stores over banks.
 constexpr int kTilePad = 4;
 constexpr int kElementwiseThreads = 256;
+// bf16 GEMM operands' rows pad to a multiple of 8 elements: 16 bytes, the
+// unit of cp.async.
+constexpr int kBf16Align = 8;
 constexpr int64_t kMaxGridBlocks = int64_t{1} << 20;  // grid-stride loops cover the rest
 
 unsigned BlocksFor(int64_t work, int64_t per_block) {
@@ -44,6 +46,7 @@ unsigned BlocksFor(int64_t work, int64_t per_block) {
 unsigned CeilDiv(int64_t value, int64_t divisor) {
   return static_cast<unsigned>((value + divisor - 1) / divisor);
 }
+int64_t PadBf16(int64_t count) { return (count + kBf16Align - 1) / kBf16Align * kBf16Align; }
 
 // ----------------------------------------------------------------- ranking
 
@@ -266,6 +269,15 @@ struct ExpertsScratch {
   float* activation = nullptr;  // [R, I]: silu(g) * u
   float* hidden_rows = nullptr;  // [R, H]: down a (forward); gate_up^T [dg; du] (backward)
   float* activation_grad = nullptr;  // [R, I], backward: down^T dy
+  // At bf16 precision, the GEMMs' operands rounded, rows padded to 8
+  // elements (Hp, Ip, 2Ip): sorted rows, and the weights.
+  __nv_bfloat16* x_rows = nullptr;           // [R, Hp]
+  __nv_bfloat16* gate_up_bf16 = nullptr;     // [E, 2I, Hp]
+  __nv_bfloat16* down_bf16 = nullptr;        // [E, H, Ip]
+  __nv_bfloat16* activation_bf16 = nullptr;  // [R, Ip]
+  __nv_bfloat16* y_grad_rows = nullptr;      // [R, Hp], backward
+  __nv_bfloat16* weighted_y_grad_rows = nullptr;  // [R, Hp], backward: times the slot's weight
+  __nv_bfloat16* projected_bf16 = nullptr;   // [R, 2Ip], backward: [dg; du]
 };
 
 // Lays the arrays out from `base` (null to measure), each 256-byte aligned;
@@ -290,6 +302,18 @@ size_t LayOutScratch(const MoeExpertsShape& shape, bool backward, char* base,
   take(scratch->activation, rows * shape.intermediate);
   take(scratch->hidden_rows, rows * shape.hidden);
   if (backward) take(scratch->activation_grad, rows * shape.intermediate);
+  if (shape.bf16) {
+    const int64_t hp = PadBf16(shape.hidden), ip = PadBf16(shape.intermediate);
+    take(scratch->x_rows, rows * hp);
+    take(scratch->gate_up_bf16, shape.experts * 2 * shape.intermediate * hp);
+    take(scratch->down_bf16, shape.experts * shape.hidden * ip);
+    take(scratch->activation_bf16, rows * ip);
+    if (backward) {
+      take(scratch->y_grad_rows, rows * hp);
+      take(scratch->weighted_y_grad_rows, rows * hp);
+      take(scratch->projected_bf16, rows * PadBf16(2 * shape.intermediate));
+    }
+  }
   return used;
 }
 
@@ -566,192 +590,271 @@ __global__ void __launch_bounds__(kGemmThreads)
 
 // ---------------------------------------------- bf16 tensor-core GEMMs
 //
-// The same two GEMMs at bf16 precision: operands round to bf16 as they enter
-// shared memory and products accumulate in fp32 on the tensor cores (wmma
-// 16 x 16 x 16), as cuBLASLt's bf16 GEMMs do. Tiles are 128 x 128 outputs,
-// 32 deep; warp w owns the 64 x 32 outputs at rows 64 (w / 4), cols
-// 32 (w % 4) as 4 x 2 fragments. Each thread loads its share of the next depth
-// step into registers while the tensor cores work on the current one, then
-// stores it into the other of two shared buffers: one barrier a step.
-// Operands load as float4 where rows are 16-byte aligned.
+// At bf16 precision the operands are first rounded into bf16 copies:
+// the routed rows gathered in sorted order, the expert weights, each row
+// padded with zeros to a multiple of 8 elements (16 bytes). The GEMMs then
+// stream them with cp.async into a three-stage shared-memory pipeline and
+// multiply on the tensor cores (ldmatrix and mma.sync m16n8k16, fp32
+// accumulation), as cuBLASLt's bf16 GEMMs do. Tiles are 128 x 128 outputs,
+// 32 deep; warp w owns the 64 x 32 outputs at rows 64 (w / 4), cols 32 (w % 4).
 
 constexpr int kBf16Rows = 128;  // output rows of a tile: the rows GEMM's row tile
 constexpr int kBf16Cols = 128;
 constexpr int kBf16Depth = 32;
-// Rows of a multiple of 16 bytes (wmma's leading dimension), off the banks' period.
+constexpr int kBf16Stages = 3;
+// Rows of a multiple of 16 bytes (cp.async, ldmatrix), off the banks' period:
+// the 8 rows of an 8 x 8 matrix fall in distinct banks.
 constexpr int kBf16Pad = 8;
 constexpr int kDeepRow = kBf16Depth + kBf16Pad;  // a [128][depth] tile's row
 constexpr int kWideRow = kBf16Cols + kBf16Pad;   // a [depth][128] tile's row
 constexpr int kWarpRows = 64;
 constexpr int kWarpCols = 32;
 constexpr int kColWarps = kBf16Cols / kWarpCols;  // 4 across, 2 down
-constexpr int kRowFragments = kWarpRows / 16;
-constexpr int kColFragments = kWarpCols / 16;
-// float4 loads per thread per operand and depth step.
-constexpr int kStepLoads = kBf16Rows * kBf16Depth / 4 / kGemmThreads;
+// 16-byte chunks per thread per operand and depth step.
+constexpr int kStepChunks = kBf16Rows * kBf16Depth / kBf16Align / kGemmThreads;
+constexpr int kDeepChunks = kBf16Depth / kBf16Align;  // per row of a [128][depth] tile
+constexpr int kWideChunks = kBf16Cols / kBf16Align;   // per row of a [depth][128] tile
 // bf16 elements of one operand tile in either layout.
 constexpr int kOperandTile =
     kBf16Rows * kDeepRow > kBf16Depth * kWideRow ? kBf16Rows * kDeepRow : kBf16Depth * kWideRow;
+constexpr size_t kBf16SharedBytes = size_t{kBf16Stages} * 2 * kOperandTile * 2;
 static_assert(kGemmThreads / kWarpSize == (kBf16Rows / kWarpRows) * kColWarps,
               "the warps cover the tile");
-static_assert(2 * 2 * kOperandTile * 2 >= kGemmThreads / kWarpSize * 256 * 4,
-              "the output stage fits in the operand buffers");
 
-bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-// p[0 .. 4), of which the first `valid` exist (the rest read as zero).
-__device__ float4 LoadFour(const float* p, int64_t valid, bool vector) {
-  if (vector && valid >= 4) return *reinterpret_cast<const float4*>(p);
-  float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  if (valid > 0) v.x = p[0];
-  if (valid > 1) v.y = p[1];
-  if (valid > 2) v.z = p[2];
-  if (valid > 3) v.w = p[3];
-  return v;
-}
-
-__device__ float4 Scaled(float4 v, float scale) {
-  return make_float4(v.x * scale, v.y * scale, v.z * scale, v.w * scale);
-}
-
-__device__ void StoreFour(__nv_bfloat16* to, float4 v) {
-  reinterpret_cast<__nv_bfloat162*>(to)[0] = __floats2bfloat162_rn(v.x, v.y);
-  reinterpret_cast<__nv_bfloat162*>(to)[1] = __floats2bfloat162_rn(v.z, v.w);
-}
-
-using AccumulatorFragment = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>;
-using WarpAccumulators = AccumulatorFragment[kRowFragments][kColFragments];
-
-// The operand tiles: two buffers of [a, b], reused as the output stage.
-struct Bf16Tiles {
-  __nv_bfloat16 operand[2][2][kOperandTile];
-};
-
-// Writes this warp's fragments at (row0, col0) of C [rows, ldc], rows <
-// row_end and cols < n only, through its 16 x 16 floats of `stage`.
-__device__ void StoreFragments(WarpAccumulators& acc, float* stage, float* c, int64_t ldc,
-                               int64_t row0, int64_t row_end, int64_t col0, int64_t n) {
-  const int lane = threadIdx.x % kWarpSize;
-  for (int i = 0; i < kRowFragments; ++i) {
-    if (row0 + 16 * i >= row_end) break;
-    for (int j = 0; j < kColFragments; ++j) {
-      nvcuda::wmma::store_matrix_sync(stage, acc[i][j], 16, nvcuda::wmma::mem_row_major);
-      __syncwarp();
-      for (int l = lane; l < 256; l += kWarpSize) {
-        int64_t r = row0 + 16 * i + l / 16;
-        int64_t col = col0 + 16 * j + l % 16;
-        if (r < row_end && col < n) c[r * ldc + col] = stage[l];
-      }
-      __syncwarp();
+// dst[r, :] = bf16(scale_r * src[source_r, :cols]), zero in [cols, ld), for
+// rows r < *row_count (or `rows` when row_count is null): source_r =
+// order[r] / slots when `order` is given (a token's row), else r;
+// scale_r = weights[order[r]] when weights are given, else 1.
+// Blocks stride over rows and threads over a row's pairs of columns: no
+// per-element division.
+__global__ void ToBf16RowsKernel(const float* src, int64_t src_stride, const int* order,
+                                 int slots, const float* weights, const int* row_count,
+                                 int64_t rows, int64_t cols, int64_t ld, __nv_bfloat16* dst) {
+  const int64_t count = row_count ? *row_count : rows;
+  for (int64_t r = blockIdx.x; r < count; r += gridDim.x) {
+    const int64_t source = order ? order[r] / slots : r;
+    const float scale = weights ? weights[order[r]] : 1.0f;
+    const float* row = src + source * src_stride;
+    __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(dst + r * ld);
+    for (int64_t c = 2 * threadIdx.x; c < ld; c += 2 * blockDim.x) {
+      const float v0 = c < cols ? row[c] * scale : 0.0f;
+      const float v1 = c + 1 < cols ? row[c + 1] * scale : 0.0f;
+      out[c / 2] = __floats2bfloat162_rn(v0, v1);
     }
   }
 }
 
-// acc += a b over one depth step of the tiles; the warp's fragment rows at
-// or past `live_rows` (of the tile) hold no output and are skipped.
-template <typename ALayout, typename BLayout>
+void ToBf16Rows(const float* src, int64_t src_stride, const int* order, int slots,
+                const float* weights, const int* row_count, int64_t rows, int64_t cols,
+                __nv_bfloat16* dst, cudaStream_t stream) {
+  const int64_t ld = PadBf16(cols);
+  if (rows == 0 || ld == 0) return;
+  ToBf16RowsKernel<<<BlocksFor(rows, 1), kElementwiseThreads, 0, stream>>>(
+      src, src_stride, order, slots, weights, row_count, rows, cols, ld, dst);
+}
+
+// 16 bytes global -> shared without registers; zeros when !valid (the
+// source is then not read).
+__device__ void CopyAsync16(void* shared, const void* global, bool valid) {
+  const unsigned to = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(global),
+               "r"(valid ? 16 : 0));
+}
+__device__ void CommitAsync() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int kPending>
+__device__ void WaitAsync() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+// The warp's 64 x 32 outputs as 4 x 4 tiles of m16n8 mma accumulators:
+// acc[i][j][0..1] at (row 16 i + lane / 4, cols 8 j + 2 (lane % 4) + 0..1),
+// acc[i][j][2..3] 8 rows below (the PTX m16n8k16 layout).
+constexpr int kRowBlocks = kWarpRows / 16;
+constexpr int kColBlocks = kWarpCols / 8;
+using WarpAccumulators = float[kRowBlocks][kColBlocks][4];
+
+__device__ void ZeroAccumulators(WarpAccumulators& acc) {
+#pragma unroll
+  for (int i = 0; i < kRowBlocks; ++i) {
+#pragma unroll
+    for (int j = 0; j < kColBlocks; ++j) {
+#pragma unroll
+      for (int v = 0; v < 4; ++v) acc[i][j][v] = 0.0f;
+    }
+  }
+}
+
+// Four 8 x 8 b16 matrices from shared memory, lane l giving row l % 8 of
+// matrix l / 8; each thread gets (row lane / 4, cols 2 (lane % 4) + 0..1)
+// of each, or of its transpose with `kTrans`.
+template <bool kTrans>
+__device__ void LoadMatrices(unsigned (&r)[4], const __nv_bfloat16* row) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  if (kTrans) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(address));
+  } else {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(address));
+  }
+}
+
+// c += a b for a 16 x 16 bf16 A fragment and a 16 x 8 B fragment (b0: k
+// 0..7, b1: k 8..15), fp32 accumulation.
+__device__ void Mma16816(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+      "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// acc += a b over one depth step of the tiles, for the warp's outputs at
+// (warp_row, warp_col) of the tile. a is [128][depth] (kAColMajor: [depth][128],
+// as the outer GEMM's rows), b [128 n][depth] (kBColMajor) or [depth][128 n].
+// Fragment rows at or past `live_rows` hold no output and are skipped.
+template <bool kAColMajor, bool kBColMajor>
 __device__ void MultiplyBf16Step(const __nv_bfloat16* a_tile, const __nv_bfloat16* b_tile,
                                  int warp_row, int warp_col, int live_rows,
                                  WarpAccumulators& acc) {
-  using namespace nvcuda;
-  constexpr bool kAColMajor = std::is_same_v<ALayout, wmma::col_major>;  // a [k][m]
-  constexpr bool kBColMajor = std::is_same_v<BLayout, wmma::col_major>;  // b [n][k]
+  const int lane = threadIdx.x % kWarpSize;
+  const int matrix = lane / 8;
+  const int line = lane % 8;
 #pragma unroll
   for (int k = 0; k < kBf16Depth; k += 16) {
-    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, BLayout> b_frag[kColFragments];
+    // b[jj]: n 16 jj.. as two n8 blocks {b0, b1} each: matrices (n 0-7, k
+    // 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15).
+    unsigned b[kColBlocks / 2][4];
 #pragma unroll
-    for (int j = 0; j < kColFragments; ++j) {
-      int col = warp_col + 16 * j;
+    for (int jj = 0; jj < kColBlocks / 2; ++jj) {
+      const int n = warp_col + 16 * jj + matrix / 2 * 8;
+      const int kk = k + matrix % 2 * 8;
       if (kBColMajor) {
-        wmma::load_matrix_sync(b_frag[j], b_tile + col * kDeepRow + k, kDeepRow);
+        LoadMatrices<false>(b[jj], b_tile + (n + line) * kDeepRow + kk);
       } else {
-        wmma::load_matrix_sync(b_frag[j], b_tile + k * kWideRow + col, kWideRow);
+        LoadMatrices<true>(b[jj], b_tile + (kk + line) * kWideRow + n);
       }
     }
 #pragma unroll
-    for (int i = 0; i < kRowFragments; ++i) {
-      int row = warp_row + 16 * i;
+    for (int i = 0; i < kRowBlocks; ++i) {
+      const int row = warp_row + 16 * i;
       if (row >= live_rows) break;  // warp-uniform
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, ALayout> a_frag;
+      // Matrices (m 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7, k 8-15), (m 8-15, k 8-15).
+      unsigned a[4];
+      const int m = row + matrix % 2 * 8;
+      const int kk = k + matrix / 2 * 8;
       if (kAColMajor) {
-        wmma::load_matrix_sync(a_frag, a_tile + k * kWideRow + row, kWideRow);
+        LoadMatrices<true>(a, a_tile + (kk + line) * kWideRow + m);
       } else {
-        wmma::load_matrix_sync(a_frag, a_tile + row * kDeepRow + k, kDeepRow);
+        LoadMatrices<false>(a, a_tile + (m + line) * kDeepRow + kk);
       }
 #pragma unroll
-      for (int j = 0; j < kColFragments; ++j) wmma::mma_sync(acc[i][j], a_frag, b_frag[j], acc[i][j]);
+      for (int j = 0; j < kColBlocks; ++j) {
+        Mma16816(acc[i][j], a, b[j / 2][j % 2 * 2], b[j / 2][j % 2 * 2 + 1]);
+      }
     }
   }
 }
 
-__device__ void ZeroFragments(WarpAccumulators& acc) {
-  for (int i = 0; i < kRowFragments; ++i) {
-    for (int j = 0; j < kColFragments; ++j) nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
+// Writes the warp's outputs at (row0, col0) of C [rows, ldc], rows <
+// row_end and cols < n only.
+__device__ void StoreAccumulators(const WarpAccumulators& acc, float* c, int64_t ldc,
+                                  int64_t row0, int64_t row_end, int64_t col0, int64_t n) {
+  const int lane = threadIdx.x % kWarpSize;
+#pragma unroll
+  for (int i = 0; i < kRowBlocks; ++i) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int64_t r = row0 + 16 * i + 8 * half + lane / 4;
+      if (r >= row_end) continue;
+#pragma unroll
+      for (int j = 0; j < kColBlocks; ++j) {
+        const int64_t col = col0 + 8 * j + 2 * (lane % 4);
+        if (col < n) c[r * ldc + col] = acc[i][j][2 * half];
+        if (col + 1 < n) c[r * ldc + col + 1] = acc[i][j][2 * half + 1];
+      }
+    }
   }
 }
 
-// Chunk c (< kBf16Rows * kBf16Depth / 4) of a step, as float4s: in a
-// [128][depth] tile at row c / 8, depth (c % 8) * 4; in a [depth][128] tile at
-// depth c / 32, col (c % 32) * 4. Thread t takes chunks t + i kGemmThreads.
+// Chunk i of this thread in a depth step: 16 bytes of a [128][depth] tile at
+// row c / 4, depth (c % 4) * 8, or of a [depth][128] tile at depth c / 16,
+// col (c % 16) * 8, c = threadIdx.x + i kGemmThreads.
 __device__ int StepChunk(int i) { return threadIdx.x + i * kGemmThreads; }
-constexpr int kDeepChunks = kBf16Depth / 4;
-constexpr int kWideChunks = kBf16Cols / 4;
 
-// One block an SM: its 8 warps keep 4 x 2 fragments and the next step's
-// operands in ~210 registers each (two blocks would spill them).
+// The pipeline over `steps` depth steps: load(stage, step) queues a step's
+// copies, multiply(stage) consumes one; kBf16Stages - 1 steps load ahead.
+template <typename Load, typename Multiply>
+__device__ void RunPipeline(int steps, Load load, Multiply multiply) {
+  for (int s = 0; s < kBf16Stages - 1; ++s) {
+    if (s < steps) load(s, s);
+    CommitAsync();  // empty groups keep the count uniform
+  }
+  for (int t = 0; t < steps; ++t) {
+    WaitAsync<kBf16Stages - 2>();  // step t landed (this thread's copies)
+    __syncthreads();               // ... and everyone's; step t - 1's stage free
+    const int next = t + kBf16Stages - 1;
+    if (next < steps) load(next % kBf16Stages, next);
+    CommitAsync();
+    multiply(t % kBf16Stages);
+  }
+  WaitAsync<0>();  // only empty groups remain; nothing may be in flight at exit
+}
+
+// C[r, :n] = A[r, :] B_e for each expert e's sorted rows r: A [R, lda] and B
+// bf16 with rows padded to 8; B_e [n][ldb] when transposed (a weight applied
+// as W a, ldb = padded depth), else [depth][ldb] (ldb = padded n).
+struct RowsGemmBf16 {
+  const __nv_bfloat16* a = nullptr;
+  int64_t lda = 0;
+  const __nv_bfloat16* b = nullptr;
+  int64_t b_expert_stride = 0;
+  int64_t ldb = 0;
+  float* c = nullptr;  // [R, n]
+  int64_t n = 0;
+  int64_t depth = 0;
+};
+
+// Grid (row tiles, column tiles), as the fp32 kernel's.
 template <bool kBTransposed>
-__global__ void __launch_bounds__(kGemmThreads, 1)
-    GroupedRowsGemmBf16Kernel(RowsGemm g, const int* offsets, const int* tile_offsets,
-                              const int* order, int experts, int slots, bool a_vector,
-                              bool b_vector) {
-  using namespace nvcuda;
-  // b [n][k] when stored transposed, else [k][n].
-  using BLayout = std::conditional_t<kBTransposed, wmma::col_major, wmma::row_major>;
-  __shared__ __align__(32) Bf16Tiles tiles;
+__global__ void __launch_bounds__(kGemmThreads, 2)
+    GroupedRowsGemmBf16Kernel(RowsGemmBf16 g, const int* offsets, const int* tile_offsets,
+                              int experts) {
+  extern __shared__ __align__(128) unsigned char shared[];
+  __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(shared);  // [stage][a, b]
   const int tile = blockIdx.x;
   if (tile >= tile_offsets[experts]) return;
   const int e = ExpertOfTile(tile, tile_offsets, experts);
   const int row_begin = offsets[e] + (tile - tile_offsets[e]) * kBf16Rows;
   const int row_end = offsets[e + 1];
   const int64_t col_begin = static_cast<int64_t>(blockIdx.y) * kBf16Cols;
-  const float* b = g.b + e * g.b_expert_stride;
-  const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  const float* a_rows[kStepLoads];  // this thread's rows of A, the same every step
+  const __nv_bfloat16* b = g.b + e * g.b_expert_stride;
+  auto load = [&](int stage, int step) {
+    __nv_bfloat16* a_tile = tiles + stage * 2 * kOperandTile;
+    __nv_bfloat16* b_tile = a_tile + kOperandTile;
+    const int64_t k0 = static_cast<int64_t>(step) * kBf16Depth;
 #pragma unroll
-  for (int i = 0; i < kStepLoads; ++i) {
-    int r = row_begin + StepChunk(i) / kDeepChunks;
-    a_rows[i] = r < row_end ? g.a.Row(r, order, slots) : nullptr;
-  }
-  float4 a_next[kStepLoads];
-  float4 b_next[kStepLoads];
-  auto load = [&](int64_t k0) {
-#pragma unroll
-    for (int i = 0; i < kStepLoads; ++i) {
+    for (int i = 0; i < kStepChunks; ++i) {
       const int c = StepChunk(i);
-      const int64_t deep = k0 + c % kDeepChunks * 4;
-      a_next[i] = a_rows[i] ? LoadFour(a_rows[i] + deep, g.depth - deep, a_vector) : zero;
-      if (kBTransposed) {  // b [n, depth]: rows along depth
-        const int64_t col = col_begin + c / kDeepChunks;
-        b_next[i] = col < g.n ? LoadFour(b + col * g.depth + deep, g.depth - deep, b_vector) : zero;
-      } else {  // b [depth, n]: rows along n
+      const int row = c / kDeepChunks;
+      const int64_t deep = k0 + c % kDeepChunks * kBf16Align;
+      const int64_t r = row_begin + row;
+      const bool a_valid = r < row_end && deep < g.lda;
+      CopyAsync16(a_tile + row * kDeepRow + c % kDeepChunks * kBf16Align,
+                  a_valid ? g.a + r * g.lda + deep : g.a, a_valid);
+      if (kBTransposed) {  // b [n][ldb]: rows along depth
+        const int64_t col = col_begin + row;
+        const bool valid = col < g.n && deep < g.ldb;
+        CopyAsync16(b_tile + row * kDeepRow + c % kDeepChunks * kBf16Align,
+                    valid ? b + col * g.ldb + deep : b, valid);
+      } else {  // b [depth][ldb]: rows along n
         const int64_t depth = k0 + c / kWideChunks;
-        const int64_t col = col_begin + c % kWideChunks * 4;
-        b_next[i] = depth < g.depth ? LoadFour(b + depth * g.n + col, g.n - col, b_vector) : zero;
-      }
-    }
-  };
-  auto store = [&](int buffer) {
-#pragma unroll
-    for (int i = 0; i < kStepLoads; ++i) {
-      const int c = StepChunk(i);
-      StoreFour(&tiles.operand[buffer][0][c / kDeepChunks * kDeepRow + c % kDeepChunks * 4],
-                a_next[i]);
-      if (kBTransposed) {
-        StoreFour(&tiles.operand[buffer][1][c / kDeepChunks * kDeepRow + c % kDeepChunks * 4],
-                  b_next[i]);
-      } else {
-        StoreFour(&tiles.operand[buffer][1][c / kWideChunks * kWideRow + c % kWideChunks * 4],
-                  b_next[i]);
+        const int64_t col = col_begin + c % kWideChunks * kBf16Align;
+        const bool valid = depth < g.depth && col < g.ldb;
+        CopyAsync16(b_tile + c / kWideChunks * kWideRow + c % kWideChunks * kBf16Align,
+                    valid ? b + depth * g.ldb + col : b, valid);
       }
     }
   };
@@ -760,64 +863,54 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
   const int warp_col = kWarpCols * (warp % kColWarps);
   const int live_rows = row_end - row_begin;
   WarpAccumulators acc;
-  ZeroFragments(acc);
-  load(0);
-  store(0);
-  __syncthreads();
-  int buffer = 0;
-  for (int64_t k0 = 0; k0 < g.depth; k0 += kBf16Depth) {
-    const bool more = k0 + kBf16Depth < g.depth;
-    if (more) load(k0 + kBf16Depth);
-    MultiplyBf16Step<wmma::row_major, BLayout>(tiles.operand[buffer][0], tiles.operand[buffer][1],
-                                               warp_row, warp_col, live_rows, acc);
-    if (more) store(buffer ^ 1);
-    __syncthreads();  // the next buffer written; this one free
-    buffer ^= 1;
-  }
-  float* stage = reinterpret_cast<float*>(&tiles) + warp * 256;
-  StoreFragments(acc, stage, g.c, g.n, row_begin + warp_row, row_end, col_begin + warp_col, g.n);
+  ZeroAccumulators(acc);
+  const int steps = static_cast<int>((g.lda + kBf16Depth - 1) / kBf16Depth);
+  RunPipeline(steps, load, [&](int stage) {
+    const __nv_bfloat16* a_tile = tiles + stage * 2 * kOperandTile;
+    MultiplyBf16Step<false, kBTransposed>(a_tile, a_tile + kOperandTile, warp_row, warp_col,
+                                          live_rows, acc);
+  });
+  StoreAccumulators(acc, g.c, g.n, row_begin + warp_row, row_end, col_begin + warp_col, g.n);
 }
 
+// C_e[m, n] = sum over expert e's sorted rows r of left[r, m] right[r, n]:
+// a weight gradient; left [R, ldl] and right [R, ldr] bf16, rows padded to
+// 8. Grid (n tiles, m tiles, E); an expert without rows gets zeros.
+struct OuterGemmBf16 {
+  const __nv_bfloat16* left = nullptr;
+  int64_t ldl = 0;
+  const __nv_bfloat16* right = nullptr;
+  int64_t ldr = 0;
+  float* c = nullptr;  // [E, m, n]
+  int64_t m = 0;
+  int64_t n = 0;
+};
+
 __global__ void __launch_bounds__(kGemmThreads, 2)
-    GroupedOuterGemmBf16Kernel(OuterGemm g, const int* offsets, const int* order, int slots,
-                               bool left_vector, bool right_vector) {
-  using namespace nvcuda;
-  __shared__ __align__(32) Bf16Tiles tiles;  // [k][m] and [k][n]
+    GroupedOuterGemmBf16Kernel(OuterGemmBf16 g, const int* offsets) {
+  extern __shared__ __align__(128) unsigned char shared[];
+  __nv_bfloat16* tiles = reinterpret_cast<__nv_bfloat16*>(shared);  // [stage][left, right]
   const int e = blockIdx.z;
   const int row_begin = offsets[e];
   const int row_end = offsets[e + 1];
   const int64_t m_begin = static_cast<int64_t>(blockIdx.y) * kBf16Rows;
   const int64_t n_begin = static_cast<int64_t>(blockIdx.x) * kBf16Cols;
-  const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  float4 left_next[kStepLoads];
-  float4 right_next[kStepLoads];
-  // Sorted rows k0.. are the depth: row k0 + c / 32 gives chunk c's values,
-  // the left one scaled by the row's weight.
-  auto load = [&](int k0) {
+  // Sorted rows are the depth: both tiles are [depth][128].
+  auto load = [&](int stage, int step) {
+    __nv_bfloat16* left_tile = tiles + stage * 2 * kOperandTile;
+    __nv_bfloat16* right_tile = left_tile + kOperandTile;
 #pragma unroll
-    for (int i = 0; i < kStepLoads; ++i) {
+    for (int i = 0; i < kStepChunks; ++i) {
       const int c = StepChunk(i);
-      const int r = k0 + c / kWideChunks;
-      const int64_t x = c % kWideChunks * 4;
-      left_next[i] = zero;
-      right_next[i] = zero;
-      if (r < row_end) {
-        const float scale = g.weights ? g.weights[order[r]] : 1.0f;
-        left_next[i] = Scaled(
-            LoadFour(g.left.Row(r, order, slots) + m_begin + x, g.m - m_begin - x, left_vector),
-            scale);
-        right_next[i] =
-            LoadFour(g.right.Row(r, order, slots) + n_begin + x, g.n - n_begin - x, right_vector);
-      }
-    }
-  };
-  auto store = [&](int buffer) {
-#pragma unroll
-    for (int i = 0; i < kStepLoads; ++i) {
-      const int c = StepChunk(i);
-      const int at = c / kWideChunks * kWideRow + c % kWideChunks * 4;
-      StoreFour(&tiles.operand[buffer][0][at], left_next[i]);
-      StoreFour(&tiles.operand[buffer][1][at], right_next[i]);
+      const int64_t r = row_begin + static_cast<int64_t>(step) * kBf16Depth + c / kWideChunks;
+      const int64_t x = c % kWideChunks * kBf16Align;
+      const int at = c / kWideChunks * kWideRow + c % kWideChunks * kBf16Align;
+      const bool left_valid = r < row_end && m_begin + x < g.ldl;
+      CopyAsync16(left_tile + at, left_valid ? g.left + r * g.ldl + m_begin + x : g.left,
+                  left_valid);
+      const bool right_valid = r < row_end && n_begin + x < g.ldr;
+      CopyAsync16(right_tile + at, right_valid ? g.right + r * g.ldr + n_begin + x : g.right,
+                  right_valid);
     }
   };
   const int warp = threadIdx.x / kWarpSize;
@@ -825,72 +918,72 @@ __global__ void __launch_bounds__(kGemmThreads, 2)
   const int warp_col = kWarpCols * (warp % kColWarps);
   const int live_rows = static_cast<int>(g.m - m_begin < kBf16Rows ? g.m - m_begin : kBf16Rows);
   WarpAccumulators acc;
-  ZeroFragments(acc);
-  if (row_begin < row_end) {
-    load(row_begin);
-    store(0);
-  }
-  __syncthreads();
-  int buffer = 0;
-  for (int k0 = row_begin; k0 < row_end; k0 += kBf16Depth) {
-    const bool more = k0 + kBf16Depth < row_end;
-    if (more) load(k0 + kBf16Depth);
-    MultiplyBf16Step<wmma::col_major, wmma::row_major>(
-        tiles.operand[buffer][0], tiles.operand[buffer][1], warp_row, warp_col, live_rows, acc);
-    if (more) store(buffer ^ 1);
-    __syncthreads();
-    buffer ^= 1;
-  }
-  float* stage = reinterpret_cast<float*>(&tiles) + warp * 256;
-  StoreFragments(acc, stage, g.c + e * g.m * g.n, g.n, m_begin + warp_row, g.m,
-                 n_begin + warp_col, g.n);
+  ZeroAccumulators(acc);
+  const int steps = (row_end - row_begin + kBf16Depth - 1) / kBf16Depth;
+  RunPipeline(steps, load, [&](int stage) {
+    const __nv_bfloat16* left_tile = tiles + stage * 2 * kOperandTile;
+    MultiplyBf16Step<true, false>(left_tile, left_tile + kOperandTile, warp_row, warp_col,
+                                  live_rows, acc);
+  });
+  StoreAccumulators(acc, g.c + e * g.m * g.n, g.n, m_begin + warp_row, g.m, n_begin + warp_col,
+                    g.n);
+}
+
+// The kernels need more than the default 48 KiB of dynamic shared memory:
+// raised once per kernel (and process: one device each), before its first
+// launch.
+template <auto kKernel>
+void AllowBf16Shared() {
+  static const cudaError_t status = cudaFuncSetAttribute(
+      kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBf16SharedBytes));
+  (void)status;  // a failure surfaces as the launch's error
 }
 
 // Row tiles of the rows GEMM in the math `bf16` picks.
 int RowTileRows(bool bf16) { return bf16 ? kBf16Rows : kTileRows; }
 
-// The grids of the two GEMMs, in the math `shape.bf16` picks.
+// The grids of the fp32 GEMMs.
 void RunRowsGemm(const MoeExpertsShape& shape, const RowsGemm& g, const ExpertsScratch& s,
                  cudaStream_t stream) {
   const int rows = static_cast<int>(shape.tokens * shape.slots);
   const int experts = static_cast<int>(shape.experts);
-  const int slots = static_cast<int>(shape.slots);
   // Each expert's partial tile adds at most one to the full ones.
-  const int tile_rows = RowTileRows(shape.bf16);
-  if (shape.bf16) {
-    const dim3 grid(CeilDiv(rows, tile_rows) + experts, CeilDiv(g.n, kBf16Cols));
-    // float4 loads need every row 16-byte aligned.
-    const bool a_vector = Aligned16(g.a.data) && g.a.stride % 4 == 0;
-    const bool b_vector = Aligned16(g.b) && g.b_expert_stride % 4 == 0 &&
-                          (g.b_transposed ? g.depth : g.n) % 4 == 0;
-    if (g.b_transposed) {
-      GroupedRowsGemmBf16Kernel<true><<<grid, kGemmThreads, 0, stream>>>(
-          g, s.offsets, s.tile_offsets, s.order, experts, slots, a_vector, b_vector);
-    } else {
-      GroupedRowsGemmBf16Kernel<false><<<grid, kGemmThreads, 0, stream>>>(
-          g, s.offsets, s.tile_offsets, s.order, experts, slots, a_vector, b_vector);
-    }
-  } else {
-    const dim3 grid(CeilDiv(rows, tile_rows) + experts, CeilDiv(g.n, kTileCols));
-    GroupedRowsGemmKernel<<<grid, kGemmThreads, 0, stream>>>(g, s.offsets, s.tile_offsets,
-                                                             s.order, experts, slots);
-  }
+  const dim3 grid(CeilDiv(rows, kTileRows) + experts, CeilDiv(g.n, kTileCols));
+  GroupedRowsGemmKernel<<<grid, kGemmThreads, 0, stream>>>(g, s.offsets, s.tile_offsets, s.order,
+                                                           experts, static_cast<int>(shape.slots));
 }
 
 void RunOuterGemm(const MoeExpertsShape& shape, const OuterGemm& g, const ExpertsScratch& s,
                   cudaStream_t stream) {
-  const int slots = static_cast<int>(shape.slots);
-  const unsigned experts = static_cast<unsigned>(shape.experts);
-  if (shape.bf16) {
-    const dim3 grid(CeilDiv(g.n, kBf16Cols), CeilDiv(g.m, kBf16Rows), experts);
-    const bool left_vector = Aligned16(g.left.data) && g.left.stride % 4 == 0;
-    const bool right_vector = Aligned16(g.right.data) && g.right.stride % 4 == 0;
-    GroupedOuterGemmBf16Kernel<<<grid, kGemmThreads, 0, stream>>>(g, s.offsets, s.order, slots,
-                                                                  left_vector, right_vector);
+  const dim3 grid(CeilDiv(g.n, kTileCols), CeilDiv(g.m, kTileRows),
+                  static_cast<unsigned>(shape.experts));
+  GroupedOuterGemmKernel<<<grid, kGemmThreads, 0, stream>>>(g, s.offsets, s.order,
+                                                            static_cast<int>(shape.slots));
+}
+
+// ... and of the bf16 ones.
+void RunRowsGemmBf16(const MoeExpertsShape& shape, const RowsGemmBf16& g, bool b_transposed,
+                     const ExpertsScratch& s, cudaStream_t stream) {
+  const int rows = static_cast<int>(shape.tokens * shape.slots);
+  const int experts = static_cast<int>(shape.experts);
+  const dim3 grid(CeilDiv(rows, kBf16Rows) + experts, CeilDiv(g.n, kBf16Cols));
+  if (b_transposed) {
+    AllowBf16Shared<GroupedRowsGemmBf16Kernel<true>>();
+    GroupedRowsGemmBf16Kernel<true><<<grid, kGemmThreads, kBf16SharedBytes, stream>>>(
+        g, s.offsets, s.tile_offsets, experts);
   } else {
-    const dim3 grid(CeilDiv(g.n, kTileCols), CeilDiv(g.m, kTileRows), experts);
-    GroupedOuterGemmKernel<<<grid, kGemmThreads, 0, stream>>>(g, s.offsets, s.order, slots);
+    AllowBf16Shared<GroupedRowsGemmBf16Kernel<false>>();
+    GroupedRowsGemmBf16Kernel<false><<<grid, kGemmThreads, kBf16SharedBytes, stream>>>(
+        g, s.offsets, s.tile_offsets, experts);
   }
+}
+
+void RunOuterGemmBf16(const MoeExpertsShape& shape, const OuterGemmBf16& g,
+                      const ExpertsScratch& s, cudaStream_t stream) {
+  const dim3 grid(CeilDiv(g.n, kBf16Cols), CeilDiv(g.m, kBf16Rows),
+                  static_cast<unsigned>(shape.experts));
+  AllowBf16Shared<GroupedOuterGemmBf16Kernel>();
+  GroupedOuterGemmBf16Kernel<<<grid, kGemmThreads, kBf16SharedBytes, stream>>>(g, s.offsets);
 }
 
 // ------------------------------------------------------- SwiGLU, combine
@@ -970,12 +1063,14 @@ __global__ void CombineKernel(const float* hidden_rows, const int* position,
 // ----------------------------------------------------------- orchestration
 
 // Routes the rows and projects and activates them: the forward's first half,
-// which the backward recomputes.
+// which the backward recomputes. At bf16 it also rounds x's routed rows and
+// both weights, and the activation.
 void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, const float* x,
                       const void* ids, bool ids_are_i64, const float* gate_up,
-                      unsigned* error_flags, cudaStream_t stream) {
+                      const float* down, unsigned* error_flags, cudaStream_t stream) {
   const int rows = static_cast<int>(shape.tokens * shape.slots);
   const int experts = static_cast<int>(shape.experts);
+  const int slots = static_cast<int>(shape.slots);
   const int chunks = (rows + kRouteChunk - 1) / kRouteChunk;
   if (chunks > 0) {
     RouteCountKernel<<<chunks, kRouteChunk, 0, stream>>>(ids, ids_are_i64, rows, experts,
@@ -988,20 +1083,178 @@ void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, con
   RouteScatterKernel<<<BlocksFor(rows, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
       ids, ids_are_i64, rows, experts, s.chunk_base, s.local_rank, s.offsets, s.order,
       s.position);
+  const int64_t hidden = shape.hidden;
   const int64_t inter = shape.intermediate;
+  const int* routed = s.offsets + experts;  // rows past it are not read
+  if (shape.bf16) {
+    ToBf16Rows(x, hidden, s.order, slots, nullptr, routed, rows, hidden, s.x_rows, stream);
+    ToBf16Rows(gate_up, hidden, nullptr, 0, nullptr, nullptr, experts * 2 * inter, hidden,
+               s.gate_up_bf16, stream);
+    ToBf16Rows(down, inter, nullptr, 0, nullptr, nullptr, experts * hidden, inter, s.down_bf16,
+               stream);
+  }
   if (inter > 0) {
-    RowsGemm project;
-    project.a = RowSource{x, shape.hidden, true};
-    project.b = gate_up;
-    project.b_expert_stride = 2 * inter * shape.hidden;
-    project.b_transposed = true;
-    project.c = s.projected;
-    project.n = 2 * inter;
-    project.depth = shape.hidden;
-    RunRowsGemm(shape, project, s, stream);
+    if (shape.bf16) {
+      RowsGemmBf16 project;
+      project.a = s.x_rows;
+      project.lda = PadBf16(hidden);
+      project.b = s.gate_up_bf16;  // [E][2I][Hp]: transposed
+      project.ldb = PadBf16(hidden);
+      project.b_expert_stride = 2 * inter * project.ldb;
+      project.c = s.projected;
+      project.n = 2 * inter;
+      project.depth = hidden;
+      RunRowsGemmBf16(shape, project, /*b_transposed=*/true, s, stream);
+    } else {
+      RowsGemm project;
+      project.a = RowSource{x, hidden, true};
+      project.b = gate_up;
+      project.b_expert_stride = 2 * inter * hidden;
+      project.b_transposed = true;
+      project.c = s.projected;
+      project.n = 2 * inter;
+      project.depth = hidden;
+      RunRowsGemm(shape, project, s, stream);
+    }
     SwigluKernel<<<BlocksFor(rows * inter, kElementwiseThreads), kElementwiseThreads, 0,
                    stream>>>(s.projected, rows, inter, s.offsets, experts, s.activation);
+    if (shape.bf16) {
+      ToBf16Rows(s.activation, inter, nullptr, 0, nullptr, routed, rows, inter,
+                 s.activation_bf16, stream);
+    }
   }
+}
+
+// hidden_rows = down a per routed row.
+void ProjectDown(const MoeExpertsShape& shape, const ExpertsScratch& s, const float* down,
+                 cudaStream_t stream) {
+  const int64_t hidden = shape.hidden;
+  const int64_t inter = shape.intermediate;
+  if (shape.bf16) {
+    RowsGemmBf16 g;
+    g.a = s.activation_bf16;
+    g.lda = PadBf16(inter);
+    g.b = s.down_bf16;  // [E][H][Ip]: transposed
+    g.ldb = PadBf16(inter);
+    g.b_expert_stride = hidden * g.ldb;
+    g.c = s.hidden_rows;
+    g.n = hidden;
+    g.depth = inter;
+    RunRowsGemmBf16(shape, g, /*b_transposed=*/true, s, stream);
+    return;
+  }
+  RowsGemm g;
+  g.a = RowSource{s.activation, inter, false};
+  g.b = down;
+  g.b_expert_stride = hidden * inter;
+  g.b_transposed = true;
+  g.c = s.hidden_rows;
+  g.n = hidden;
+  g.depth = inter;
+  RunRowsGemm(shape, g, s, stream);
+}
+
+// activation_grad = down^T dy per routed row (before the gate weight).
+void BackThroughDown(const MoeExpertsShape& shape, const ExpertsScratch& s, const float* down,
+                     const float* y_grad, cudaStream_t stream) {
+  const int64_t hidden = shape.hidden;
+  const int64_t inter = shape.intermediate;
+  if (shape.bf16) {
+    RowsGemmBf16 g;
+    g.a = s.y_grad_rows;
+    g.lda = PadBf16(hidden);
+    g.b = s.down_bf16;  // [E][H][Ip]: depth H, n I
+    g.ldb = PadBf16(inter);
+    g.b_expert_stride = hidden * g.ldb;
+    g.c = s.activation_grad;
+    g.n = inter;
+    g.depth = hidden;
+    RunRowsGemmBf16(shape, g, /*b_transposed=*/false, s, stream);
+    return;
+  }
+  RowsGemm g;
+  g.a = RowSource{y_grad, hidden, true};
+  g.b = down;
+  g.b_expert_stride = hidden * inter;
+  g.b_transposed = false;  // down[e] is [H, I]: depth H, n I
+  g.c = s.activation_grad;
+  g.n = inter;
+  g.depth = hidden;
+  RunRowsGemm(shape, g, s, stream);
+}
+
+// down_grad[e] = sum_r (w_r dy_t) a_r^T and gate_up_grad[e] = sum_r
+// [dg; du]_r x_t^T over expert e's rows.
+void WeightGradients(const MoeExpertsShape& shape, const ExpertsScratch& s, const float* x,
+                     const float* weights, const float* y_grad, float* gate_up_grad,
+                     float* down_grad, cudaStream_t stream) {
+  const int64_t hidden = shape.hidden;
+  const int64_t inter = shape.intermediate;
+  if (shape.bf16) {
+    OuterGemmBf16 grad_down;
+    grad_down.left = s.weighted_y_grad_rows;
+    grad_down.ldl = PadBf16(hidden);
+    grad_down.right = s.activation_bf16;
+    grad_down.ldr = PadBf16(inter);
+    grad_down.c = down_grad;
+    grad_down.m = hidden;
+    grad_down.n = inter;
+    RunOuterGemmBf16(shape, grad_down, s, stream);
+    OuterGemmBf16 grad_gate_up;
+    grad_gate_up.left = s.projected_bf16;
+    grad_gate_up.ldl = PadBf16(2 * inter);
+    grad_gate_up.right = s.x_rows;
+    grad_gate_up.ldr = PadBf16(hidden);
+    grad_gate_up.c = gate_up_grad;
+    grad_gate_up.m = 2 * inter;
+    grad_gate_up.n = hidden;
+    RunOuterGemmBf16(shape, grad_gate_up, s, stream);
+    return;
+  }
+  OuterGemm grad_down;
+  grad_down.left = RowSource{y_grad, hidden, true};
+  grad_down.right = RowSource{s.activation, inter, false};
+  grad_down.weights = weights;
+  grad_down.c = down_grad;
+  grad_down.m = hidden;
+  grad_down.n = inter;
+  RunOuterGemm(shape, grad_down, s, stream);
+  OuterGemm grad_gate_up;
+  grad_gate_up.left = RowSource{s.projected, 2 * inter, false};
+  grad_gate_up.right = RowSource{x, hidden, true};
+  grad_gate_up.c = gate_up_grad;
+  grad_gate_up.m = 2 * inter;
+  grad_gate_up.n = hidden;
+  RunOuterGemm(shape, grad_gate_up, s, stream);
+}
+
+// hidden_rows = gate_up[e]^T [dg; du] per routed row.
+void BackThroughGateUp(const MoeExpertsShape& shape, const ExpertsScratch& s,
+                       const float* gate_up, cudaStream_t stream) {
+  const int64_t hidden = shape.hidden;
+  const int64_t inter = shape.intermediate;
+  if (shape.bf16) {
+    RowsGemmBf16 g;
+    g.a = s.projected_bf16;
+    g.lda = PadBf16(2 * inter);
+    g.b = s.gate_up_bf16;  // [E][2I][Hp]: depth 2I, n H
+    g.ldb = PadBf16(hidden);
+    g.b_expert_stride = 2 * inter * g.ldb;
+    g.c = s.hidden_rows;
+    g.n = hidden;
+    g.depth = 2 * inter;
+    RunRowsGemmBf16(shape, g, /*b_transposed=*/false, s, stream);
+    return;
+  }
+  RowsGemm g;
+  g.a = RowSource{s.projected, 2 * inter, false};
+  g.b = gate_up;
+  g.b_expert_stride = 2 * inter * hidden;
+  g.b_transposed = false;  // gate_up[e] is [2I, H]: depth 2I, n H
+  g.c = s.hidden_rows;
+  g.n = hidden;
+  g.depth = 2 * inter;
+  RunRowsGemm(shape, g, s, stream);
 }
 
 }  // namespace
@@ -1035,9 +1288,9 @@ bool MoeExpertsLaunchable(const MoeExpertsShape& shape) {
   return shape.tokens * shape.slots <= INT_MAX / 2 && shape.experts <= 65535;
 }
 
-size_t MoeExpertsScratchBytes(const MoeExpertsShape& shape, bool backward) {
+size_t MoeExpertsScratchBytes(const MoeExpertsShape& shape) {
   ExpertsScratch unused;
-  return LayOutScratch(shape, backward, nullptr, &unused);
+  return LayOutScratch(shape, /*backward=*/true, nullptr, &unused);
 }
 
 void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* expert_ids,
@@ -1046,19 +1299,9 @@ void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* 
                       cudaStream_t stream) {
   ExpertsScratch s;
   LayOutScratch(shape, false, static_cast<char*>(scratch), &s);
-  RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, error_flags, stream);
+  RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, down, error_flags, stream);
   const int rows = static_cast<int>(shape.tokens * shape.slots);
-  if (rows > 0 && shape.hidden > 0) {
-    RowsGemm project_down;
-    project_down.a = RowSource{s.activation, shape.intermediate, false};
-    project_down.b = down;
-    project_down.b_expert_stride = shape.hidden * shape.intermediate;
-    project_down.b_transposed = true;
-    project_down.c = s.hidden_rows;
-    project_down.n = shape.hidden;
-    project_down.depth = shape.intermediate;
-    RunRowsGemm(shape, project_down, s, stream);
-  }
+  if (rows > 0 && shape.hidden > 0) ProjectDown(shape, s, down, stream);
   const int64_t outputs = shape.tokens * shape.hidden;
   if (outputs > 0) {
     CombineKernel<<<BlocksFor(outputs, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
@@ -1073,57 +1316,34 @@ void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const vo
                           void* scratch, unsigned* error_flags, cudaStream_t stream) {
   ExpertsScratch s;
   LayOutScratch(shape, true, static_cast<char*>(scratch), &s);
-  RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, error_flags, stream);
+  RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, down, error_flags, stream);
   const int rows = static_cast<int>(shape.tokens * shape.slots);
   const int experts = static_cast<int>(shape.experts);
+  const int slots = static_cast<int>(shape.slots);
   const int64_t hidden = shape.hidden;
   const int64_t inter = shape.intermediate;
   if (rows > 0) {
-    if (inter > 0) {
-      // down^T dy per row: the activation's gradient before the gate weight.
-      RowsGemm back_down;
-      back_down.a = RowSource{y_grad, hidden, true};
-      back_down.b = down;
-      back_down.b_expert_stride = hidden * inter;
-      back_down.b_transposed = false;  // down[e] is [H, I]: depth H, n I
-      back_down.c = s.activation_grad;
-      back_down.n = inter;
-      back_down.depth = hidden;
-      RunRowsGemm(shape, back_down, s, stream);
+    if (shape.bf16) {
+      const int* routed = s.offsets + experts;
+      ToBf16Rows(y_grad, hidden, s.order, slots, nullptr, routed, rows, hidden, s.y_grad_rows,
+                 stream);
+      ToBf16Rows(y_grad, hidden, s.order, slots, weights, routed, rows, hidden,
+                 s.weighted_y_grad_rows, stream);
     }
+    if (inter > 0) BackThroughDown(shape, s, down, y_grad, stream);
     constexpr int kWarpsPerBlock = kElementwiseThreads / kWarpSize;
     SwigluGradKernel<<<BlocksFor(rows, kWarpsPerBlock), kElementwiseThreads, 0, stream>>>(
         s.activation_grad, s.activation, weights, s.position, rows, inter, s.projected,
         weights_grad);
+    if (shape.bf16) {
+      ToBf16Rows(s.projected, 2 * inter, nullptr, 0, nullptr, s.offsets + experts, rows,
+                 2 * inter, s.projected_bf16, stream);
+    }
   }
   if (experts > 0 && hidden > 0 && inter > 0) {
-    OuterGemm grad_down;  // sum_r (w_r dy_t) a_r^T
-    grad_down.left = RowSource{y_grad, hidden, true};
-    grad_down.right = RowSource{s.activation, inter, false};
-    grad_down.weights = weights;
-    grad_down.c = down_grad;
-    grad_down.m = hidden;
-    grad_down.n = inter;
-    RunOuterGemm(shape, grad_down, s, stream);
-    OuterGemm grad_gate_up;  // sum_r [dg; du]_r x_t^T
-    grad_gate_up.left = RowSource{s.projected, 2 * inter, false};
-    grad_gate_up.right = RowSource{x, hidden, true};
-    grad_gate_up.c = gate_up_grad;
-    grad_gate_up.m = 2 * inter;
-    grad_gate_up.n = hidden;
-    RunOuterGemm(shape, grad_gate_up, s, stream);
+    WeightGradients(shape, s, x, weights, y_grad, gate_up_grad, down_grad, stream);
   }
-  if (rows > 0 && hidden > 0) {
-    RowsGemm back_gate_up;  // gate_up[e]^T [dg; du] per row
-    back_gate_up.a = RowSource{s.projected, 2 * inter, false};
-    back_gate_up.b = gate_up;
-    back_gate_up.b_expert_stride = 2 * inter * hidden;
-    back_gate_up.b_transposed = false;  // gate_up[e] is [2I, H]: depth 2I, n H
-    back_gate_up.c = s.hidden_rows;
-    back_gate_up.n = hidden;
-    back_gate_up.depth = 2 * inter;
-    RunRowsGemm(shape, back_gate_up, s, stream);
-  }
+  if (rows > 0 && hidden > 0) BackThroughGateUp(shape, s, gate_up, stream);
   const int64_t outputs = shape.tokens * hidden;
   if (outputs > 0) {
     CombineKernel<<<BlocksFor(outputs, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(

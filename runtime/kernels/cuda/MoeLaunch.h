@@ -47,9 +47,11 @@ struct MoeExpertsShape {
 // (up to INT_MAX / 2) and puts the experts on a grid dimension (up to 65535).
 bool MoeExpertsLaunchable(const MoeExpertsShape& shape);
 
-// Bytes of device scratch LaunchMoeExperts (`backward` false) or
-// LaunchMoeExpertsGrad (true) needs; the caller owns it for the launch.
-size_t MoeExpertsScratchBytes(const MoeExpertsShape& shape, bool backward);
+// Bytes of device scratch LaunchMoeExperts and LaunchMoeExpertsGrad need; the
+// caller owns it for the launch. Both take the backward's (the larger): the
+// stream-ordered pool then hands the forward's freed block to the backward
+// instead of holding both (a CUDA graph's memory too).
+size_t MoeExpertsScratchBytes(const MoeExpertsShape& shape);
 
 // moe_experts: y [T, H] from x [T, H], expert_ids and weights [T, k],
 // gate_up [E, 2I, H], down [E, H, I].

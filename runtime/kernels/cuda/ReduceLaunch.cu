@@ -160,6 +160,53 @@ __global__ void __launch_bounds__(kReduceThreads)
   if (threadIdx.x == 0) partials[blockIdx.x] = total;
 }
 
+// The same over contiguous f32 elements in 16-byte-aligned chunks of a
+// multiple of 4: float4 loads, kVectorsInFlight per thread at a time, keep
+// enough bytes in flight to stream at memory speed (one scalar load per
+// thread leaves a split reduction a third as fast). The order of the sum is
+// still fixed.
+constexpr int kVectorsInFlight = 4;
+
+template <typename Reducer>
+__global__ void __launch_bounds__(kReduceThreads)
+    ReduceContiguousChunkKernel(const float* x, typename Reducer::Acc* partials, int64_t splits,
+                                int64_t chunk, int64_t kept_stride, int64_t reduced_count,
+                                Reducer reducer) {
+  using Acc = typename Reducer::Acc;
+  using BlockReduce = cub::BlockReduce<Acc, kReduceThreads>;
+  __shared__ typename BlockReduce::TempStorage temp;
+  const int64_t o = blockIdx.x / splits;
+  const int64_t begin = (blockIdx.x % splits) * chunk;
+  const int64_t end = begin + chunk < reduced_count ? begin + chunk : reduced_count;
+  const float* base = x + o * kept_stride;
+  const float4* vectors = reinterpret_cast<const float4*>(base + begin);
+  const int64_t count = (end - begin) / 4;
+  Acc acc = reducer.Identity();
+  constexpr int64_t kStep = int64_t{kReduceThreads} * kVectorsInFlight;
+  for (int64_t v0 = threadIdx.x; v0 < count; v0 += kStep) {
+    float4 loaded[kVectorsInFlight];
+#pragma unroll
+    for (int u = 0; u < kVectorsInFlight; ++u) {
+      const int64_t v = v0 + u * kReduceThreads;
+      loaded[u] = v < count ? vectors[v] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+#pragma unroll
+    for (int u = 0; u < kVectorsInFlight; ++u) {
+      if (v0 + u * kReduceThreads >= count) break;
+      acc = reducer(acc, reducer.Load(loaded[u].x));
+      acc = reducer(acc, reducer.Load(loaded[u].y));
+      acc = reducer(acc, reducer.Load(loaded[u].z));
+      acc = reducer(acc, reducer.Load(loaded[u].w));
+    }
+  }
+  // The last chunk's tail of fewer than 4.
+  for (int64_t r = begin + count * 4 + threadIdx.x; r < end; r += kReduceThreads) {
+    acc = reducer(acc, reducer.Load(base[r]));
+  }
+  Acc total = BlockReduce(temp).Reduce(acc, reducer);
+  if (threadIdx.x == 0) partials[blockIdx.x] = total;
+}
+
 template <typename Reducer>
 __global__ void __launch_bounds__(kReduceThreads)
     CombineChunksKernel(const typename Reducer::Acc* partials, typename Reducer::Out* y,
@@ -186,7 +233,8 @@ bool LaunchSplitReduction(const typename Reducer::In* x, typename Reducer::Out* 
   int64_t splits = (kSplitTargetBlocks + outputs - 1) / outputs;
   int64_t most = (reduced_count + kSplitMinChunk - 1) / kSplitMinChunk;
   if (splits > most) splits = most;
-  int64_t chunk = (reduced_count + splits - 1) / splits;
+  // Chunks of a multiple of 4 keep float4 reads aligned.
+  int64_t chunk = ((reduced_count + splits - 1) / splits + 3) / 4 * 4;
   splits = (reduced_count + chunk - 1) / chunk;
   using Acc = typename Reducer::Acc;
   Acc* partials = nullptr;
@@ -195,9 +243,22 @@ bool LaunchSplitReduction(const typename Reducer::In* x, typename Reducer::Out* 
     cudaGetLastError();  // consumed: the one-pass kernel runs instead
     return false;
   }
-  ReduceChunkKernel<Reducer, Index>
-      <<<static_cast<unsigned>(outputs * splits), kReduceThreads, 0, stream>>>(
-          x, partials, splits, chunk, kept, reduced, reduced_count, reducer);
+  const unsigned blocks = static_cast<unsigned>(outputs * splits);
+  bool vectorized = false;
+  if constexpr (std::is_same_v<typename Reducer::In, float>) {
+    // Contiguous elements, each output's at a 16-byte-aligned multiple of 4.
+    const int64_t kept_stride = kept.rank == 0 ? 0 : kept.strides[0][0];
+    vectorized = reduced.IsContiguous() && kept.rank <= 1 && chunk % 4 == 0 &&
+                 kept_stride % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    if (vectorized) {
+      ReduceContiguousChunkKernel<Reducer><<<blocks, kReduceThreads, 0, stream>>>(
+          x, partials, splits, chunk, kept_stride, reduced_count, reducer);
+    }
+  }
+  if (!vectorized) {
+    ReduceChunkKernel<Reducer, Index><<<blocks, kReduceThreads, 0, stream>>>(
+        x, partials, splits, chunk, kept, reduced, reduced_count, reducer);
+  }
   CombineChunksKernel<Reducer><<<static_cast<unsigned>(outputs), kReduceThreads, 0, stream>>>(
       partials, y, splits, reducer);
   cudaFreeAsync(partials, stream);

@@ -634,6 +634,7 @@ const std::vector<ReduceCase>& ReduceCases() {
       // Few outputs over many elements: split into chunks and combined.
       {{1000003}, {0}},
       {{3, 200001}, {1}},
+      {{3, 200004}, {1}},  // rows 16-byte aligned: float4 reads
       {{70001, 3}, {0}},
       {{1000, 7}, {1}},
       {{1000, 7}, {0}},
@@ -713,8 +714,9 @@ TEST_F(GpuTest, ReductionsPropagateNan) {
     }
   }
   // The NaN wins wherever it sits in a long row, across block threads and
-  // (at 100000 elements) across the chunks of a split reduction.
-  for (int64_t length : {5000, 100000}) {
+  // (at 100000 elements) across the chunks of a split reduction, read as
+  // float4s (100003: with a tail of 3 in the last chunk).
+  for (int64_t length : {5000, 100000, 100003}) {
     std::vector<float> values(length, 1.0f);
     values[length * 7 / 9] = nan;
     OwnedTensor row = F32({1, length}, values);
