@@ -77,13 +77,25 @@ absl::StatusOr<RopeBroadcast> PlanRopeBroadcast(absl::string_view kernel, absl::
                                                  kMaxRopeRank, " the CUDA kernel supports"));
   }
   RopeBroadcast broadcast;
-  broadcast.rank = static_cast<int>(x.shape.size());
   std::vector<int64_t> cos_strides = cpu::BroadcastStrides(cos.shape, x.shape);
   std::vector<int64_t> sin_strides = cpu::BroadcastStrides(sin.shape, x.shape);
-  for (int d = 0; d < broadcast.rank; ++d) {
-    broadcast.shape[d] = x.shape[d];
-    broadcast.cos_strides[d] = cos_strides[d];
-    broadcast.sin_strides[d] = sin_strides[d];
+  // x's dims over which cos and sin advance as one (or both stay) merge, and
+  // dims of 1 drop: the kernels divide once per remaining dim per element.
+  for (size_t d = 0; d < x.shape.size(); ++d) {
+    const int64_t size = x.shape[d];
+    if (size == 1) continue;
+    const int last = broadcast.rank - 1;
+    if (last >= 0 && broadcast.cos_strides[last] == cos_strides[d] * size &&
+        broadcast.sin_strides[last] == sin_strides[d] * size) {
+      broadcast.shape[last] *= size;
+      broadcast.cos_strides[last] = cos_strides[d];
+      broadcast.sin_strides[last] = sin_strides[d];
+      continue;
+    }
+    broadcast.shape[broadcast.rank] = size;
+    broadcast.cos_strides[broadcast.rank] = cos_strides[d];
+    broadcast.sin_strides[broadcast.rank] = sin_strides[d];
+    ++broadcast.rank;
   }
   broadcast.elements = x.NumElements();
   broadcast.half = x.shape.back() / 2;

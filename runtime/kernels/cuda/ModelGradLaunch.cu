@@ -92,14 +92,16 @@ __global__ void RmsNormGradWarpKernel(const float* x, const float* w, const floa
 
 // The transpose of rope: dx = dy*cos + rotate_half^T(dy*sin), with sin read
 // at the partner position.
+template <typename Index>
 __global__ void RopeGradKernel(const float* dy, const float* cos, const float* sin, float* dx,
                                RopeBroadcast broadcast) {
-  const int64_t half = broadcast.half;
+  const Index half = static_cast<Index>(broadcast.half);
   for (int64_t e = model::GlobalThread(); e < broadcast.elements; e += model::GridThreads()) {
-    int64_t partner = e % (2 * half) < half ? e + half : e - half;
+    const Index i = static_cast<Index>(e);
+    const Index partner = i % (2 * half) < half ? i + half : i - half;
     float rotated = dy[partner] * sin[model::RopeOffset(broadcast, broadcast.sin_strides, partner)];
-    if (partner < e) rotated = -rotated;
-    dx[e] = dy[e] * cos[model::RopeOffset(broadcast, broadcast.cos_strides, e)] + rotated;
+    if (partner < i) rotated = -rotated;
+    dx[e] = dy[e] * cos[model::RopeOffset(broadcast, broadcast.cos_strides, i)] + rotated;
   }
 }
 
@@ -289,8 +291,12 @@ void LaunchRmsNormGrad(const float* x, const float* w, const float* dy, float* d
 void LaunchRopeGrad(const float* dy, const float* cos, const float* sin, float* dx,
                     const RopeBroadcast& broadcast, cudaStream_t stream) {
   if (broadcast.elements == 0) return;
-  RopeGradKernel<<<model::BlocksFor(broadcast.elements, kThreads), kThreads, 0, stream>>>(
-      dy, cos, sin, dx, broadcast);
+  const unsigned blocks = model::BlocksFor(broadcast.elements, kThreads);
+  if (broadcast.elements < (int64_t{1} << 31)) {
+    RopeGradKernel<uint32_t><<<blocks, kThreads, 0, stream>>>(dy, cos, sin, dx, broadcast);
+  } else {
+    RopeGradKernel<uint64_t><<<blocks, kThreads, 0, stream>>>(dy, cos, sin, dx, broadcast);
+  }
 }
 
 void LaunchSwigluGrad(const float* gate, const float* up, const float* dy, float* dgate,

@@ -76,13 +76,15 @@ __global__ void RmsNormWarpKernel(const float* x, const float* w, float* y, int6
   }
 }
 
+template <typename Index>
 __global__ void RopeKernel(const float* x, const float* cos, const float* sin, float* y,
                            RopeBroadcast broadcast) {
-  const int64_t half = broadcast.half;
+  const Index half = static_cast<Index>(broadcast.half);
   for (int64_t e = model::GlobalThread(); e < broadcast.elements; e += model::GridThreads()) {
-    float rotated = e % (2 * half) < half ? -x[e + half] : x[e - half];
-    y[e] = x[e] * cos[model::RopeOffset(broadcast, broadcast.cos_strides, e)] +
-           rotated * sin[model::RopeOffset(broadcast, broadcast.sin_strides, e)];
+    const Index i = static_cast<Index>(e);
+    float rotated = i % (2 * half) < half ? -x[e + half] : x[e - half];
+    y[e] = x[e] * cos[model::RopeOffset(broadcast, broadcast.cos_strides, i)] +
+           rotated * sin[model::RopeOffset(broadcast, broadcast.sin_strides, i)];
   }
 }
 
@@ -236,8 +238,12 @@ void LaunchRmsNorm(const float* x, const float* w, float* y, int64_t rows, int64
 void LaunchRope(const float* x, const float* cos, const float* sin, float* y,
                 const RopeBroadcast& broadcast, cudaStream_t stream) {
   if (broadcast.elements == 0) return;
-  RopeKernel<<<model::BlocksFor(broadcast.elements, kThreads), kThreads, 0, stream>>>(
-      x, cos, sin, y, broadcast);
+  const unsigned blocks = model::BlocksFor(broadcast.elements, kThreads);
+  if (broadcast.elements < (int64_t{1} << 31)) {
+    RopeKernel<uint32_t><<<blocks, kThreads, 0, stream>>>(x, cos, sin, y, broadcast);
+  } else {
+    RopeKernel<uint64_t><<<blocks, kThreads, 0, stream>>>(x, cos, sin, y, broadcast);
+  }
 }
 
 void LaunchSwiglu(const float* gate, const float* up, float* y, int64_t elements,

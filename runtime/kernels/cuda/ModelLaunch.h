@@ -21,7 +21,8 @@ struct DeviceIndices {
 
 // Where rope reads cos and sin for element e of x: both broadcast to x's
 // shape, so their offsets come from x's multi-index and their strides (0
-// where they repeat).
+// where they repeat). `shape` holds x's dims with those merged over which
+// cos and sin advance as one, and without dims of 1.
 inline constexpr int kMaxRopeRank = 8;
 struct RopeBroadcast {
   int rank = 0;

@@ -484,6 +484,9 @@ TEST_F(GpuTest, TransposeMatchesCpu) {
       {{1000, 1003}, {1, 0}},
       {{2, 3, 4, 5}, {3, 1, 0, 2}},
       {{2, 3, 4, 5}, {0, 2, 1, 3}},
+      // The innermost dim kept: copied in 16- and 8-byte words.
+      {{2, 3, 4, 8}, {0, 2, 1, 3}},
+      {{2, 3, 4, 6}, {0, 2, 1, 3}},
       {{1, 7, 1, 3}, {2, 3, 0, 1}},
       {{}, {}},
       {{2, 2, 2, 2, 2, 2, 2, 2}, {7, 6, 5, 4, 3, 2, 1, 0}},
@@ -513,6 +516,9 @@ TEST_F(GpuTest, SliceMatchesCpu) {
       {{10, 12}, {1, 0}, {9, 12}, {2, 5}, {4, 3}},
       {{4, 5, 6}, {0, 2, 1}, {4, 5, 6}, {1, 1, 1}, {4, 3, 5}},
       {{4, 5, 6}, {3, 5, 0}, {3, 5, 6}, {1, 1, 1}, {0, 0, 6}},
+      // Whole rows (wide words), and rows starting 8 bytes in.
+      {{4, 5, 8}, {0, 2, 0}, {4, 5, 8}, {}, {4, 3, 8}},
+      {{4, 5, 8}, {0, 0, 2}, {4, 5, 6}, {}, {4, 5, 4}},
   };
   for (DType dtype : {DType::kF32, DType::kI32, DType::kI1, DType::kF16}) {
     for (const SliceCase& test : cases) {

@@ -123,16 +123,22 @@ TEST_F(GpuTest, RmsNormMatchesCpu) {
 
 TEST_F(GpuTest, RopeMatchesCpu) {
   std::mt19937 rng(4);
-  std::vector<int64_t> x_shape = {2, 4, 9, 16};
-  // cos and sin as [S, D], as [B, 1, S, D], and sin of another shape than cos.
-  std::vector<std::vector<int64_t>> cos_shapes = {{9, 16}, {2, 1, 9, 16}, {9, 16}};
-  std::vector<std::vector<int64_t>> sin_shapes = {{9, 16}, {2, 1, 9, 16}, {4, 1, 16}};
-  for (size_t c = 0; c < cos_shapes.size(); ++c) {
-    OwnedTensor x = RandomF32(x_shape, rng);
-    OwnedTensor cos = RandomF32(cos_shapes[c], rng);
-    OwnedTensor sin = RandomF32(sin_shapes[c], rng);
-    ExpectMatchesCpu("rope", {}, {&x, &cos, &sin}, {x_shape}, rng);
-    ExpectMatchesCpu("rope_grad", {}, {&x, &cos, &sin}, {x_shape}, rng);
+  struct RopeCase {
+    std::vector<int64_t> x, cos, sin;
+  };
+  // cos and sin as [S, D], as [B, 1, S, D], sin of another shape than cos,
+  // and x [1, S, H, D] (a dim of 1, heads inside) with cos and sin repeated
+  // over the heads.
+  const RopeCase cases[] = {{{2, 4, 9, 16}, {9, 16}, {9, 16}},
+                            {{2, 4, 9, 16}, {2, 1, 9, 16}, {2, 1, 9, 16}},
+                            {{2, 4, 9, 16}, {9, 16}, {4, 1, 16}},
+                            {{1, 9, 4, 16}, {9, 1, 16}, {1, 9, 1, 16}}};
+  for (const RopeCase& c : cases) {
+    OwnedTensor x = RandomF32(c.x, rng);
+    OwnedTensor cos = RandomF32(c.cos, rng);
+    OwnedTensor sin = RandomF32(c.sin, rng);
+    ExpectMatchesCpu("rope", {}, {&x, &cos, &sin}, {c.x}, rng);
+    ExpectMatchesCpu("rope_grad", {}, {&x, &cos, &sin}, {c.x}, rng);
   }
 }
 
