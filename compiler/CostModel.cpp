@@ -76,13 +76,23 @@ LaunchWork veomni::launchWork(Operation *op) {
         intParam(launch, "transpose_lhs", 0) ? lhs[lhs.size() - 2] : lhs.back();
     work.flops = 2.0 * typeOf(launch.getResult(0)).getNumElements() * contracted;
     work.tensorCores = true;
+    // At bf16 (the GPU's training precision) both f32 operands are first
+    // rounded into bf16 copies, unless those would pass Matmul.cpp's
+    // kMaxBf16CopyBytes: 4 bytes read and 2 written per element.
+    double elements = 0;
+    for (Value operand : launch.getInputs().take_front(2))
+      elements += typeOf(operand).getNumElements();
+    if (elements * 2 <= double(int64_t{768} << 20))
+      work.prepareBytes = 6 * elements;
   } else if (kernel == "attention") {
     work.flops = attentionFlops(launch);
     work.tensorCores = true;
+    work.engine = LaunchWork::Engine::kAttention;
   } else if (kernel == "attention_grad") {
     // dq, dk, dv, dp and the recomputed scores: five products to two.
     work.flops = 2.5 * attentionFlops(launch);
     work.tensorCores = true;
+    work.engine = LaunchWork::Engine::kAttentionGrad;
   } else if (kernel == "moe_experts" || kernel == "moe_experts_grad") {
     // x [T, H], indices [T, k], gate_up [E, 2I, H]: per routed row a
     // [H] x [H, 2I] and an [I] x [I, H] product.
@@ -95,6 +105,7 @@ LaunchWork veomni::launchWork(Operation *op) {
       // The backward recomputes the forward and takes two products per one.
       work.flops = kernel == "moe_experts" ? forward : 3.0 * forward;
       work.tensorCores = true;
+      work.engine = LaunchWork::Engine::kGroupedGemm;
     }
   } else {
     // Elementwise, reductions, norms: about one operation per element of
@@ -107,6 +118,21 @@ LaunchWork veomni::launchWork(Operation *op) {
     work.flops = std::max(in, out);
   }
   return work;
+}
+
+double veomni::launchSeconds(const LaunchWork &work, const DeviceFigures &device) {
+  if (work.collective)
+    return work.bytes / device.ncclBytes;
+  double rate = device.matmulFlops;
+  switch (work.engine) {
+  case LaunchWork::Engine::kGemm: break;
+  case LaunchWork::Engine::kAttention: rate = device.attentionFlops; break;
+  case LaunchWork::Engine::kAttentionGrad: rate = device.attentionGradFlops; break;
+  case LaunchWork::Engine::kGroupedGemm: rate = device.groupedGemmFlops; break;
+  }
+  double compute = work.tensorCores ? work.flops / rate : work.flops / device.vectorFlops;
+  return std::max(compute, work.bytes / device.memoryBytes) +
+         work.prepareBytes / device.memoryBytes;
 }
 
 llvm::Expected<KernelProfile> veomni::readKernelProfile(StringRef path) {
@@ -146,9 +172,7 @@ StepEstimate veomni::estimateStep(ModuleOp module, const DeviceFigures &device,
     int64_t times = name == "optimizer_step" ? 1 : gradAccum;
     func.walk([&](vrt::LaunchOp launch) {
       LaunchWork work = launchWork(launch);
-      double seconds = work.collective
-                           ? work.bytes / device.ncclBytes
-                           : device.seconds(work.flops, work.bytes, work.tensorCores);
+      double seconds = launchSeconds(work, device);
       KernelEstimate &entry = byKernel[launch.getKernel().str()];
       entry.kernel = launch.getKernel().str();
       entry.launches += times;

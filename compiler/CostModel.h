@@ -27,7 +27,14 @@ struct LaunchWork {
   double flops = 0, bytes = 0;
   bool tensorCores = false; // matmul-like work that runs on tensor cores
   bool collective = false;
+  // Which tensor-core engine runs `flops` (DeviceFigures' rates).
+  enum class Engine { kGemm, kAttention, kAttentionGrad, kGroupedGemm } engine = Engine::kGemm;
+  // Memory-bound work before the compute, in bytes read and written: a bf16
+  // matmul's operand copies.
+  double prepareBytes = 0;
 };
+/// Seconds of one launch's work on `device` (collectives at NCCL's rate).
+double launchSeconds(const LaunchWork &work, const DeviceFigures &device);
 LaunchWork launchWork(mlir::Operation *launch);
 
 struct KernelEstimate {

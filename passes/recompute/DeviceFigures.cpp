@@ -10,10 +10,14 @@ namespace {
 // 3.0 (H100) and 4.3 TB/s (H200) counting bytes read and written; NCCL:
 // all-reduce bus bandwidth 329 GB/s on two H100s (the device tool's
 // KINDS.md). fp32 CUDA cores: the datasheets' 67 TFLOP/s. Launch: a few
-// microseconds.
+// microseconds. The runtime's attention and MoE kernels: the dense and MoE
+// benchmarks' --profile on an H200 (2026-11-26, bench/README.md), per FLOP
+// of the cost model: attention 3.85 TFLOP in 11 ms, attention_grad 9.62 in
+// 36 ms, moe_experts(_grad) 2.47 in 22 ms; the H100 has the same SMs and
+// clocks and is taken to reach the same.
 const DeviceFigures kDevices[] = {
-    {"h100", 780e12, 67e12, 3.0e12, 329e9, 4e-6},
-    {"h200", 788e12, 67e12, 4.3e12, 329e9, 4e-6},
+    {"h100", 780e12, 67e12, 3.0e12, 329e9, 4e-6, 350e12, 267e12, 110e12},
+    {"h200", 788e12, 67e12, 4.3e12, 329e9, 4e-6, 350e12, 267e12, 110e12},
 };
 } // namespace
 

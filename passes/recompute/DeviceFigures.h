@@ -21,6 +21,13 @@ struct DeviceFigures {
   double memoryBytes;   // HBM, bytes/s (read + write)
   double ncclBytes;     // NCCL bus bandwidth between the GPUs of one host, bytes/s
   double launchSeconds; // per kernel launch
+  // What the runtime's own tensor-core kernels reach, FLOP/s as the cost
+  // model counts their work (--explain's step time; the recompute pass
+  // compares costs with matmulFlops alone): cuDNN's fused attention forward
+  // and backward, and the MoE grouped GEMMs with their bf16 operand copies.
+  double attentionFlops;
+  double attentionGradFlops;
+  double groupedGemmFlops;
 
   /// max(compute, memory) for work of `flops` and `bytes`.
   double seconds(double flops, double bytes, bool tensorCores) const {
