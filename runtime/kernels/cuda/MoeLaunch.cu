@@ -1062,6 +1062,85 @@ __global__ void CombineKernel(const float* hidden_rows, const int* position,
 
 // ----------------------------------------------------------- orchestration
 
+// One grouped product over the routed rows, C[r, :n] = A_r W_e over `depth`,
+// in either math: W_e is stored [n][depth] when `w_transposed` (a weight
+// applied as W a), else [depth][n]; at bf16 the rounded copies (rows padded
+// to PadBf16) stand in for A and W.
+struct RowsProduct {
+  RowSource a;
+  const __nv_bfloat16* a_bf16 = nullptr;
+  const float* w = nullptr;
+  const __nv_bfloat16* w_bf16 = nullptr;
+  bool w_transposed = false;
+  float* c = nullptr;
+  int64_t n = 0;
+  int64_t depth = 0;
+};
+
+void RunRowsProduct(const MoeExpertsShape& shape, const RowsProduct& p, const ExpertsScratch& s,
+                    cudaStream_t stream) {
+  if (shape.bf16) {
+    RowsGemmBf16 g;
+    g.a = p.a_bf16;
+    g.lda = PadBf16(p.depth);
+    g.b = p.w_bf16;
+    g.ldb = PadBf16(p.w_transposed ? p.depth : p.n);
+    g.b_expert_stride = (p.w_transposed ? p.n : p.depth) * g.ldb;
+    g.c = p.c;
+    g.n = p.n;
+    g.depth = p.depth;
+    RunRowsGemmBf16(shape, g, p.w_transposed, s, stream);
+    return;
+  }
+  RowsGemm g;
+  g.a = p.a;
+  g.b = p.w;
+  g.b_expert_stride = p.n * p.depth;
+  g.b_transposed = p.w_transposed;
+  g.c = p.c;
+  g.n = p.n;
+  g.depth = p.depth;
+  RunRowsGemm(shape, g, s, stream);
+}
+
+// One weight gradient, C_e[m, n] = sum over expert e's rows r of
+// scale_r left_r[m] right_r[n] (scale_r = weights[order[r]], or 1 when
+// null); at bf16 the rounded rows stand in, left_bf16 already scaled.
+struct OuterProduct {
+  RowSource left;
+  const __nv_bfloat16* left_bf16 = nullptr;
+  RowSource right;
+  const __nv_bfloat16* right_bf16 = nullptr;
+  const float* weights = nullptr;
+  float* c = nullptr;
+  int64_t m = 0;
+  int64_t n = 0;
+};
+
+void RunOuterProduct(const MoeExpertsShape& shape, const OuterProduct& p,
+                     const ExpertsScratch& s, cudaStream_t stream) {
+  if (shape.bf16) {
+    OuterGemmBf16 g;
+    g.left = p.left_bf16;
+    g.ldl = PadBf16(p.m);
+    g.right = p.right_bf16;
+    g.ldr = PadBf16(p.n);
+    g.c = p.c;
+    g.m = p.m;
+    g.n = p.n;
+    RunOuterGemmBf16(shape, g, s, stream);
+    return;
+  }
+  OuterGemm g;
+  g.left = p.left;
+  g.right = p.right;
+  g.weights = p.weights;
+  g.c = p.c;
+  g.m = p.m;
+  g.n = p.n;
+  RunOuterGemm(shape, g, s, stream);
+}
+
 // Routes the rows and projects and activates them: the forward's first half,
 // which the backward recomputes. At bf16 it also rounds x's routed rows and
 // both weights, and the activation.
@@ -1093,168 +1172,23 @@ void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, con
     ToBf16Rows(down, inter, nullptr, 0, nullptr, nullptr, experts * hidden, inter, s.down_bf16,
                stream);
   }
-  if (inter > 0) {
-    if (shape.bf16) {
-      RowsGemmBf16 project;
-      project.a = s.x_rows;
-      project.lda = PadBf16(hidden);
-      project.b = s.gate_up_bf16;  // [E][2I][Hp]: transposed
-      project.ldb = PadBf16(hidden);
-      project.b_expert_stride = 2 * inter * project.ldb;
-      project.c = s.projected;
-      project.n = 2 * inter;
-      project.depth = hidden;
-      RunRowsGemmBf16(shape, project, /*b_transposed=*/true, s, stream);
-    } else {
-      RowsGemm project;
-      project.a = RowSource{x, hidden, true};
-      project.b = gate_up;
-      project.b_expert_stride = 2 * inter * hidden;
-      project.b_transposed = true;
-      project.c = s.projected;
-      project.n = 2 * inter;
-      project.depth = hidden;
-      RunRowsGemm(shape, project, s, stream);
-    }
-    SwigluKernel<<<BlocksFor(rows * inter, kElementwiseThreads), kElementwiseThreads, 0,
-                   stream>>>(s.projected, rows, inter, s.offsets, experts, s.activation);
-    if (shape.bf16) {
-      ToBf16Rows(s.activation, inter, nullptr, 0, nullptr, routed, rows, inter,
-                 s.activation_bf16, stream);
-    }
-  }
-}
-
-// hidden_rows = down a per routed row.
-void ProjectDown(const MoeExpertsShape& shape, const ExpertsScratch& s, const float* down,
-                 cudaStream_t stream) {
-  const int64_t hidden = shape.hidden;
-  const int64_t inter = shape.intermediate;
+  if (inter == 0) return;
+  RowsProduct project;  // [g; u] = gate_up x
+  project.a = RowSource{x, hidden, true};
+  project.a_bf16 = s.x_rows;
+  project.w = gate_up;
+  project.w_bf16 = s.gate_up_bf16;
+  project.w_transposed = true;  // gate_up[e] is [2I, H]
+  project.c = s.projected;
+  project.n = 2 * inter;
+  project.depth = hidden;
+  RunRowsProduct(shape, project, s, stream);
+  SwigluKernel<<<BlocksFor(rows * inter, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
+      s.projected, rows, inter, s.offsets, experts, s.activation);
   if (shape.bf16) {
-    RowsGemmBf16 g;
-    g.a = s.activation_bf16;
-    g.lda = PadBf16(inter);
-    g.b = s.down_bf16;  // [E][H][Ip]: transposed
-    g.ldb = PadBf16(inter);
-    g.b_expert_stride = hidden * g.ldb;
-    g.c = s.hidden_rows;
-    g.n = hidden;
-    g.depth = inter;
-    RunRowsGemmBf16(shape, g, /*b_transposed=*/true, s, stream);
-    return;
+    ToBf16Rows(s.activation, inter, nullptr, 0, nullptr, routed, rows, inter, s.activation_bf16,
+               stream);
   }
-  RowsGemm g;
-  g.a = RowSource{s.activation, inter, false};
-  g.b = down;
-  g.b_expert_stride = hidden * inter;
-  g.b_transposed = true;
-  g.c = s.hidden_rows;
-  g.n = hidden;
-  g.depth = inter;
-  RunRowsGemm(shape, g, s, stream);
-}
-
-// activation_grad = down^T dy per routed row (before the gate weight).
-void BackThroughDown(const MoeExpertsShape& shape, const ExpertsScratch& s, const float* down,
-                     const float* y_grad, cudaStream_t stream) {
-  const int64_t hidden = shape.hidden;
-  const int64_t inter = shape.intermediate;
-  if (shape.bf16) {
-    RowsGemmBf16 g;
-    g.a = s.y_grad_rows;
-    g.lda = PadBf16(hidden);
-    g.b = s.down_bf16;  // [E][H][Ip]: depth H, n I
-    g.ldb = PadBf16(inter);
-    g.b_expert_stride = hidden * g.ldb;
-    g.c = s.activation_grad;
-    g.n = inter;
-    g.depth = hidden;
-    RunRowsGemmBf16(shape, g, /*b_transposed=*/false, s, stream);
-    return;
-  }
-  RowsGemm g;
-  g.a = RowSource{y_grad, hidden, true};
-  g.b = down;
-  g.b_expert_stride = hidden * inter;
-  g.b_transposed = false;  // down[e] is [H, I]: depth H, n I
-  g.c = s.activation_grad;
-  g.n = inter;
-  g.depth = hidden;
-  RunRowsGemm(shape, g, s, stream);
-}
-
-// down_grad[e] = sum_r (w_r dy_t) a_r^T and gate_up_grad[e] = sum_r
-// [dg; du]_r x_t^T over expert e's rows.
-void WeightGradients(const MoeExpertsShape& shape, const ExpertsScratch& s, const float* x,
-                     const float* weights, const float* y_grad, float* gate_up_grad,
-                     float* down_grad, cudaStream_t stream) {
-  const int64_t hidden = shape.hidden;
-  const int64_t inter = shape.intermediate;
-  if (shape.bf16) {
-    OuterGemmBf16 grad_down;
-    grad_down.left = s.weighted_y_grad_rows;
-    grad_down.ldl = PadBf16(hidden);
-    grad_down.right = s.activation_bf16;
-    grad_down.ldr = PadBf16(inter);
-    grad_down.c = down_grad;
-    grad_down.m = hidden;
-    grad_down.n = inter;
-    RunOuterGemmBf16(shape, grad_down, s, stream);
-    OuterGemmBf16 grad_gate_up;
-    grad_gate_up.left = s.projected_bf16;
-    grad_gate_up.ldl = PadBf16(2 * inter);
-    grad_gate_up.right = s.x_rows;
-    grad_gate_up.ldr = PadBf16(hidden);
-    grad_gate_up.c = gate_up_grad;
-    grad_gate_up.m = 2 * inter;
-    grad_gate_up.n = hidden;
-    RunOuterGemmBf16(shape, grad_gate_up, s, stream);
-    return;
-  }
-  OuterGemm grad_down;
-  grad_down.left = RowSource{y_grad, hidden, true};
-  grad_down.right = RowSource{s.activation, inter, false};
-  grad_down.weights = weights;
-  grad_down.c = down_grad;
-  grad_down.m = hidden;
-  grad_down.n = inter;
-  RunOuterGemm(shape, grad_down, s, stream);
-  OuterGemm grad_gate_up;
-  grad_gate_up.left = RowSource{s.projected, 2 * inter, false};
-  grad_gate_up.right = RowSource{x, hidden, true};
-  grad_gate_up.c = gate_up_grad;
-  grad_gate_up.m = 2 * inter;
-  grad_gate_up.n = hidden;
-  RunOuterGemm(shape, grad_gate_up, s, stream);
-}
-
-// hidden_rows = gate_up[e]^T [dg; du] per routed row.
-void BackThroughGateUp(const MoeExpertsShape& shape, const ExpertsScratch& s,
-                       const float* gate_up, cudaStream_t stream) {
-  const int64_t hidden = shape.hidden;
-  const int64_t inter = shape.intermediate;
-  if (shape.bf16) {
-    RowsGemmBf16 g;
-    g.a = s.projected_bf16;
-    g.lda = PadBf16(2 * inter);
-    g.b = s.gate_up_bf16;  // [E][2I][Hp]: depth 2I, n H
-    g.ldb = PadBf16(hidden);
-    g.b_expert_stride = 2 * inter * g.ldb;
-    g.c = s.hidden_rows;
-    g.n = hidden;
-    g.depth = 2 * inter;
-    RunRowsGemmBf16(shape, g, /*b_transposed=*/false, s, stream);
-    return;
-  }
-  RowsGemm g;
-  g.a = RowSource{s.projected, 2 * inter, false};
-  g.b = gate_up;
-  g.b_expert_stride = 2 * inter * hidden;
-  g.b_transposed = false;  // gate_up[e] is [2I, H]: depth 2I, n H
-  g.c = s.hidden_rows;
-  g.n = hidden;
-  g.depth = 2 * inter;
-  RunRowsGemm(shape, g, s, stream);
 }
 
 }  // namespace
@@ -1301,7 +1235,18 @@ void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* 
   LayOutScratch(shape, false, static_cast<char*>(scratch), &s);
   RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, down, error_flags, stream);
   const int rows = static_cast<int>(shape.tokens * shape.slots);
-  if (rows > 0 && shape.hidden > 0) ProjectDown(shape, s, down, stream);
+  if (rows > 0 && shape.hidden > 0) {
+    RowsProduct project_down;  // down a
+    project_down.a = RowSource{s.activation, shape.intermediate, false};
+    project_down.a_bf16 = s.activation_bf16;
+    project_down.w = down;
+    project_down.w_bf16 = s.down_bf16;
+    project_down.w_transposed = true;  // down[e] is [H, I]
+    project_down.c = s.hidden_rows;
+    project_down.n = shape.hidden;
+    project_down.depth = shape.intermediate;
+    RunRowsProduct(shape, project_down, s, stream);
+  }
   const int64_t outputs = shape.tokens * shape.hidden;
   if (outputs > 0) {
     CombineKernel<<<BlocksFor(outputs, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
@@ -1322,28 +1267,68 @@ void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const vo
   const int slots = static_cast<int>(shape.slots);
   const int64_t hidden = shape.hidden;
   const int64_t inter = shape.intermediate;
+  const int* routed = s.offsets + experts;
   if (rows > 0) {
     if (shape.bf16) {
-      const int* routed = s.offsets + experts;
       ToBf16Rows(y_grad, hidden, s.order, slots, nullptr, routed, rows, hidden, s.y_grad_rows,
                  stream);
       ToBf16Rows(y_grad, hidden, s.order, slots, weights, routed, rows, hidden,
                  s.weighted_y_grad_rows, stream);
     }
-    if (inter > 0) BackThroughDown(shape, s, down, y_grad, stream);
+    if (inter > 0) {
+      RowsProduct back_down;  // down^T dy: the activation's gradient before the gate weight
+      back_down.a = RowSource{y_grad, hidden, true};
+      back_down.a_bf16 = s.y_grad_rows;
+      back_down.w = down;
+      back_down.w_bf16 = s.down_bf16;
+      back_down.w_transposed = false;  // down[e] is [H, I]: depth H, n I
+      back_down.c = s.activation_grad;
+      back_down.n = inter;
+      back_down.depth = hidden;
+      RunRowsProduct(shape, back_down, s, stream);
+    }
     constexpr int kWarpsPerBlock = kElementwiseThreads / kWarpSize;
     SwigluGradKernel<<<BlocksFor(rows, kWarpsPerBlock), kElementwiseThreads, 0, stream>>>(
         s.activation_grad, s.activation, weights, s.position, rows, inter, s.projected,
         weights_grad);
     if (shape.bf16) {
-      ToBf16Rows(s.projected, 2 * inter, nullptr, 0, nullptr, s.offsets + experts, rows,
-                 2 * inter, s.projected_bf16, stream);
+      ToBf16Rows(s.projected, 2 * inter, nullptr, 0, nullptr, routed, rows, 2 * inter,
+                 s.projected_bf16, stream);
     }
   }
   if (experts > 0 && hidden > 0 && inter > 0) {
-    WeightGradients(shape, s, x, weights, y_grad, gate_up_grad, down_grad, stream);
+    OuterProduct grad_down;  // sum_r (w_r dy_t) a_r^T
+    grad_down.left = RowSource{y_grad, hidden, true};
+    grad_down.left_bf16 = s.weighted_y_grad_rows;
+    grad_down.right = RowSource{s.activation, inter, false};
+    grad_down.right_bf16 = s.activation_bf16;
+    grad_down.weights = weights;
+    grad_down.c = down_grad;
+    grad_down.m = hidden;
+    grad_down.n = inter;
+    RunOuterProduct(shape, grad_down, s, stream);
+    OuterProduct grad_gate_up;  // sum_r [dg; du]_r x_t^T
+    grad_gate_up.left = RowSource{s.projected, 2 * inter, false};
+    grad_gate_up.left_bf16 = s.projected_bf16;
+    grad_gate_up.right = RowSource{x, hidden, true};
+    grad_gate_up.right_bf16 = s.x_rows;
+    grad_gate_up.c = gate_up_grad;
+    grad_gate_up.m = 2 * inter;
+    grad_gate_up.n = hidden;
+    RunOuterProduct(shape, grad_gate_up, s, stream);
   }
-  if (rows > 0 && hidden > 0) BackThroughGateUp(shape, s, gate_up, stream);
+  if (rows > 0 && hidden > 0) {
+    RowsProduct back_gate_up;  // gate_up[e]^T [dg; du] per row
+    back_gate_up.a = RowSource{s.projected, 2 * inter, false};
+    back_gate_up.a_bf16 = s.projected_bf16;
+    back_gate_up.w = gate_up;
+    back_gate_up.w_bf16 = s.gate_up_bf16;
+    back_gate_up.w_transposed = false;  // gate_up[e] is [2I, H]: depth 2I, n H
+    back_gate_up.c = s.hidden_rows;
+    back_gate_up.n = hidden;
+    back_gate_up.depth = 2 * inter;
+    RunRowsProduct(shape, back_gate_up, s, stream);
+  }
   const int64_t outputs = shape.tokens * hidden;
   if (outputs > 0) {
     CombineKernel<<<BlocksFor(outputs, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
