@@ -7,6 +7,7 @@
 #
 # --source times another version of runtime/kernels/cuda/MoeLaunch.cu (an
 # experiment, or `git show REV:...`) beside the checked-out one; repeatable.
+# The checked-out one is also timed product by product (VEOMNI_MOE_INTERNALS).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 sources=("$root/runtime/kernels/cuda/MoeLaunch.cu")
@@ -26,8 +27,13 @@ trap 'rm -rf "$work"' EXIT
 for i in "${!sources[@]}"; do
   src="${sources[$i]}"
   [[ -f "$src" ]] || { echo "moe-kernels.sh: no file $src" >&2; exit 2; }
-  "$nvcc" -std=c++17 -O3 -arch=sm_90 -I"$root" "$src" "$root/bench/moe_kernels_bench.cu" \
-    -o "$work/bench$i"
+  if [[ $i -eq 0 ]]; then  # the bench includes the checked-out source itself
+    "$nvcc" -std=c++17 -O3 -arch=sm_90 -I"$root" -DVEOMNI_MOE_INTERNALS \
+      "$root/bench/moe_kernels_bench.cu" -o "$work/bench$i"
+  else
+    "$nvcc" -std=c++17 -O3 -arch=sm_90 -I"$root" "$src" "$root/bench/moe_kernels_bench.cu" \
+      -o "$work/bench$i"
+  fi
   echo "== $src"
   "$work/bench$i" "${shape[@]}" bf16
 done

@@ -4,6 +4,10 @@
 // times PyTorch's grouped GEMM on the same GPU for scale.
 //
 //   moe_kernels_bench TOKENS HIDDEN EXPERTS TOP_K INTERMEDIATE [bf16|f32]
+//
+// Built with VEOMNI_MOE_INTERNALS, this file includes MoeLaunch.cu itself
+// (not linked beside it) and also times each product of the backward alone,
+// and the rounding of the weights, from the scratch a full launch left.
 
 #include <cstdint>
 #include <cstdio>
@@ -12,7 +16,11 @@
 
 #include <cuda_runtime.h>
 
+#ifdef VEOMNI_MOE_INTERNALS
+#include "runtime/kernels/cuda/MoeLaunch.cu"
+#else
 #include "runtime/kernels/cuda/MoeLaunch.h"
+#endif
 
 namespace {
 
@@ -143,5 +151,72 @@ int main(int argc, char** argv) {
               static_cast<long long>(T), static_cast<long long>(H), static_cast<long long>(E),
               static_cast<long long>(k), static_cast<long long>(I), shape.bf16 ? "bf16" : "f32",
               backward_ms, 8 * unit / backward_ms / 1e9);
+#ifdef VEOMNI_MOE_INTERNALS
+  {
+    // The last backward left its routing and operand copies in `scratch`.
+    using namespace veomni::runtime::cuda;
+    ExpertsScratch s;
+    LayOutScratch(shape, true, static_cast<char*>(scratch), &s);
+    auto report = [&](const char* what, double units, auto&& launch) {
+      const double ms = time_ms(launch);
+      std::printf("  %-34s %.3f ms", what, ms);
+      if (units > 0) std::printf(", %.1f TFLOP/s", units * unit / ms / 1e9);
+      std::printf("\n");
+    };
+    report("round both weights to bf16", 0, [&] {
+      ToBf16Rows(gate_up, H, nullptr, 0, nullptr, nullptr, E * 2 * I, H, s.gate_up_bf16, stream);
+      ToBf16Rows(down, I, nullptr, 0, nullptr, nullptr, E * H, I, s.down_bf16, stream);
+    });
+    RowsProduct project;
+    project.a = RowSource{x, H, true};
+    project.a_bf16 = s.x_rows;
+    project.w = gate_up;
+    project.w_bf16 = s.gate_up_bf16;
+    project.w_transposed = true;
+    project.c = s.projected;
+    project.n = 2 * I;
+    project.depth = H;
+    report("gate_up x (rows, W^T)", 2, [&] { RunRowsProduct(shape, project, s, stream); });
+    RowsProduct back_down;
+    back_down.a = RowSource{y_grad, H, true};
+    back_down.a_bf16 = s.y_grad_rows;
+    back_down.w = down;
+    back_down.w_bf16 = s.down_bf16;
+    back_down.c = s.activation_grad;
+    back_down.n = I;
+    back_down.depth = H;
+    report("down^T dy (rows, W)", 1, [&] { RunRowsProduct(shape, back_down, s, stream); });
+    OuterProduct grad_down;
+    grad_down.left = RowSource{y_grad, H, true};
+    grad_down.left_bf16 = s.weighted_y_grad_rows;
+    grad_down.right = RowSource{s.activation, I, false};
+    grad_down.right_bf16 = s.activation_bf16;
+    grad_down.weights = weights;
+    grad_down.c = down_grad;
+    grad_down.m = H;
+    grad_down.n = I;
+    report("down_grad (outer)", 1, [&] { RunOuterProduct(shape, grad_down, s, stream); });
+    RowsProduct back_gate_up;
+    back_gate_up.a = RowSource{s.projected, 2 * I, false};
+    back_gate_up.a_bf16 = s.projected_bf16;
+    back_gate_up.w = gate_up;
+    back_gate_up.w_bf16 = s.gate_up_bf16;
+    back_gate_up.c = s.hidden_rows;
+    back_gate_up.n = H;
+    back_gate_up.depth = 2 * I;
+    report("gate_up^T [dg; du] (rows, W)", 2,
+           [&] { RunRowsProduct(shape, back_gate_up, s, stream); });
+    OuterProduct grad_gate_up;
+    grad_gate_up.left = RowSource{s.projected, 2 * I, false};
+    grad_gate_up.left_bf16 = s.projected_bf16;
+    grad_gate_up.right = RowSource{x, H, true};
+    grad_gate_up.right_bf16 = s.x_rows;
+    grad_gate_up.c = gate_up_grad;
+    grad_gate_up.m = 2 * I;
+    grad_gate_up.n = H;
+    report("gate_up_grad (outer)", 2, [&] { RunOuterProduct(shape, grad_gate_up, s, stream); });
+    Check(cudaStreamSynchronize(stream), "the products");
+  }
+#endif
   return 0;
 }
