@@ -256,8 +256,12 @@ GpuExtras veomni::gpuExtras(ModuleOp module) {
         auto pad = [](int64_t count) { return (count + 7) / 8 * 8; };
         int64_t bf16PerRow = 3 * pad(hidden) + pad(inner) + pad(2 * inner);
         int64_t bf16Weights = experts * (2 * inner * pad(hidden) + hidden * pad(inner));
-        extras.moeScratch = std::max(
-            extras.moeScratch, 4 * rows * perRow + 2 * (rows * bf16PerRow + bf16Weights));
+        // The routing's i32 arrays: a rank, the order and the position per
+        // row, a count per 256-row chunk and expert, and the offsets.
+        int64_t routing = 4 * (3 * rows + (rows + 255) / 256 * experts + 2 * (experts + 1));
+        extras.moeScratch =
+            std::max(extras.moeScratch,
+                     4 * rows * perRow + 2 * (rows * bf16PerRow + bf16Weights) + routing);
         if (intParam(launch, "group_size", 1) > 1) {
           // Expert parallelism on a GPU (MoeExpertsExpertParallelOnDevice):
           // f32 rows of H sent, received, computed, returned and gathered

@@ -22,6 +22,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 def Vo_FloatElement : AnyTypeOf<[F32, BF16, F16]>;
 def Vo_IntElement : AnyTypeOf<[I64, I32]>;
 def Vo_FloatTensor : StaticShapeTensorOf<[F32, BF16, F16]>;
+def Vo_F32Tensor : StaticShapeTensorOf<[F32]>;
 def Vo_IntTensor : StaticShapeTensorOf<[I64, I32]>;
 def Vo_BoolTensor : StaticShapeTensorOf<[I1]>;
 def Vo_NumericTensor : StaticShapeTensorOf<[F32, BF16, F16, I64, I32]>;
@@ -218,11 +219,12 @@ class Vo_ReduceOp<string mnemonic, Type operandType>
 def Vo_ReduceSumOp : Vo_ReduceOp<"reduce_sum", Vo_NumericTensor> {
   let summary = "Sum over axes";
 }
-def Vo_ReduceSumSquaresOp : Vo_ReduceOp<"reduce_sum_squares", Vo_FloatTensor> {
+def Vo_ReduceSumSquaresOp : Vo_ReduceOp<"reduce_sum_squares", Vo_F32Tensor> {
   let summary = "Sum of squares over axes";
   let description = [{
     `reduce_sum(x * x)` in one pass over `x`, without the squares in memory
-    (the gradient norm's reduction: one read of every gradient).
+    (the gradient norm's reduction: one read of every gradient). f32 only,
+    as its kernels: each square is taken and summed in double.
   }];
 }
 def Vo_ReduceMeanOp : Vo_ReduceOp<"reduce_mean", Vo_FloatTensor> {

@@ -141,6 +141,15 @@ func.func @reduce_axis(%a: tensor<2x3xf32>) {
 
 // -----
 
+// Its kernels square and sum f32 only.
+func.func @sum_squares_of_bf16(%a: tensor<2x3xbf16>) {
+  // expected-error @+1 {{'vo.reduce_sum_squares' op operand #0 must be statically shaped tensor of 32-bit float values}}
+  %0 = vo.reduce_sum_squares %a axes = [0, 1] : tensor<2x3xbf16>
+  return
+}
+
+// -----
+
 func.func @reduce_twice(%a: tensor<2x3xf32>) {
   // expected-error @+1 {{'vo.reduce_mean' op reduces axis 1 twice}}
   %0 = vo.reduce_mean %a axes = [1, 1] : tensor<2x3xf32>

@@ -82,6 +82,8 @@ func.func @contractions(%x: tensor<2x5x8xf32>, %w: tensor<4x8xf32>, %b: tensor<3
   %2 = vo.reduce_sum %x axes = [0, 2] : tensor<2x5x8xf32>
   // CHECK: vo.reduce_mean {{.*}} axes = [2] keep_dims : tensor<2x5x8xf32>
   %3 = vo.reduce_mean %x axes = [2] keep_dims : tensor<2x5x8xf32>
+  // CHECK: vo.reduce_sum_squares {{.*}} axes = [0, 1, 2] : tensor<2x5x8xf32>
+  %sq = vo.reduce_sum_squares %x axes = [0, 1, 2] : tensor<2x5x8xf32>
   // CHECK: vo.reduce_max
   %4 = vo.reduce_max %x axes = [1] : tensor<2x5x8xf32>
   // CHECK: vo.softmax {{.*}} axis = 2
