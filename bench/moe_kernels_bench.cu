@@ -167,54 +167,19 @@ int main(int argc, char** argv) {
       ToBf16Rows(gate_up, H, nullptr, 0, nullptr, nullptr, E * 2 * I, H, s.gate_up_bf16, stream);
       ToBf16Rows(down, I, nullptr, 0, nullptr, nullptr, E * H, I, s.down_bf16, stream);
     });
-    RowsProduct project;
-    project.a = RowSource{x, H, true};
-    project.a_bf16 = s.x_rows;
-    project.w = gate_up;
-    project.w_bf16 = s.gate_up_bf16;
-    project.w_transposed = true;
-    project.c = s.projected;
-    project.n = 2 * I;
-    project.depth = H;
-    report("gate_up x (rows, W^T)", 2, [&] { RunRowsProduct(shape, project, s, stream); });
-    RowsProduct back_down;
-    back_down.a = RowSource{y_grad, H, true};
-    back_down.a_bf16 = s.y_grad_rows;
-    back_down.w = down;
-    back_down.w_bf16 = s.down_bf16;
-    back_down.c = s.activation_grad;
-    back_down.n = I;
-    back_down.depth = H;
-    report("down^T dy (rows, W)", 1, [&] { RunRowsProduct(shape, back_down, s, stream); });
-    OuterProduct grad_down;
-    grad_down.left = RowSource{y_grad, H, true};
-    grad_down.left_bf16 = s.weighted_y_grad_rows;
-    grad_down.right = RowSource{s.activation, I, false};
-    grad_down.right_bf16 = s.activation_bf16;
-    grad_down.weights = weights;
-    grad_down.c = down_grad;
-    grad_down.m = H;
-    grad_down.n = I;
-    report("down_grad (outer)", 1, [&] { RunOuterProduct(shape, grad_down, s, stream); });
-    RowsProduct back_gate_up;
-    back_gate_up.a = RowSource{s.projected, 2 * I, false};
-    back_gate_up.a_bf16 = s.projected_bf16;
-    back_gate_up.w = gate_up;
-    back_gate_up.w_bf16 = s.gate_up_bf16;
-    back_gate_up.c = s.hidden_rows;
-    back_gate_up.n = H;
-    back_gate_up.depth = 2 * I;
+    report("gate_up x (rows, W^T)", 2,
+           [&] { RunRowsProduct(shape, GateUpProduct(shape, s, x, gate_up), s, stream); });
+    report("down^T dy (rows, W)", 1, [&] {
+      RunRowsProduct(shape, BackDownProduct(shape, s, down, y_grad), s, stream);
+    });
+    report("down_grad (outer)", 1, [&] {
+      RunOuterProduct(shape, DownGradProduct(shape, s, weights, y_grad, down_grad), s, stream);
+    });
     report("gate_up^T [dg; du] (rows, W)", 2,
-           [&] { RunRowsProduct(shape, back_gate_up, s, stream); });
-    OuterProduct grad_gate_up;
-    grad_gate_up.left = RowSource{s.projected, 2 * I, false};
-    grad_gate_up.left_bf16 = s.projected_bf16;
-    grad_gate_up.right = RowSource{x, H, true};
-    grad_gate_up.right_bf16 = s.x_rows;
-    grad_gate_up.c = gate_up_grad;
-    grad_gate_up.m = 2 * I;
-    grad_gate_up.n = H;
-    report("gate_up_grad (outer)", 2, [&] { RunOuterProduct(shape, grad_gate_up, s, stream); });
+           [&] { RunRowsProduct(shape, BackGateUpProduct(shape, s, gate_up), s, stream); });
+    report("gate_up_grad (outer)", 2, [&] {
+      RunOuterProduct(shape, GateUpGradProduct(shape, s, x, gate_up_grad), s, stream);
+    });
     Check(cudaStreamSynchronize(stream), "the products");
   }
 #endif

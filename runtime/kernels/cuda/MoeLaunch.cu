@@ -528,13 +528,12 @@ struct OuterGemm {
 };
 
 // The operand rows and scales of sorted rows k0.. of one depth step (null
-// and 1 past row_end); the first kDepth threads write, the caller's barrier
-// publishes them.
-template <int kDepth>
+// and 1 past row_end); the first kTileDepth threads write, the caller's
+// barrier publishes them.
 __device__ void LoadOuterRows(const OuterGemm& g, int k0, int row_end, const int* order,
-                              int slots, const float* (&left)[kDepth],
-                              const float* (&right)[kDepth], float (&scales)[kDepth]) {
-  if (threadIdx.x < kDepth) {
+                              int slots, const float* (&left)[kTileDepth],
+                              const float* (&right)[kTileDepth], float (&scales)[kTileDepth]) {
+  if (threadIdx.x < kTileDepth) {
     int r = k0 + threadIdx.x;
     bool in = r < row_end;
     left[threadIdx.x] = in ? g.left.Row(r, order, slots) : nullptr;
@@ -1141,6 +1140,98 @@ void RunOuterProduct(const MoeExpertsShape& shape, const OuterProduct& p,
   RunOuterGemm(shape, g, s, stream);
 }
 
+// The products of the forward and backward, from the launch's operands and
+// scratch (the bf16 copies are read only when shape.bf16).
+
+// [g; u] = gate_up x per routed row.
+RowsProduct GateUpProduct(const MoeExpertsShape& shape, const ExpertsScratch& s, const float* x,
+                          const float* gate_up) {
+  RowsProduct p;
+  p.a = RowSource{x, shape.hidden, true};
+  p.a_bf16 = s.x_rows;
+  p.w = gate_up;
+  p.w_bf16 = s.gate_up_bf16;
+  p.w_transposed = true;  // gate_up[e] is [2I, H]
+  p.c = s.projected;
+  p.n = 2 * shape.intermediate;
+  p.depth = shape.hidden;
+  return p;
+}
+
+// hidden_rows = down a per routed row.
+RowsProduct DownProduct(const MoeExpertsShape& shape, const ExpertsScratch& s,
+                        const float* down) {
+  RowsProduct p;
+  p.a = RowSource{s.activation, shape.intermediate, false};
+  p.a_bf16 = s.activation_bf16;
+  p.w = down;
+  p.w_bf16 = s.down_bf16;
+  p.w_transposed = true;  // down[e] is [H, I]
+  p.c = s.hidden_rows;
+  p.n = shape.hidden;
+  p.depth = shape.intermediate;
+  return p;
+}
+
+// activation_grad = down^T dy per routed row (before the gate weight).
+RowsProduct BackDownProduct(const MoeExpertsShape& shape, const ExpertsScratch& s,
+                            const float* down, const float* y_grad) {
+  RowsProduct p;
+  p.a = RowSource{y_grad, shape.hidden, true};
+  p.a_bf16 = s.y_grad_rows;
+  p.w = down;
+  p.w_bf16 = s.down_bf16;
+  p.w_transposed = false;  // down[e] is [H, I]: depth H, n I
+  p.c = s.activation_grad;
+  p.n = shape.intermediate;
+  p.depth = shape.hidden;
+  return p;
+}
+
+// hidden_rows = gate_up[e]^T [dg; du] per routed row.
+RowsProduct BackGateUpProduct(const MoeExpertsShape& shape, const ExpertsScratch& s,
+                              const float* gate_up) {
+  RowsProduct p;
+  p.a = RowSource{s.projected, 2 * shape.intermediate, false};
+  p.a_bf16 = s.projected_bf16;
+  p.w = gate_up;
+  p.w_bf16 = s.gate_up_bf16;
+  p.w_transposed = false;  // gate_up[e] is [2I, H]: depth 2I, n H
+  p.c = s.hidden_rows;
+  p.n = shape.hidden;
+  p.depth = 2 * shape.intermediate;
+  return p;
+}
+
+// down_grad[e] = sum over e's rows of (w_r dy_t) a_r^T.
+OuterProduct DownGradProduct(const MoeExpertsShape& shape, const ExpertsScratch& s,
+                             const float* weights, const float* y_grad, float* down_grad) {
+  OuterProduct p;
+  p.left = RowSource{y_grad, shape.hidden, true};
+  p.left_bf16 = s.weighted_y_grad_rows;
+  p.right = RowSource{s.activation, shape.intermediate, false};
+  p.right_bf16 = s.activation_bf16;
+  p.weights = weights;
+  p.c = down_grad;
+  p.m = shape.hidden;
+  p.n = shape.intermediate;
+  return p;
+}
+
+// gate_up_grad[e] = sum over e's rows of [dg; du]_r x_t^T.
+OuterProduct GateUpGradProduct(const MoeExpertsShape& shape, const ExpertsScratch& s,
+                               const float* x, float* gate_up_grad) {
+  OuterProduct p;
+  p.left = RowSource{s.projected, 2 * shape.intermediate, false};
+  p.left_bf16 = s.projected_bf16;
+  p.right = RowSource{x, shape.hidden, true};
+  p.right_bf16 = s.x_rows;
+  p.c = gate_up_grad;
+  p.m = 2 * shape.intermediate;
+  p.n = shape.hidden;
+  return p;
+}
+
 // Routes the rows and projects and activates them: the forward's first half,
 // which the backward recomputes. At bf16 it also rounds x's routed rows and
 // both weights, and the activation.
@@ -1173,16 +1264,7 @@ void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, con
                stream);
   }
   if (inter == 0) return;
-  RowsProduct project;  // [g; u] = gate_up x
-  project.a = RowSource{x, hidden, true};
-  project.a_bf16 = s.x_rows;
-  project.w = gate_up;
-  project.w_bf16 = s.gate_up_bf16;
-  project.w_transposed = true;  // gate_up[e] is [2I, H]
-  project.c = s.projected;
-  project.n = 2 * inter;
-  project.depth = hidden;
-  RunRowsProduct(shape, project, s, stream);
+  RunRowsProduct(shape, GateUpProduct(shape, s, x, gate_up), s, stream);
   SwigluKernel<<<BlocksFor(rows * inter, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
       s.projected, rows, inter, s.offsets, experts, s.activation);
   if (shape.bf16) {
@@ -1236,16 +1318,7 @@ void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* 
   RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, down, error_flags, stream);
   const int rows = static_cast<int>(shape.tokens * shape.slots);
   if (rows > 0 && shape.hidden > 0) {
-    RowsProduct project_down;  // down a
-    project_down.a = RowSource{s.activation, shape.intermediate, false};
-    project_down.a_bf16 = s.activation_bf16;
-    project_down.w = down;
-    project_down.w_bf16 = s.down_bf16;
-    project_down.w_transposed = true;  // down[e] is [H, I]
-    project_down.c = s.hidden_rows;
-    project_down.n = shape.hidden;
-    project_down.depth = shape.intermediate;
-    RunRowsProduct(shape, project_down, s, stream);
+    RunRowsProduct(shape, DownProduct(shape, s, down), s, stream);
   }
   const int64_t outputs = shape.tokens * shape.hidden;
   if (outputs > 0) {
@@ -1276,16 +1349,7 @@ void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const vo
                  s.weighted_y_grad_rows, stream);
     }
     if (inter > 0) {
-      RowsProduct back_down;  // down^T dy: the activation's gradient before the gate weight
-      back_down.a = RowSource{y_grad, hidden, true};
-      back_down.a_bf16 = s.y_grad_rows;
-      back_down.w = down;
-      back_down.w_bf16 = s.down_bf16;
-      back_down.w_transposed = false;  // down[e] is [H, I]: depth H, n I
-      back_down.c = s.activation_grad;
-      back_down.n = inter;
-      back_down.depth = hidden;
-      RunRowsProduct(shape, back_down, s, stream);
+      RunRowsProduct(shape, BackDownProduct(shape, s, down, y_grad), s, stream);
     }
     constexpr int kWarpsPerBlock = kElementwiseThreads / kWarpSize;
     SwigluGradKernel<<<BlocksFor(rows, kWarpsPerBlock), kElementwiseThreads, 0, stream>>>(
@@ -1297,37 +1361,11 @@ void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const vo
     }
   }
   if (experts > 0 && hidden > 0 && inter > 0) {
-    OuterProduct grad_down;  // sum_r (w_r dy_t) a_r^T
-    grad_down.left = RowSource{y_grad, hidden, true};
-    grad_down.left_bf16 = s.weighted_y_grad_rows;
-    grad_down.right = RowSource{s.activation, inter, false};
-    grad_down.right_bf16 = s.activation_bf16;
-    grad_down.weights = weights;
-    grad_down.c = down_grad;
-    grad_down.m = hidden;
-    grad_down.n = inter;
-    RunOuterProduct(shape, grad_down, s, stream);
-    OuterProduct grad_gate_up;  // sum_r [dg; du]_r x_t^T
-    grad_gate_up.left = RowSource{s.projected, 2 * inter, false};
-    grad_gate_up.left_bf16 = s.projected_bf16;
-    grad_gate_up.right = RowSource{x, hidden, true};
-    grad_gate_up.right_bf16 = s.x_rows;
-    grad_gate_up.c = gate_up_grad;
-    grad_gate_up.m = 2 * inter;
-    grad_gate_up.n = hidden;
-    RunOuterProduct(shape, grad_gate_up, s, stream);
+    RunOuterProduct(shape, DownGradProduct(shape, s, weights, y_grad, down_grad), s, stream);
+    RunOuterProduct(shape, GateUpGradProduct(shape, s, x, gate_up_grad), s, stream);
   }
   if (rows > 0 && hidden > 0) {
-    RowsProduct back_gate_up;  // gate_up[e]^T [dg; du] per row
-    back_gate_up.a = RowSource{s.projected, 2 * inter, false};
-    back_gate_up.a_bf16 = s.projected_bf16;
-    back_gate_up.w = gate_up;
-    back_gate_up.w_bf16 = s.gate_up_bf16;
-    back_gate_up.w_transposed = false;  // gate_up[e] is [2I, H]: depth 2I, n H
-    back_gate_up.c = s.hidden_rows;
-    back_gate_up.n = hidden;
-    back_gate_up.depth = 2 * inter;
-    RunRowsProduct(shape, back_gate_up, s, stream);
+    RunRowsProduct(shape, BackGateUpProduct(shape, s, gate_up), s, stream);
   }
   const int64_t outputs = shape.tokens * hidden;
   if (outputs > 0) {
