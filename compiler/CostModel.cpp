@@ -4,6 +4,7 @@
 
 #include "compiler/ArtifactWriter.h"
 #include "dialects/vrt/VrtDialect.h"
+#include "runtime/kernels/MatmulCopies.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/Support/JSON.h"
@@ -38,6 +39,31 @@ double attentionFlops(vrt::LaunchOp launch) {
     return 0;
   double flops = 2.0 * q[0] * q[1] * q[2] * k[2] * (q[3] + v[3]);
   return intParam(launch, "causal", 0) ? flops / 2 : flops;
+}
+
+/// How the GPU's bf16 matmul rounds this launch's operands
+/// (runtime/kernels/cuda/Matmul.cpp): false when it keeps them f32.
+bool matmulCopies(vrt::LaunchOp launch, runtime::MatmulCopyPlan &plan) {
+  auto lhs = typeOf(launch.getInputs()[0]);
+  auto rhs = typeOf(launch.getInputs()[1]);
+  auto out = typeOf(launch.getResult(0)).getShape();
+  if (lhs.getRank() < 2 || out.size() < 2)
+    return false;
+  int64_t m = out[out.size() - 2], n = out.back();
+  int64_t k = intParam(launch, "transpose_lhs", 0) ? lhs.getShape()[lhs.getRank() - 2]
+                                                   : lhs.getShape().back();
+  if (m * n == 0 || k == 0)
+    return false;
+  int64_t count = typeOf(launch.getResult(0)).getNumElements() / (m * n);
+  if (count == 1)
+    return runtime::PlanMatmulCopies(m, n, k, runtime::kMatmulCopyBytes, &plan);
+  // A batch is rounded whole or not at all.
+  int64_t whole = runtime::AlignedCopyBytes(lhs.getNumElements()) +
+                  runtime::AlignedCopyBytes(rhs.getNumElements());
+  if (whole > runtime::kMatmulCopyBytes)
+    return false;
+  plan = {m, n, k, whole, lhs.getNumElements() + rhs.getNumElements(), 0};
+  return true;
 }
 
 } // namespace
@@ -76,14 +102,12 @@ LaunchWork veomni::launchWork(Operation *op) {
         intParam(launch, "transpose_lhs", 0) ? lhs[lhs.size() - 2] : lhs.back();
     work.flops = 2.0 * typeOf(launch.getResult(0)).getNumElements() * contracted;
     work.tensorCores = true;
-    // At bf16 (the GPU's training precision) both f32 operands are first
-    // rounded into bf16 copies, unless those would pass Matmul.cpp's
-    // kMaxBf16CopyBytes: 4 bytes read and 2 written per element.
-    double elements = 0;
-    for (Value operand : launch.getInputs().take_front(2))
-      elements += typeOf(operand).getNumElements();
-    if (elements * 2 <= double(int64_t{768} << 20))
-      work.prepareBytes = 6 * elements;
+    // At bf16 (the GPU's training precision) the f32 operands are first
+    // rounded into bf16 copies, 4 bytes read and 2 written per element, in
+    // pieces when whole copies would pass the scratch limit.
+    runtime::MatmulCopyPlan plan;
+    if (matmulCopies(launch, plan))
+      work.prepareBytes = 6.0 * plan.rounded_elements + 8.0 * plan.reread_outputs;
   } else if (kernel == "attention") {
     work.flops = attentionFlops(launch);
     work.tensorCores = true;
@@ -220,15 +244,9 @@ GpuExtras veomni::gpuExtras(ModuleOp module) {
       extras.collectiveScratch =
           std::max(extras.collectiveScratch, 2 * tensorBytes(typeOf(launch.getInputs()[0])));
     } else if (kernel == "matmul") {
-      // Each operand rounded to bf16 (256-byte aligned pieces), unless the
-      // copies would pass Matmul.cpp's kMaxBf16CopyBytes.
-      int64_t bytes = 0, elements = 0;
-      for (Value operand : launch.getInputs().take_front(2)) {
-        bytes += (tensorBytes(typeOf(operand)) / 2 + 255) / 256 * 256;
-        elements += typeOf(operand).getNumElements();
-      }
-      if (elements * 2 <= (int64_t{768} << 20))
-        extras.matmulScratch = std::max(extras.matmulScratch, bytes);
+      runtime::MatmulCopyPlan plan;
+      if (matmulCopies(launch, plan))
+        extras.matmulScratch = std::max(extras.matmulScratch, plan.scratch_bytes);
     } else if (kernel == "attention" || kernel == "attention_grad") {
       // q [B, Hq, S, D], k and v [B, Hkv, Sk, D].
       auto q = typeOf(launch.getInputs()[0]).getShape();

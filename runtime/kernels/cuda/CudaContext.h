@@ -12,6 +12,8 @@
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
+#include "runtime/kernels/MatmulCopies.h"
+
 namespace veomni::runtime::cuda {
 
 // Bits of CudaContext::error_flags, set by kernels with atomicOr.
@@ -42,6 +44,9 @@ struct CudaContext {
   // Also chooses attention's kernel: cuDNN's fused attention computes in
   // bf16, the reference kernel in f32 (CudnnAttention.h).
   MatmulPrecision matmul_precision = MatmulPrecision::kBF16;
+  // Scratch a bf16 matmul's operand copies may take (MatmulCopies.h); tests
+  // lower it to make small products run in pieces.
+  int64_t matmul_copy_bytes = kMatmulCopyBytes;
   CudnnState* cudnn = nullptr;
 };
 

@@ -365,6 +365,32 @@ void LaunchCastFrom(const void* x, CastType to, void* y, int64_t count, cudaStre
   }
 }
 
+// dst [rows, cols] = bf16(src[r * ld + c]): a block of an f32 matrix rounded
+// into a dense copy. Blocks stride over rows, threads over a row; kVector
+// moves 4 elements a thread (cols and ld multiples of 4, src 16-byte aligned).
+template <bool kVector>
+__global__ void CastBlockToBf16Kernel(const float* src, int64_t rows, int64_t cols, int64_t ld,
+                                      uint16_t* dst) {
+  const int64_t units = kVector ? cols / 4 : cols;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const float* in = src + r * ld;
+    uint16_t* out = dst + r * cols;
+    for (int64_t u = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; u < units;
+         u += stride) {
+      if constexpr (kVector) {
+        const float4 v = reinterpret_cast<const float4*>(in)[u];
+        uint2 packed;
+        packed.x = FloatToBFloat16Bits(v.x) | static_cast<uint32_t>(FloatToBFloat16Bits(v.y)) << 16;
+        packed.y = FloatToBFloat16Bits(v.z) | static_cast<uint32_t>(FloatToBFloat16Bits(v.w)) << 16;
+        reinterpret_cast<uint2*>(out)[u] = packed;
+      } else {
+        out[u] = FloatToBFloat16Bits(in[u]);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool LaunchBinary(BinaryOp op, const float* lhs, const float* rhs, float* out, int rank,
@@ -463,6 +489,29 @@ void LaunchNegate(const int32_t* x, int32_t* y, int64_t count, cudaStream_t stre
 
 void LaunchIsNan(const float* x, uint8_t* y, int64_t count, cudaStream_t stream) {
   LaunchContiguousLoop<1>(count, IsNanBody{x, y}, stream);
+}
+
+void LaunchCastBlockToBf16(const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst,
+                           cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return;
+  // A block without gaps is one long row: spread over the x blocks.
+  if (cols == ld && rows > 1) {
+    cols *= rows;
+    ld = cols;
+    rows = 1;
+  }
+  const bool vector = cols % 4 == 0 && ld % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 &&
+                      reinterpret_cast<uintptr_t>(dst) % 8 == 0;
+  const int64_t units = vector ? cols / 4 : cols;
+  const unsigned x_blocks = GridBlocks(units, kElementwiseThreads);
+  const int64_t y_most = kMaxGridBlocks / x_blocks > 0 ? kMaxGridBlocks / x_blocks : 1;
+  const dim3 grid(x_blocks, static_cast<unsigned>(rows < y_most ? rows : y_most));
+  uint16_t* out = static_cast<uint16_t*>(dst);
+  if (vector) {
+    CastBlockToBf16Kernel<true><<<grid, kElementwiseThreads, 0, stream>>>(src, rows, cols, ld, out);
+  } else {
+    CastBlockToBf16Kernel<false><<<grid, kElementwiseThreads, 0, stream>>>(src, rows, cols, ld, out);
+  }
 }
 
 void LaunchCast(CastType from, const void* x, CastType to, void* y, int64_t count,

@@ -84,6 +84,11 @@ void LaunchIsNan(const float* x, uint8_t* y, int64_t count, cudaStream_t stream)
 void LaunchCast(CastType from, const void* x, CastType to, void* y, int64_t count,
                 cudaStream_t stream);
 
+// dst [rows, cols] = bf16(src[r * ld + c]), dense: a block of a row-major f32
+// matrix with row stride `ld` rounded as LaunchCast rounds.
+void LaunchCastBlockToBf16(const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst,
+                           cudaStream_t stream);
+
 }  // namespace veomni::runtime::cuda
 
 #endif  // VEOMNI_RUNTIME_KERNELS_CUDA_ELEMENTWISELAUNCH_H

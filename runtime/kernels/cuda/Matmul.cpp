@@ -10,11 +10,14 @@
 // the same way, but the dense benchmark's GEMMs averaged about 240 TFLOP/s
 // with it on an H200, far from bf16 peak; native bf16 operands are what
 // cuBLASLt's kernels are tuned for, and a cast reads and writes each operand
-// once, a few percent of a training-size GEMM. Copies larger than
-// kMaxBf16CopyBytes (the output projection's gradient, [tokens, vocab]) would
-// add their size to the step's peak memory, so those calls keep the f32
-// operands and cuBLASLt's FAST_16BF mode: the same rounding, slower.
+// once, a few percent of a training-size GEMM. Copies that would pass the
+// context's matmul_copy_bytes (the output projection's gradient, [tokens,
+// vocab]) are made piece by piece instead (runtime/kernels/MatmulCopies.h);
+// only a batched product or one no single split fits keeps the f32 operands
+// and the FAST_16BF mode.
 
+#include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -30,15 +33,6 @@ namespace {
 using cpu::BroadcastStrides;
 using cpu::DimProduct;
 using cpu::StridedIndexWalker;
-
-constexpr size_t kMaxBf16CopyBytes = size_t{768} << 20;
-
-// Whether a bf16 matmul rounds its operands into copies (or leaves it to
-// cuBLASLt's FAST_16BF mode); veomni-compile's memory plan counts the same
-// (compiler/CostModel.cpp).
-bool CopiesToBf16(int64_t lhs_elements, int64_t rhs_elements) {
-  return static_cast<size_t>(lhs_elements + rhs_elements) * 2 <= kMaxBf16CopyBytes;
-}
 
 cublasComputeType_t ComputeType(MatmulPrecision precision, cudaDataType_t operand_type) {
   switch (precision) {
@@ -83,12 +77,13 @@ struct GemmShape {
   bool transpose_lhs, transpose_rhs;
 };
 
-// out[batch] = op(lhs[batch]) op(rhs[batch]) for `count` batches whose
-// elements start `lhs_stride`, `rhs_stride` and m*n apart; the operands are
-// of `operand_type` (f32, or bf16 copies), the output f32.
+// out[batch] = op(lhs[batch]) op(rhs[batch]) (+ out[batch] when `accumulate`)
+// for `count` batches whose elements start `lhs_stride`, `rhs_stride` and m*n
+// apart; out's rows are `ldc` apart. The operands are of `operand_type` (f32,
+// or bf16 copies), the output f32.
 absl::Status LtMatmul(CudaContext& context, const GemmShape& shape, const void* lhs,
                       int64_t lhs_stride, const void* rhs, int64_t rhs_stride, float* out,
-                      int32_t count, cudaDataType_t operand_type) {
+                      int64_t ldc, int32_t count, cudaDataType_t operand_type, bool accumulate) {
   const int64_t m = shape.m, n = shape.n, k = shape.k;
   LtDescriptors d;
   VEOMNI_RETURN_IF_ERROR(CublasStatus(
@@ -111,7 +106,7 @@ absl::Status LtMatmul(CudaContext& context, const GemmShape& shape, const void* 
   VEOMNI_RETURN_IF_ERROR(CublasStatus(
       cublasLtMatrixLayoutCreate(&d.b, operand_type, b_rows, b_cols, b_rows), "matmul: layout"));
   VEOMNI_RETURN_IF_ERROR(
-      CublasStatus(cublasLtMatrixLayoutCreate(&d.c, CUDA_R_32F, n, m, n), "matmul: layout"));
+      CublasStatus(cublasLtMatrixLayoutCreate(&d.c, CUDA_R_32F, n, m, ldc), "matmul: layout"));
   if (count > 1) {
     VEOMNI_RETURN_IF_ERROR(SetBatch(d.a, count, rhs_stride));
     VEOMNI_RETURN_IF_ERROR(SetBatch(d.b, count, lhs_stride));
@@ -135,11 +130,59 @@ absl::Status LtMatmul(CudaContext& context, const GemmShape& shape, const void* 
     return absl::UnimplementedError(absl::StrCat("matmul: cuBLASLt has no algorithm for m=", m,
                                                  " n=", n, " k=", k, " x", count));
   }
-  const float alpha = 1.0f, beta = 0.0f;
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   return CublasStatus(cublasLtMatmul(context.cublaslt, d.matmul, &alpha, rhs, d.a, lhs, d.b,
                                      &beta, out, d.c, out, d.c, &heuristic.algo,
                                      context.workspace, context.workspace_bytes, context.stream),
                       "matmul");
+}
+
+// The one product C = op(lhs) op(rhs) in the pieces of `plan`: each piece's
+// operand blocks rounded into bf16 copies, then multiplied; a copy is made
+// again only when its block changes, and depth pieces after the first
+// accumulate into C.
+absl::Status PiecewiseBf16Matmul(CudaContext& context, const GemmShape& shape, const float* lhs,
+                                 const float* rhs, float* c, const MatmulCopyPlan& plan,
+                                 StreamScratch& scratch) {
+  const int64_t m = shape.m, n = shape.n, k = shape.k;
+  const size_t a16 = scratch.Reserve(plan.m_chunk * plan.k_chunk * 2);
+  const size_t b16 = scratch.Reserve(plan.k_chunk * plan.n_chunk * 2);
+  VEOMNI_RETURN_IF_ERROR(scratch.Allocate());
+  void* a = scratch.At(a16);
+  void* b = scratch.At(b16);
+  // The (output row or column, depth) at which the copies' blocks start.
+  std::pair<int64_t, int64_t> a_block{-1, -1}, b_block{-1, -1};
+  for (int64_t m0 = 0; m0 < m; m0 += plan.m_chunk) {
+    const int64_t mc = std::min(plan.m_chunk, m - m0);
+    for (int64_t n0 = 0; n0 < n; n0 += plan.n_chunk) {
+      const int64_t nc = std::min(plan.n_chunk, n - n0);
+      for (int64_t k0 = 0; k0 < k; k0 += plan.k_chunk) {
+        const int64_t kc = std::min(plan.k_chunk, k - k0);
+        if (a_block != std::make_pair(m0, k0)) {
+          if (shape.transpose_lhs) {  // stored [k, m]
+            LaunchCastBlockToBf16(lhs + k0 * m + m0, kc, mc, m, a, context.stream);
+          } else {
+            LaunchCastBlockToBf16(lhs + m0 * k + k0, mc, kc, k, a, context.stream);
+          }
+          a_block = {m0, k0};
+        }
+        if (b_block != std::make_pair(n0, k0)) {
+          if (shape.transpose_rhs) {  // stored [n, k]
+            LaunchCastBlockToBf16(rhs + n0 * k + k0, nc, kc, k, b, context.stream);
+          } else {
+            LaunchCastBlockToBf16(rhs + k0 * n + n0, kc, nc, n, b, context.stream);
+          }
+          b_block = {n0, k0};
+        }
+        VEOMNI_RETURN_IF_ERROR(LaunchStatus("matmul"));
+        VEOMNI_RETURN_IF_ERROR(LtMatmul(context,
+                                        {mc, nc, kc, shape.transpose_lhs, shape.transpose_rhs},
+                                        a, 0, b, 0, c + m0 * n + n0, n, 1, CUDA_R_16BF,
+                                        /*accumulate=*/k0 > 0));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -170,19 +213,29 @@ absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> input
   cudaDataType_t operand_type = CUDA_R_32F;
   size_t element = sizeof(float);
   StreamScratch scratch(context, kKernel);
-  if (context->matmul_precision == MatmulPrecision::kBF16 &&
-      CopiesToBf16(lhs.NumElements(), rhs.NumElements())) {
-    size_t a16 = scratch.Reserve(lhs.NumElements() * 2), b16 = scratch.Reserve(rhs.NumElements() * 2);
-    VEOMNI_RETURN_IF_ERROR(scratch.Allocate());
-    LaunchCast(CastType::kF32, lhs.data, CastType::kBF16, scratch.At(a16), lhs.NumElements(),
-               context->stream);
-    LaunchCast(CastType::kF32, rhs.data, CastType::kBF16, scratch.At(b16), rhs.NumElements(),
-               context->stream);
-    VEOMNI_RETURN_IF_ERROR(LaunchStatus(kKernel));
-    a = static_cast<const char*>(scratch.At(a16));
-    b = static_cast<const char*>(scratch.At(b16));
-    operand_type = CUDA_R_16BF;
-    element = 2;
+  if (context->matmul_precision == MatmulPrecision::kBF16) {
+    MatmulCopyPlan plan;
+    const bool copies = PlanMatmulCopies(m, n, k, context->matmul_copy_bytes, &plan);
+    if (copies && count == 1) {
+      return PiecewiseBf16Matmul(*context, shape, lhs.As<float>(), rhs.As<float>(), c, plan,
+                                 scratch);
+    }
+    // A batch is rounded whole when that fits, for one strided-batched call.
+    const int64_t whole = AlignedCopyBytes(lhs.NumElements()) + AlignedCopyBytes(rhs.NumElements());
+    if (whole <= context->matmul_copy_bytes) {
+      size_t a16 = scratch.Reserve(lhs.NumElements() * 2);
+      size_t b16 = scratch.Reserve(rhs.NumElements() * 2);
+      VEOMNI_RETURN_IF_ERROR(scratch.Allocate());
+      LaunchCastBlockToBf16(lhs.As<float>(), 1, lhs.NumElements(), lhs.NumElements(),
+                            scratch.At(a16), context->stream);
+      LaunchCastBlockToBf16(rhs.As<float>(), 1, rhs.NumElements(), rhs.NumElements(),
+                            scratch.At(b16), context->stream);
+      VEOMNI_RETURN_IF_ERROR(LaunchStatus(kKernel));
+      a = static_cast<const char*>(scratch.At(a16));
+      b = static_cast<const char*>(scratch.At(b16));
+      operand_type = CUDA_R_16BF;
+      element = 2;
+    }
   }
   // Each batch's operand offsets, in whole matrices.
   std::vector<int64_t> lhs_offsets, rhs_offsets;
@@ -203,13 +256,13 @@ absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> input
     int64_t lhs_step = count > 1 ? lhs_offsets[1] - lhs_offsets[0] : 0;
     int64_t rhs_step = count > 1 ? rhs_offsets[1] - rhs_offsets[0] : 0;
     return LtMatmul(*context, shape, a + lhs_offsets[0] * m * k * element, lhs_step * m * k,
-                    b + rhs_offsets[0] * k * n * element, rhs_step * k * n, c,
-                    static_cast<int32_t>(count), operand_type);
+                    b + rhs_offsets[0] * k * n * element, rhs_step * k * n, c, n,
+                    static_cast<int32_t>(count), operand_type, /*accumulate=*/false);
   }
   for (int64_t i = 0; i < count; ++i) {
     VEOMNI_RETURN_IF_ERROR(LtMatmul(*context, shape, a + lhs_offsets[i] * m * k * element, 0,
-                                    b + rhs_offsets[i] * k * n * element, 0, c + i * m * n, 1,
-                                    operand_type));
+                                    b + rhs_offsets[i] * k * n * element, 0, c + i * m * n, n,
+                                    1, operand_type, /*accumulate=*/false));
   }
   return absl::OkStatus();
 }

@@ -595,11 +595,11 @@ __global__ void __launch_bounds__(kGemmThreads)
 // stream them with cp.async into a three-stage shared-memory pipeline and
 // multiply on the tensor cores (ldmatrix and mma.sync m16n8k16, fp32
 // accumulation), as cuBLASLt's bf16 GEMMs do. Tiles are 128 x 128 outputs,
-// 32 deep; warp w owns the 64 x 32 outputs at rows 64 (w / 4), cols 32 (w % 4).
+// 64 deep; warp w owns the 64 x 32 outputs at rows 64 (w / 4), cols 32 (w % 4).
 
 constexpr int kBf16Rows = 128;  // output rows of a tile: the rows GEMM's row tile
 constexpr int kBf16Cols = 128;
-constexpr int kBf16Depth = 32;
+constexpr int kBf16Depth = 64;
 constexpr int kBf16Stages = 3;
 // Rows of a multiple of 16 bytes (cp.async, ldmatrix), off the banks' period:
 // the 8 rows of an 8 x 8 matrix fall in distinct banks.

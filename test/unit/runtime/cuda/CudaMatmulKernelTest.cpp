@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "runtime/kernels/MatmulCopies.h"
 #include "runtime/kernels/cuda/CudaSupport.h"
 #include "test/unit/runtime/cuda/CudaKernelTestUtil.h"
 
@@ -59,15 +60,85 @@ TEST_F(CudaMatmulTest, Bf16ComputeIsWithinBf16Rounding) {
   for (const MatmulCase& c : kCases) Check(c, cuda::MatmulPrecision::kBF16, 3e-2, 1e-2);
 }
 
-TEST_F(CudaMatmulTest, Bf16WithoutCopiesPastTheCopyLimit) {
-  // bf16 copies of these operands would pass Matmul.cpp's 768 MiB limit, so
-  // cuBLASLt's FAST_16BF mode reads the f32 operands. The sum of K products of
-  // |x| < 1 has a spread of about sqrt(K)/3; bf16 rounding moves it by about
-  // sqrt(K)/4 * 2^-8, so 1e-2 sqrt(K) is ten times that, while a dropped
-  // chunk of K would be off by thousands.
+TEST_F(CudaMatmulTest, Bf16PastTheCopyLimitSplitsTheDepth) {
+  // bf16 copies of these operands would pass the 768 MiB scratch limit, so
+  // the product runs in depth pieces that accumulate into the output. The
+  // sum of K products of |x| < 1 has a spread of about sqrt(K)/3; bf16
+  // rounding moves it by about sqrt(K)/4 * 2^-8, so 1e-2 sqrt(K) is ten times
+  // that, while a dropped piece of K would be off by thousands.
   const int64_t k = 140'000'000;
   Check({{1, k}, {k, 2}, {1, 2}, false, false}, cuda::MatmulPrecision::kBF16,
         1e-2 * std::sqrt(static_cast<double>(k)), 0.0);
+}
+
+// Lowers the scratch the test GPU's bf16 matmul copies may take.
+class ScopedCopyLimit {
+ public:
+  explicit ScopedCopyLimit(int64_t bytes) : context_(cuda::CurrentCudaContext()) {
+    saved_ = context_->matmul_copy_bytes;
+    context_->matmul_copy_bytes = bytes;
+  }
+  ~ScopedCopyLimit() { context_->matmul_copy_bytes = saved_; }
+
+ private:
+  cuda::CudaContext* context_;
+  int64_t saved_;
+};
+
+TEST_F(CudaMatmulTest, Bf16PiecesEqualTheWholeProduct) {
+  // Under a small copy limit each case runs in pieces (MatmulCopies.h):
+  // depth slices, row pieces with B copied once, column pieces with A copied
+  // once, in every transpose; and a product no single split fits, which
+  // keeps the f32 operands. The pieces round the same elements as whole
+  // copies, so they must match the whole product up to the order of the f32
+  // sums, and the CPU within bf16 rounding.
+  struct PieceCase {
+    int64_t m, n, k, limit;
+    const char* split;
+  };
+  const PieceCase kPieces[] = {
+      {40, 24, 3000, 64 << 10, "depth"},
+      {4000, 16, 300, 1 << 20, "rows"},
+      {16, 4000, 300, 1 << 20, "columns"},
+      {2000, 2000, 64, 256 << 10, "none (f32 operands)"},
+  };
+  ScopedPrecision scoped(cuda::MatmulPrecision::kBF16);
+  for (const PieceCase& p : kPieces) {
+    MatmulCopyPlan plan;
+    const bool copies = PlanMatmulCopies(p.m, p.n, p.k, p.limit, &plan);
+    const std::string split = !copies                 ? "none (f32 operands)"
+                              : plan.k_chunk < p.k ? "depth"
+                              : plan.m_chunk < p.m ? "rows"
+                              : plan.n_chunk < p.n ? "columns"
+                                                   : "whole";
+    ASSERT_EQ(split, p.split) << p.m << " x " << p.n << " x " << p.k;
+    for (int transposes = 0; transposes < 4; ++transposes) {
+      const bool tl = transposes & 1, tr = transposes & 2;
+      SCOPED_TRACE(::testing::Message() << p.m << " x " << p.n << " x " << p.k << " split "
+                                        << p.split << " transposes " << tl << tr);
+      std::mt19937 rng(23 + transposes);
+      OwnedTensor lhs = RandomF32(tl ? std::vector<int64_t>{p.k, p.m} : std::vector<int64_t>{p.m, p.k}, rng);
+      OwnedTensor rhs = RandomF32(tr ? std::vector<int64_t>{p.n, p.k} : std::vector<int64_t>{p.k, p.n}, rng);
+      KernelAttrs attrs;
+      attrs.SetInt("transpose_lhs", tl);
+      attrs.SetInt("transpose_rhs", tr);
+      // Garbage in the outputs: a first depth piece must not accumulate.
+      OwnedTensor whole = F32({p.m, p.n}, std::vector<float>(p.m * p.n, 7.0f));
+      OwnedTensor pieces = whole;
+      ASSERT_TRUE(RunCudaKernel("matmul", attrs, {&lhs, &rhs}, {&whole}).ok());
+      {
+        ScopedCopyLimit limit(p.limit);
+        ASSERT_TRUE(RunCudaKernel("matmul", attrs, {&lhs, &rhs}, {&pieces}).ok());
+      }
+      const double sqrt_k = std::sqrt(static_cast<double>(p.k));
+      if (copies) {
+        EXPECT_TRUE(AllClose(pieces.Values<float>(), whole.Values<float>(), 1e-5 * sqrt_k, 1e-5));
+      }
+      OwnedTensor cpu = whole;
+      ASSERT_TRUE(RunKernel("matmul", attrs, {&lhs, &rhs}, {&cpu}).ok());
+      EXPECT_TRUE(AllClose(pieces.Values<float>(), cpu.Values<float>(), 1e-2 * sqrt_k, 1e-2));
+    }
+  }
 }
 
 TEST_F(CudaMatmulTest, RejectsMismatchedContractingDims) {

@@ -330,8 +330,9 @@ TEST_F(GpuTest, MoeExpertsAndGradInBf16MatchCpu) {
   std::vector<ExpertsCase> cases(std::begin(kExpertsCases), std::end(kExpertsCases));
   cases.push_back({300, 128, 8, 2, 96, true});
   // Several 128-row tiles of one expert, 3 column tiles of the 2I = 272
-  // projection, a 200 = 6 x 32 + 8 deep tail, and outer GEMMs ~12 steps deep.
-  cases.push_back({260, 200, 6, 2, 136, true});
+  // projection, a 200 = 3 x 64 + 8 deep tail, and outer GEMMs several
+  // 64-row steps deep.
+  cases.push_back({520, 200, 6, 2, 136, true});
   cases.push_back({20, 18, 4, 2, 12, false});  // H not a multiple of 4: scalar loads
   cases.push_back({0, 16, 4, 2, 8, false});  // no tokens: zero weight gradients
   for (const ExpertsCase& c : cases) {
