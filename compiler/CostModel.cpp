@@ -47,7 +47,8 @@ bool matmulCopies(vrt::LaunchOp launch, runtime::MatmulCopyPlan &plan) {
   auto lhs = typeOf(launch.getInputs()[0]);
   auto rhs = typeOf(launch.getInputs()[1]);
   auto out = typeOf(launch.getResult(0)).getShape();
-  if (lhs.getRank() < 2 || out.size() < 2)
+  // bf16 operands (vo-bf16-matmuls) are multiplied as they are.
+  if (lhs.getRank() < 2 || out.size() < 2 || !lhs.getElementType().isF32())
     return false;
   int64_t m = out[out.size() - 2], n = out.back();
   int64_t k = intParam(launch, "transpose_lhs", 0) ? lhs.getShape()[lhs.getRank() - 2]

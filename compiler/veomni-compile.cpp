@@ -117,6 +117,14 @@ cl::opt<int64_t> memoryBudget(
              "optimizer state, constants and activations); with --recompute "
              "roi the recomputation is chosen to meet it"),
     cl::value_desc("bytes"), cl::init(0), cl::cat(compileCategory));
+cl::opt<std::string> matmulOperands(
+    "matmul-operands",
+    cl::desc("What matmuls multiply: f32 (the runtime's --matmul_precision "
+             "rounds on the GPU, per launch) or bf16 (mixed precision fixed "
+             "here: every value is rounded once for all its matmuls, with f32 "
+             "accumulation, and the backward keeps bf16 activations where "
+             "nothing else reads them; vo-bf16-matmuls)"),
+    cl::init("f32"), cl::cat(compileCategory));
 cl::opt<bool> explain("explain",
                       cl::desc("Print the memory plan of the artifact"),
                       cl::cat(compileCategory));
@@ -356,6 +364,9 @@ int main(int argc, char **argv) {
         VoShardSequenceOptions{meta.sp, meta.tokenInput}));
     pm.addPass(createVoTokenMeanLoss());
     pm.addPass(createVoAutodiff());
+    // Before recomputation, which then weighs the bf16 activations.
+    if (matmulOperands == "bf16")
+      pm.addPass(createVoBf16Matmuls());
     pm.addPass(createVoRecompute(VoRecomputeOptions{
         "forward_backward", mode.str(), activationBudget, deviceModel}));
     pm.addPass(createVoShardExperts(VoShardExpertsOptions{meta.ep}));
@@ -394,6 +405,8 @@ int main(int argc, char **argv) {
            report.constants + arena;
   };
 
+  if (matmulOperands != "f32" && matmulOperands != "bf16")
+    return fail("--matmul-operands must be f32 or bf16, got '" + matmulOperands + "'");
   if (recomputeMode != "none" && recomputeMode != "full" && recomputeMode != "roi")
     return fail("--recompute must be none, full or roi, got '" + recomputeMode + "'");
   if (recomputeMode == "roi" && memoryBudget <= 0)

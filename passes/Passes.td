@@ -56,6 +56,33 @@ def VoAutodiff : Pass<"vo-autodiff", "mlir::ModuleOp"> {
   ];
 }
 
+def VoBf16Matmuls : Pass<"vo-bf16-matmuls", "mlir::ModuleOp"> {
+  let summary = "Mixed precision: f32 matmuls multiply bf16 roundings of their operands";
+  let description = [{
+    Every f32 `vo.matmul` becomes an `f32_result` matmul of bf16 operands
+    (f32 accumulation and result), each operand rounded by a `vo.cast`. The
+    GPU's bf16 matmul rounds the same way inside its kernel, once per launch;
+    here a value is rounded once for all the matmuls that read it (looking
+    through `vo.reshape`), and the backward keeps the bf16 rounding instead of
+    the f32 value where nothing else reads that:
+    - a value of an op is rounded right after the op, shared by its matmuls,
+      when its other readers are done in the first half of its life (its f32
+      bytes then free early); otherwise right before each matmul;
+    - a function argument (a parameter, which stays in memory anyway) is
+      rounded right before each matmul.
+    A matmul with an operand whose bf16 rounding would pass `max-operand-bytes`
+    (the output projection's [tokens, vocab] gradient) stays f32: the GPU
+    kernel rounds such operands in bounded pieces. Runs after autodiff (the
+    new matmuls have no gradient rule) and after the passes that shard.
+  }];
+  let options = [
+    Option<"maxOperandBytes", "max-operand-bytes", "int64_t", "268435456",
+           "Largest bf16 operand (bytes) this pass rounds; the matmuls of "
+           "larger ones stay f32 (> 0)">
+  ];
+  let dependentDialects = ["::veomni::vo::VoDialect"];
+}
+
 def VoOptimizer : Pass<"vo-optimizer", "mlir::ModuleOp"> {
   let summary = "Build the micro-step (gradient accumulation) and AdamW step";
   let description = [{

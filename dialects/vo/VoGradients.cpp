@@ -312,6 +312,9 @@ LogicalResult MatmulOp::emitGradients(OpBuilder &b, Value dy,
                                       ArrayRef<bool> needed,
                                       SmallVectorImpl<Value> &grads) {
   Location loc = getLoc();
+  if (getF32Result())
+    return emitOpError("with f32_result has no gradient rule (vo-bf16-matmuls runs "
+                       "after autodiff)");
   Value lhs = getLhs(), rhs = getRhs();
   bool tl = getTransposeLhs(), tr = getTransposeRhs();
   // Weight gradients of batched activations against a 2-D weight are one

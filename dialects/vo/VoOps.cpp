@@ -416,7 +416,14 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
   if (failed(batch))
     return failure();
   batch->append({m, n});
-  types.push_back(RankedTensorType::get(*batch, lhs.getElementType()));
+  Type element = lhs.getElementType();
+  if (adaptor.getF32Result()) {
+    if (element.getIntOrFloatBitWidth() != 16)
+      return opError(loc, name, "with f32_result expects 16-bit float operands, got ",
+                     element);
+    element = Float32Type::get(element.getContext());
+  }
+  types.push_back(RankedTensorType::get(*batch, element));
   return success();
 }
 

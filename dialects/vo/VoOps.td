@@ -197,13 +197,19 @@ def Vo_MatmulOp : Vo_Op<"matmul", [Pure, InferTypeOpAdaptor,
     `lhs` is [..., M, K] (or [..., K, M] with `transpose_lhs`), `rhs` is
     [..., K, N] (or [..., N, K] with `transpose_rhs`); leading batch dims
     broadcast. A linear layer `x @ W^T` is `vo.matmul %x, %w transpose_rhs`.
+    The result has the operands' element type; with `f32_result` the
+    operands are 16-bit floats and the result f32, as tensor cores
+    accumulate (mixed precision: `vo-bf16-matmuls` makes these after
+    autodiff, so they have no gradient rule).
   }];
   let hasCanonicalizer = 1;
   let arguments = (ins Vo_FloatTensor:$lhs, Vo_FloatTensor:$rhs,
-                       UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs);
+                       UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs,
+                       UnitAttr:$f32_result);
   let results = (outs Vo_FloatTensor:$result);
   let assemblyFormat = "$lhs `,` $rhs (`transpose_lhs` $transpose_lhs^)? "
-                       "(`transpose_rhs` $transpose_rhs^)? attr-dict `:` "
+                       "(`transpose_rhs` $transpose_rhs^)? "
+                       "(`f32_result` $f32_result^)? attr-dict `:` "
                        "type($lhs) `,` type($rhs)";
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/FloatBits.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
 #include "runtime/kernels/cpu/MatmulCommon.h"
@@ -36,6 +37,17 @@ void MultiplyMatrices(const float* a, const float* b, float* out, int64_t m, int
   }
 }
 
+// The f32 elements of a matmul operand: its own, or its bf16 ones widened
+// into `wide`.
+const float* WidenBf16(const TensorView& tensor, std::vector<float>& wide) {
+  if (tensor.dtype != DType::kBF16) return tensor.As<float>();
+  const int64_t count = tensor.NumElements();
+  wide.resize(static_cast<size_t>(count));
+  const uint16_t* bits = tensor.As<uint16_t>();
+  for (int64_t i = 0; i < count; ++i) wide[i] = BFloat16BitsToFloat(bits[i]);
+  return wide.data();
+}
+
 absl::Status CheckMatrixRank(absl::string_view kernel, absl::string_view role,
                              const TensorView& tensor) {
   if (tensor.shape.size() >= 2) return absl::OkStatus();
@@ -61,9 +73,10 @@ absl::StatusOr<MatmulPlan> PlanMatmul(const KernelAttrs& attrs,
   VEOMNI_ASSIGN_OR_RETURN(plan.transpose_rhs,
                           OptionalFlag(kKernel, attrs, "transpose_rhs", false));
   const bool transpose_lhs = plan.transpose_lhs, transpose_rhs = plan.transpose_rhs;
+  // f32 operands, or bf16 ones (vo-bf16-matmuls) with f32 accumulation and output.
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, lhs.dtype, {DType::kF32, DType::kBF16}));
   VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "rhs", rhs, lhs.dtype));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", out, lhs.dtype));
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, lhs.dtype, {DType::kF32}));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", out, DType::kF32));
   VEOMNI_RETURN_IF_ERROR(CheckMatrixRank(kKernel, "lhs", lhs));
   VEOMNI_RETURN_IF_ERROR(CheckMatrixRank(kKernel, "rhs", rhs));
 
@@ -107,11 +120,15 @@ absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> input
   StridedIndexWalker walker(batch, {BroadcastStrides(lhs_batch, batch),
                                     BroadcastStrides(rhs_batch, batch)});
   int64_t batch_count = DimProduct(batch, 0, batch.size());
+  // bf16 operands widen to f32 exactly, once.
+  std::vector<float> wide_lhs, wide_rhs;
+  const float* lhs_data = WidenBf16(lhs, wide_lhs);
+  const float* rhs_data = WidenBf16(rhs, wide_rhs);
   std::vector<float> packed_lhs, packed_rhs;
   std::vector<double> row;
   for (int64_t b = 0; b < batch_count; ++b, walker.Next()) {
-    const float* a = lhs.As<float>() + walker.Offset(0) * m * k;
-    const float* bm = rhs.As<float>() + walker.Offset(1) * k * n;
+    const float* a = lhs_data + walker.Offset(0) * m * k;
+    const float* bm = rhs_data + walker.Offset(1) * k * n;
     if (transpose_lhs) {
       PackTransposed(a, k, m, packed_lhs);
       a = packed_lhs.data();

@@ -36,7 +36,13 @@ absl::Status Cast(const KernelAttrs&, absl::Span<const TensorView> inputs,
   if (!ToCastType(out.dtype, &to)) return cpu::UnimplementedDType(kKernel, out.dtype);
   VEOMNI_RETURN_IF_ERROR(cpu::CheckShape(kKernel, "output", out, in.shape));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
-  LaunchCast(from, in.data, to, out.data, in.NumElements(), ctx->stream);
+  if (from == CastType::kF32 && to == CastType::kBF16) {
+    // Mixed precision's rounding of matmul operands: 4 elements a thread.
+    LaunchCastBlockToBf16(in.As<float>(), 1, in.NumElements(), in.NumElements(), out.data,
+                          ctx->stream);
+  } else {
+    LaunchCast(from, in.data, to, out.data, in.NumElements(), ctx->stream);
+  }
   return LaunchStatus(kKernel);
 }
 

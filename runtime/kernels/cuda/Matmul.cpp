@@ -14,7 +14,8 @@
 // context's matmul_copy_bytes (the output projection's gradient, [tokens,
 // vocab]) are made piece by piece instead (runtime/kernels/MatmulCopies.h);
 // only a batched product or one no single split fits keeps the f32 operands
-// and the FAST_16BF mode.
+// and the FAST_16BF mode. bf16 operands (vo-bf16-matmuls rounded them) are
+// multiplied as they are, at any precision setting.
 
 #include <algorithm>
 #include <utility>
@@ -213,7 +214,10 @@ absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> input
   cudaDataType_t operand_type = CUDA_R_32F;
   size_t element = sizeof(float);
   StreamScratch scratch(context, kKernel);
-  if (context->matmul_precision == MatmulPrecision::kBF16) {
+  if (lhs.dtype == DType::kBF16) {  // rounded by the compiler (vo-bf16-matmuls)
+    operand_type = CUDA_R_16BF;
+    element = 2;
+  } else if (context->matmul_precision == MatmulPrecision::kBF16) {
     MatmulCopyPlan plan;
     const bool copies = PlanMatmulCopies(m, n, k, context->matmul_copy_bytes, &plan);
     if (copies && count == 1) {

@@ -109,6 +109,14 @@ func.func @matmul_rank(%a: tensor<4xf32>, %b: tensor<4x2xf32>) {
 
 // -----
 
+func.func @matmul_f32_result_of_f32(%a: tensor<3x4xf32>, %b: tensor<4x2xf32>) {
+  // expected-error @+1 {{'vo.matmul' op with f32_result expects 16-bit float operands, got 'f32'}}
+  %0 = vo.matmul %a, %b f32_result : tensor<3x4xf32>, tensor<4x2xf32>
+  return
+}
+
+// -----
+
 func.func @matmul_contraction(%a: tensor<3x4xf32>, %b: tensor<5x2xf32>) {
   // expected-error @+1 {{'vo.matmul' op expects contracting dims to match, got 4 (lhs [3, 4]) and 5 (rhs [5, 2])}}
   %0 = vo.matmul %a, %b : tensor<3x4xf32>, tensor<5x2xf32>

@@ -78,6 +78,12 @@ func.func @contractions(%x: tensor<2x5x8xf32>, %w: tensor<4x8xf32>, %b: tensor<3
   %0 = vo.matmul %x, %w transpose_rhs : tensor<2x5x8xf32>, tensor<4x8xf32>
   // CHECK: vo.matmul {{.*}} transpose_lhs : tensor<2x5x8xf32>, tensor<3x2x5x8xf32>
   %1 = vo.matmul %x, %b transpose_lhs : tensor<2x5x8xf32>, tensor<3x2x5x8xf32>
+  // bf16 operands, f32 result (mixed precision).
+  %xb = vo.cast %x : tensor<2x5x8xf32> to bf16
+  %wb = vo.cast %w : tensor<4x8xf32> to bf16
+  // CHECK: vo.matmul {{.*}} transpose_rhs f32_result : tensor<2x5x8xbf16>, tensor<4x8xbf16>
+  %mixed = vo.matmul %xb, %wb transpose_rhs f32_result : tensor<2x5x8xbf16>, tensor<4x8xbf16>
+  %mixed_f32 = vo.exp %mixed : tensor<2x5x4xf32>
   // CHECK: vo.reduce_sum {{.*}} axes = [0, 2] : tensor<2x5x8xf32>
   %2 = vo.reduce_sum %x axes = [0, 2] : tensor<2x5x8xf32>
   // CHECK: vo.reduce_mean {{.*}} axes = [2] keep_dims : tensor<2x5x8xf32>

@@ -48,3 +48,15 @@ func.func @forward() -> tensor<f32> {
   %l = vo.reduce_sum %y axes = [0] : tensor<3xf32>
   return %l : tensor<f32>
 }
+
+// -----
+
+// Mixed-precision matmuls come after autodiff (vo-bf16-matmuls).
+vo.parameter @w : tensor<4x2xbf16> init #vo.init<zeros>
+func.func @forward(%x: tensor<3x4xbf16>) -> tensor<f32> {
+  %w = vo.param @w : tensor<4x2xbf16>
+  // expected-error @+1 {{'vo.matmul' op with f32_result has no gradient rule (vo-bf16-matmuls runs after autodiff)}}
+  %y = vo.matmul %x, %w f32_result : tensor<3x4xbf16>, tensor<4x2xbf16>
+  %l = vo.reduce_sum %y axes = [0, 1] : tensor<3x2xf32>
+  return %l : tensor<f32>
+}

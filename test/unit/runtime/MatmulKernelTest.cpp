@@ -3,6 +3,10 @@
 
 #include "KernelTestUtil.h"
 
+#include <random>
+
+#include "runtime/base/FloatBits.h"
+
 namespace veomni::runtime {
 namespace {
 
@@ -117,6 +121,50 @@ TEST(CpuMatmul, RejectsBadOutputBatchRankAndDType) {
   bad.SetInt("transpose_lhs", 3);
   EXPECT_EQ(RunKernel("matmul", bad, {&a, &b2}, {&out}).message(),
             "matmul: attribute 'transpose_lhs' is 3, expected 0 or 1");
+}
+
+TEST(CpuMatmul, Bf16OperandsMultiplyAsTheirF32Values) {
+  // bf16 operands (vo-bf16-matmuls) widen exactly, so the product is the f32
+  // kernel's on the widened values, bit for bit, in every transpose.
+  std::mt19937 rng(5);
+  for (int transposes = 0; transposes < 4; ++transposes) {
+    const bool tl = transposes & 1, tr = transposes & 2;
+    std::vector<int64_t> lhs_shape = tl ? std::vector<int64_t>{2, 7, 3} : std::vector<int64_t>{2, 3, 7};
+    std::vector<int64_t> rhs_shape = tr ? std::vector<int64_t>{5, 7} : std::vector<int64_t>{7, 5};
+    std::vector<float> lhs_values = testing::RandomFloats(42, rng);
+    std::vector<float> rhs_values = testing::RandomFloats(35, rng);
+    OwnedTensor lhs16(DType::kBF16, lhs_shape), rhs16(DType::kBF16, rhs_shape);
+    std::vector<float> lhs_wide, rhs_wide;
+    for (size_t i = 0; i < lhs_values.size(); ++i) {
+      lhs16.Data<uint16_t>()[i] = FloatToBFloat16Bits(lhs_values[i]);
+      lhs_wide.push_back(BFloat16BitsToFloat(lhs16.Data<uint16_t>()[i]));
+    }
+    for (size_t i = 0; i < rhs_values.size(); ++i) {
+      rhs16.Data<uint16_t>()[i] = FloatToBFloat16Bits(rhs_values[i]);
+      rhs_wide.push_back(BFloat16BitsToFloat(rhs16.Data<uint16_t>()[i]));
+    }
+    OwnedTensor lhs32 = F32(lhs_shape, lhs_wide), rhs32 = F32(rhs_shape, rhs_wide);
+    KernelAttrs attrs;
+    attrs.SetInt("transpose_lhs", tl);
+    attrs.SetInt("transpose_rhs", tr);
+    OwnedTensor out16(DType::kF32, {2, 3, 5}), out32(DType::kF32, {2, 3, 5});
+    ASSERT_TRUE(RunKernel("matmul", attrs, {&lhs16, &rhs16}, {&out16}).ok());
+    ASSERT_TRUE(RunKernel("matmul", attrs, {&lhs32, &rhs32}, {&out32}).ok());
+    EXPECT_EQ(out16.Values<float>(), out32.Values<float>()) << "transposes " << transposes;
+    // The same against the naive loop (different rounding: double sums).
+    std::vector<double> naive = NaiveMatmul(lhs32, rhs32, tl, tr, {2, 3, 5});
+    std::vector<float> got = out16.Values<float>();
+    for (size_t i = 0; i < naive.size(); ++i) EXPECT_NEAR(got[i], naive[i], 1e-6);
+  }
+}
+
+TEST(CpuMatmul, Bf16OperandsNeedAnF32OutputAndEachOther) {
+  OwnedTensor a(DType::kBF16, {4, 5}), b(DType::kBF16, {5, 6}), b32(DType::kF32, {5, 6});
+  OwnedTensor out16(DType::kBF16, {4, 6}), out(DType::kF32, {4, 6});
+  EXPECT_EQ(RunKernel("matmul", {}, {&a, &b}, {&out16}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunKernel("matmul", {}, {&a, &b32}, {&out}).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

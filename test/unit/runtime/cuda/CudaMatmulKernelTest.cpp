@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "runtime/base/FloatBits.h"
 #include "runtime/kernels/MatmulCopies.h"
 #include "runtime/kernels/cuda/CudaSupport.h"
 #include "test/unit/runtime/cuda/CudaKernelTestUtil.h"
@@ -58,6 +59,34 @@ TEST_F(CudaMatmulTest, Bf16ComputeIsWithinBf16Rounding) {
   // relative; with |x| < 1 and K <= 64 terms the sum is off by well under
   // 64 * 2^-8 / sqrt(64) ~ 0.03 in the worst realistic case.
   for (const MatmulCase& c : kCases) Check(c, cuda::MatmulPrecision::kBF16, 3e-2, 1e-2);
+}
+
+TEST_F(CudaMatmulTest, Bf16OperandsMatchTheCpuAtEveryPrecision) {
+  // Operands the compiler rounded (vo-bf16-matmuls) are multiplied as they
+  // are, whatever the precision setting: the same bf16 values on both sides,
+  // so only the f32 (GPU) against double (CPU) sums differ.
+  for (cuda::MatmulPrecision precision :
+       {cuda::MatmulPrecision::kBF16, cuda::MatmulPrecision::kF32}) {
+    ScopedPrecision scoped(precision);
+    std::mt19937 rng(29);
+    for (const MatmulCase& c : kCases) {
+      auto bf16 = [&](const std::vector<int64_t>& shape) {
+        OwnedTensor tensor(DType::kBF16, shape);
+        std::vector<float> values = RandomFloats(tensor.NumElements(), rng);
+        for (int64_t i = 0; i < tensor.NumElements(); ++i)
+          tensor.Data<uint16_t>()[i] = FloatToBFloat16Bits(values[i]);
+        return tensor;
+      };
+      OwnedTensor lhs = bf16(c.lhs), rhs = bf16(c.rhs);
+      OwnedTensor out(DType::kF32, c.out);
+      KernelAttrs attrs;
+      attrs.SetInt("transpose_lhs", c.transpose_lhs);
+      attrs.SetInt("transpose_rhs", c.transpose_rhs);
+      TwinResult result = RunTwins("matmul", attrs, {&lhs, &rhs}, {&out});
+      EXPECT_TRUE(AllClose(result.gpu[0].Values<float>(), result.cpu[0].Values<float>(), 1e-5,
+                           1e-5));
+    }
+  }
 }
 
 TEST_F(CudaMatmulTest, Bf16PastTheCopyLimitSplitsTheDepth) {

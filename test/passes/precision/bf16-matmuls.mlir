@@ -1,0 +1,64 @@
+// RUN: veomni-opt %s -vo-bf16-matmuls="max-operand-bytes=256" -split-input-file | FileCheck %s
+
+// An activation read by matmuls early and late (a forward projection and,
+// through a reshape, the weight gradient) and by nothing else: rounded once
+// right after its op; the late matmul reshapes the rounding. The parameter
+// is rounded right before each of its matmuls.
+// CHECK-LABEL: func.func @shared
+// CHECK:       %[[X:.*]] = vo.rms_norm
+// CHECK-NEXT:  %[[XB:.*]] = vo.cast %[[X]] : tensor<2x4x8xf32> to bf16
+// CHECK:       %[[W1:.*]] = vo.cast %arg1 : tensor<6x8xf32> to bf16
+// CHECK-NEXT:  %[[Y:.*]] = vo.matmul %[[XB]], %[[W1]] transpose_rhs f32_result : tensor<2x4x8xbf16>, tensor<6x8xbf16>
+// CHECK:       %[[XR:.*]] = vo.reshape %[[XB]] to [8, 8] : tensor<2x4x8xbf16>
+// CHECK:       vo.matmul %{{.*}}, %[[XR]] transpose_lhs f32_result : tensor<8x6xbf16>, tensor<8x8xbf16>
+// CHECK-NOT:   vo.cast %[[X]]
+// CHECK:       return
+func.func @shared(%x0: tensor<2x4x8xf32>, %w: tensor<6x8xf32>, %g: tensor<8xf32>,
+                  %dy: tensor<8x6xf32>) -> (tensor<2x4x6xf32>, tensor<6x8xf32>) {
+  %x = vo.rms_norm %x0, %g epsilon = 1.0e-6 : tensor<2x4x8xf32>, tensor<8xf32>
+  %y = vo.matmul %x, %w transpose_rhs : tensor<2x4x8xf32>, tensor<6x8xf32>
+  %t = vo.exp %y : tensor<2x4x6xf32>
+  %u = vo.exp %t : tensor<2x4x6xf32>
+  %v = vo.exp %u : tensor<2x4x6xf32>
+  %xr = vo.reshape %x to [8, 8] : tensor<2x4x8xf32>
+  %dw = vo.matmul %dy, %xr transpose_lhs : tensor<8x6xf32>, tensor<8x8xf32>
+  return %v, %dw : tensor<2x4x6xf32>, tensor<6x8xf32>
+}
+
+// -----
+
+// A value whose other reader comes late (the f32 value lives to its end
+// anyway): rounded right before each matmul.
+// CHECK-LABEL: func.func @late_reader
+// CHECK:       %[[A:.*]] = vo.exp %arg0
+// CHECK-NEXT:  %[[A1:.*]] = vo.cast %[[A]] : tensor<4x4xf32> to bf16
+// CHECK-NEXT:  vo.cast %arg1
+// CHECK-NEXT:  vo.matmul %[[A1]], %{{.*}} f32_result
+// CHECK:       %[[A2:.*]] = vo.cast %[[A]] : tensor<4x4xf32> to bf16
+// CHECK-NEXT:  vo.cast %arg1
+// CHECK-NEXT:  vo.matmul %[[A2]], %{{.*}} f32_result
+// CHECK-NEXT:  vo.add %[[A]]
+func.func @late_reader(%x: tensor<4x4xf32>, %w: tensor<4x4xf32>) -> tensor<4x4xf32> {
+  %a = vo.exp %x : tensor<4x4xf32>
+  %b = vo.matmul %a, %w : tensor<4x4xf32>, tensor<4x4xf32>
+  %c = vo.exp %b : tensor<4x4xf32>
+  %d = vo.matmul %a, %w : tensor<4x4xf32>, tensor<4x4xf32>
+  %e = vo.add %a, %d : tensor<4x4xf32>, tensor<4x4xf32>
+  %f = vo.add %c, %e : tensor<4x4xf32>, tensor<4x4xf32>
+  return %f : tensor<4x4xf32>
+}
+
+// -----
+
+// A matmul with an operand past max-operand-bytes (here 256 bytes: 128 bf16
+// elements) stays f32 with both of its operands; bf16 matmuls are left alone.
+// CHECK-LABEL: func.func @too_large
+// CHECK:       vo.matmul %arg0, %arg1 : tensor<4x64xf32>, tensor<64x4xf32>
+// CHECK:       vo.matmul %arg2, %arg3 : tensor<2x2xbf16>, tensor<2x2xbf16>
+// CHECK-NOT:   vo.cast
+func.func @too_large(%a: tensor<4x64xf32>, %b: tensor<64x4xf32>, %c: tensor<2x2xbf16>,
+                     %d: tensor<2x2xbf16>) -> (tensor<4x4xf32>, tensor<2x2xbf16>) {
+  %x = vo.matmul %a, %b : tensor<4x64xf32>, tensor<64x4xf32>
+  %y = vo.matmul %c, %d : tensor<2x2xbf16>, tensor<2x2xbf16>
+  return %x, %y : tensor<4x4xf32>, tensor<2x2xbf16>
+}
