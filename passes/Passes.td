@@ -70,6 +70,11 @@ def VoBf16Matmuls : Pass<"vo-bf16-matmuls", "mlir::ModuleOp"> {
       bytes then free early); otherwise right before each matmul;
     - a function argument (a parameter, which stays in memory anyway) is
       rounded right before each matmul.
+    SwiGLU's gate and up projections, when only the swiglu and its gradient
+    read them and only matmuls read the swiglu, return bf16 (matmuls of bf16
+    operands without `f32_result`), and the swiglu reads and returns bf16: the
+    backward keeps both projections at half the bytes, and `vo.swiglu_grad`
+    reads them beside the f32 output gradient.
     A matmul with an operand whose bf16 rounding would pass `max-operand-bytes`
     (the output projection's [tokens, vocab] gradient) stays f32: the GPU
     kernel rounds such operands in bounded pieces. Runs after autodiff (the

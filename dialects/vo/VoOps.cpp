@@ -873,12 +873,16 @@ LogicalResult SwigluGradOp::inferReturnTypes(MLIRContext *,
                                              std::optional<Location> loc,
                                              Adaptor adaptor,
                                              SmallVectorImpl<Type> &types) {
-  Type gate = adaptor.getGate().getType();
-  if (adaptor.getUp().getType() != gate ||
-      adaptor.getResultGrad().getType() != gate)
+  auto gate = tensorType(adaptor.getGate());
+  auto grad = tensorType(adaptor.getResultGrad());
+  bool mixed = gate.getElementType().isBF16() && grad.getElementType().isF32();
+  if (adaptor.getUp().getType() != gate || gate.getShape() != grad.getShape() ||
+      (gate.getElementType() != grad.getElementType() && !mixed))
     return opError(loc, getOperationName(),
-                   "expects gate, up and the result gradient of one type");
-  types.append({gate, gate});
+                   "expects gate, up and the result gradient of one type (or bf16 "
+                   "gate and up beside an f32 result gradient), got ",
+                   gate, ", ", adaptor.getUp().getType(), " and ", grad);
+  types.append({grad, grad});
   return success();
 }
 

@@ -421,13 +421,18 @@ def Vo_RopeGradOp : Vo_Op<"rope_grad", [Pure, InferTypeOpAdaptor,
 }
 
 def Vo_SwigluGradOp : Vo_Op<"swiglu_grad", [Pure, InferTypeOpAdaptor,
-    AllTypesMatch<["gate", "up", "result_grad"]>]> {
+    AllTypesMatch<["gate", "up"]>]> {
   let summary = "Gradients of vo.swiglu w.r.t. gate and up";
+  let description = [{
+    The gradients have the result gradient's type. Gate and up share a type,
+    the result gradient's or, kept in bf16 by `vo-bf16-matmuls`, bf16 beside
+    an f32 result gradient.
+  }];
   let arguments = (ins Vo_FloatTensor:$gate, Vo_FloatTensor:$up,
                        Vo_FloatTensor:$result_grad);
   let results = (outs Vo_FloatTensor:$gate_grad, Vo_FloatTensor:$up_grad);
   let assemblyFormat = "$gate `,` $up `,` $result_grad attr-dict `:` "
-                       "type($gate)";
+                       "type($gate) `,` type($result_grad)";
 }
 
 def Vo_AttentionGradOp : Vo_Op<"attention_grad", [Pure, InferTypeOpAdaptor]> {

@@ -13,6 +13,9 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/STLExtras.h"
+
+#include <array>
 
 #include <limits>
 
@@ -59,20 +62,81 @@ struct VoBf16MatmulsPass
         rewriteBlock(block);
   }
 
-  /// Whether this pass gives `op` bf16 operands.
+  /// Whether this pass gives `op` (an f32 product) bf16 operands; an operand
+  /// may already be bf16 (a SwiGLU product kept in bf16).
   bool rounds(MatmulOp op) const {
-    if (op.getF32Result())
+    if (op.getF32Result() || !typeOf(op.getResult()).getElementType().isF32())
       return false;
     for (Value operand : {op.getLhs(), op.getRhs()}) {
       RankedTensorType type = typeOf(operand);
-      if (!type.getElementType().isF32() ||
+      if (!(type.getElementType().isF32() || type.getElementType().isBF16()) ||
           2 * type.getNumElements() > static_cast<int64_t>(maxOperandBytes))
         return false;
     }
     return true;
   }
 
+  /// SwiGLU's gate and up projections, when nothing but the swiglu and its
+  /// gradient reads them and only roundings to bf16 read the swiglu (after
+  /// roundMatmuls): the projections then return bf16 (the tensor cores round
+  /// their f32 sums), the swiglu computes in f32 from bf16 and returns the
+  /// bf16 its readers wanted, and its gradient reads the bf16 gate and up
+  /// beside the f32 output gradient. The backward keeps half the bytes of
+  /// both projections.
+  static void keepSwigluInputsInBf16(Block &block) {
+    SmallVector<SwigluOp> swiglus;
+    for (Operation &op : block)
+      if (auto swiglu = dyn_cast<SwigluOp>(&op))
+        swiglus.push_back(swiglu);
+    OpBuilder b(block.getParentOp()->getContext());
+    for (SwigluOp swiglu : swiglus) {
+      auto gate = swiglu.getGate().getDefiningOp<MatmulOp>();
+      auto up = swiglu.getUp().getDefiningOp<MatmulOp>();
+      auto readers = swiglu.getResult().getUsers();
+      if (!gate || !up || gate == up || !gate.getF32Result() || !up.getF32Result() ||
+          readers.empty() || !llvm::all_of(readers, [](Operation *user) {
+            auto cast = dyn_cast<CastOp>(user);
+            return cast && cast.getElementType().isBF16();
+          }))
+        continue;
+      auto onlySwiglu = [&](MatmulOp product) {
+        return llvm::all_of(product->getUsers(), [&](Operation *user) {
+          if (user == swiglu.getOperation())
+            return true;
+          auto grad = dyn_cast<SwigluGradOp>(user);
+          return grad && grad.getGate() == swiglu.getGate() && grad.getUp() == swiglu.getUp();
+        });
+      };
+      if (!onlySwiglu(gate) || !onlySwiglu(up))
+        continue;
+      Value halves[2];
+      for (auto [i, product] : llvm::enumerate(std::array<MatmulOp, 2>{gate, up})) {
+        b.setInsertionPoint(product);
+        halves[i] = MatmulOp::create(b, product.getLoc(), product.getLhs(), product.getRhs(),
+                                     product.getTransposeLhs(), product.getTransposeRhs(),
+                                     /*f32_result=*/false);
+      }
+      for (Operation *user : llvm::make_early_inc_range(gate->getUsers()))
+        if (auto grad = dyn_cast<SwigluGradOp>(user))
+          grad->setOperands(0, 2, {halves[0], halves[1]});
+      b.setInsertionPoint(swiglu);
+      Value product = SwigluOp::create(b, swiglu.getLoc(), halves[0], halves[1]);
+      for (Operation *cast : llvm::make_early_inc_range(swiglu.getResult().getUsers())) {
+        cast->getResult(0).replaceAllUsesWith(product);
+        cast->erase();
+      }
+      swiglu.erase();
+      gate.erase();
+      up.erase();
+    }
+  }
+
   void rewriteBlock(Block &block) {
+    roundMatmuls(block);
+    keepSwigluInputsInBf16(block);
+  }
+
+  void roundMatmuls(Block &block) {
     DenseMap<Operation *, int64_t> position;
     int64_t next = 0;
     for (Operation &op : block)
@@ -85,7 +149,8 @@ struct VoBf16MatmulsPass
         continue;
       matmuls.push_back(matmul);
       for (unsigned index : {0u, 1u})
-        byRoot[reshapeRoot(matmul->getOperand(index))].push_back({matmul, index});
+        if (typeOf(matmul->getOperand(index)).getElementType().isF32())
+          byRoot[reshapeRoot(matmul->getOperand(index))].push_back({matmul, index});
     }
     if (matmuls.empty())
       return;
@@ -125,8 +190,12 @@ struct VoBf16MatmulsPass
     }
     for (MatmulOp matmul : matmuls) {
       b.setInsertionPoint(matmul);
+      auto operand = [&](unsigned index) {
+        Value value = rounded.lookup({matmul, index});
+        return value ? value : matmul->getOperand(index);  // already bf16
+      };
       auto replacement = MatmulOp::create(
-          b, matmul.getLoc(), rounded.lookup({matmul, 0u}), rounded.lookup({matmul, 1u}),
+          b, matmul.getLoc(), operand(0), operand(1),
           matmul.getTransposeLhs(), matmul.getTransposeRhs(), /*f32_result=*/true);
       matmul.getResult().replaceAllUsesWith(replacement.getResult());
       matmul.erase();

@@ -17,7 +17,9 @@ tensor passes within max(rtol, 2 x float32 PyTorch's own error).
 With --bf16-matmuls ours is compiled with --matmul-operands=bf16, and
 PyTorch's linear layers round their operands to bf16 the same way: x and W
 in the forward, the output gradient (and x, W) in the backward, products
-summed in the run's float type.
+summed in the run's float type; and, as ours keeps SwiGLU's inputs in bf16,
+its MLPs round the gate and up projections and silu(gate) * up (values only:
+the gradients pass unrounded).
 
 usage: train_vs_torch.py --bin BUILD/bin --workdir DIR --grad-accum 2
        [--max-grad-norm 0.05] [--cosine WARMUP] [--bf16-matmuls] --steps N
@@ -63,6 +65,24 @@ class RoundedLinear(torch.autograd.Function):
         dw = dyr.reshape(-1, dyr.shape[-1]).T @ xr.reshape(-1, xr.shape[-1])
         db = dy.reshape(-1, dy.shape[-1]).sum(0) if ctx.has_bias else None
         return dx, dw, db
+
+
+class RoundValue(torch.autograd.Function):
+    """bf16 rounding of a value whose gradient passes as it is."""
+
+    @staticmethod
+    def forward(ctx, t):
+        return rounded(t)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def rounded_mlp_forward(self, x):
+    gate = RoundValue.apply(self.gate_proj(x))
+    up = RoundValue.apply(self.up_proj(x))
+    return self.down_proj(RoundValue.apply(self.act_fn(gate) * up))
 
 
 def main():
@@ -118,14 +138,16 @@ def main():
         params = {name: p.detach().double().numpy() for name, p in model.named_parameters()}
         return losses, lrs, norms, params
 
-    plain_linear = torch.nn.functional.linear
+    from transformers.models.qwen3 import modeling_qwen3
+    plain_linear, plain_mlp = torch.nn.functional.linear, modeling_qwen3.Qwen3MLP.forward
     if args.bf16_matmuls:
         torch.nn.functional.linear = lambda x, w, b=None: RoundedLinear.apply(x, w, b)
+        modeling_qwen3.Qwen3MLP.forward = rounded_mlp_forward
     try:
         torch_losses, torch_lrs, torch_norms, params32 = train_torch(torch.float32)
         _, _, _, params64 = train_torch(torch.float64)
     finally:
-        torch.nn.functional.linear = plain_linear
+        torch.nn.functional.linear, modeling_qwen3.Qwen3MLP.forward = plain_linear, plain_mlp
 
     # veomni.
     mlir, vob = (os.path.join(args.workdir, n) for n in ("model.mlir", "model.vob"))

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "runtime/base/FloatBits.h"
 #include "runtime/base/Status.h"
 #include "runtime/base/Tensor.h"
 #include "runtime/kernels/Kernel.h"
@@ -20,6 +21,20 @@
 namespace veomni::runtime::cpu {
 
 inline constexpr size_t kAnyNumberOfInputs = static_cast<size_t>(-1);
+
+// Element i of an f32 or bf16 tensor as f32 (bf16 widens exactly), and the
+// store that rounds to the tensor's type (nearest even).
+inline float FloatAt(const TensorView& tensor, int64_t i) {
+  return tensor.dtype == DType::kBF16 ? BFloat16BitsToFloat(tensor.As<uint16_t>()[i])
+                                      : tensor.As<float>()[i];
+}
+inline void StoreFloatAt(const TensorView& tensor, int64_t i, float value) {
+  if (tensor.dtype == DType::kBF16) {
+    tensor.As<uint16_t>()[i] = FloatToBFloat16Bits(value);
+  } else {
+    tensor.As<float>()[i] = value;
+  }
+}
 
 // InvalidArgument "<kernel>: expects N inputs, got M" (or "N to K inputs",
 // "at least N inputs" when max_inputs is kAnyNumberOfInputs).

@@ -73,10 +73,13 @@ absl::StatusOr<MatmulPlan> PlanMatmul(const KernelAttrs& attrs,
   VEOMNI_ASSIGN_OR_RETURN(plan.transpose_rhs,
                           OptionalFlag(kKernel, attrs, "transpose_rhs", false));
   const bool transpose_lhs = plan.transpose_lhs, transpose_rhs = plan.transpose_rhs;
-  // f32 operands, or bf16 ones (vo-bf16-matmuls) with f32 accumulation and output.
+  // f32 operands, or bf16 ones (vo-bf16-matmuls) with f32 accumulation and an
+  // f32 or bf16 output.
   VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, lhs.dtype, {DType::kF32, DType::kBF16}));
   VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "rhs", rhs, lhs.dtype));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", out, DType::kF32));
+  if (out.dtype != lhs.dtype) {
+    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", out, DType::kF32));
+  }
   VEOMNI_RETURN_IF_ERROR(CheckMatrixRank(kKernel, "lhs", lhs));
   VEOMNI_RETURN_IF_ERROR(CheckMatrixRank(kKernel, "rhs", rhs));
 
@@ -124,8 +127,11 @@ absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> input
   std::vector<float> wide_lhs, wide_rhs;
   const float* lhs_data = WidenBf16(lhs, wide_lhs);
   const float* rhs_data = WidenBf16(rhs, wide_rhs);
-  std::vector<float> packed_lhs, packed_rhs;
+  std::vector<float> packed_lhs, packed_rhs, wide_out;
   std::vector<double> row;
+  // A bf16 output is summed in f32, then rounded.
+  if (out.dtype == DType::kBF16) wide_out.resize(static_cast<size_t>(out.NumElements()));
+  float* result = out.dtype == DType::kBF16 ? wide_out.data() : out.As<float>();
   for (int64_t b = 0; b < batch_count; ++b, walker.Next()) {
     const float* a = lhs_data + walker.Offset(0) * m * k;
     const float* bm = rhs_data + walker.Offset(1) * k * n;
@@ -137,7 +143,10 @@ absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> input
       PackTransposed(bm, n, k, packed_rhs);
       bm = packed_rhs.data();
     }
-    MultiplyMatrices(a, bm, out.As<float>() + b * m * n, m, k, n, row);
+    MultiplyMatrices(a, bm, result + b * m * n, m, k, n, row);
+  }
+  if (out.dtype == DType::kBF16) {
+    for (int64_t i = 0; i < out.NumElements(); ++i) StoreFloatAt(out, i, result[i]);
   }
   return absl::OkStatus();
 }

@@ -281,12 +281,10 @@ absl::Status Swiglu(const KernelAttrs&, absl::Span<const TensorView> inputs,
   VEOMNI_RETURN_IF_ERROR(CheckSwiglu(inputs, outputs));
   const TensorView& gate = inputs[0];
   const TensorView& up = inputs[1];
-  const float* g = gate.As<float>();
-  const float* u = up.As<float>();
-  float* y = outputs[0].As<float>();
+  const TensorView& y = outputs[0];
   for (int64_t i = 0; i < gate.NumElements(); ++i) {
-    double x = g[i];
-    y[i] = static_cast<float>(x / (1.0 + std::exp(-x)) * u[i]);
+    double x = FloatAt(gate, i);
+    StoreFloatAt(y, i, static_cast<float>(x / (1.0 + std::exp(-x)) * FloatAt(up, i)));
   }
   return absl::OkStatus();
 }
@@ -444,9 +442,10 @@ absl::Status CheckSwiglu(absl::Span<const TensorView> inputs,
   VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 2, 2, outputs, 1));
   const TensorView& gate = inputs[0];
   const TensorView& up = inputs[1];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, gate.dtype, {DType::kF32}));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "up", up, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", outputs[0], DType::kF32));
+  // f32, or bf16 throughout (vo-bf16-matmuls keeps gate and up in bf16).
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, gate.dtype, {DType::kF32, DType::kBF16}));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "up", up, gate.dtype));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", outputs[0], gate.dtype));
   VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "up", up, gate.shape));
   VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", outputs[0], gate.shape));
   return absl::OkStatus();

@@ -91,15 +91,15 @@ absl::Status SwigluGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
                         absl::Span<const TensorView> outputs) {
   VEOMNI_RETURN_IF_ERROR(CheckSwigluGrad(inputs, outputs));
   const TensorView& gate = inputs[0];
-  const float* g = gate.As<float>();
-  const float* u = inputs[1].As<float>();
+  const TensorView& up = inputs[1];
   const float* dy = inputs[2].As<float>();
   float* dgate = outputs[0].As<float>();
   float* dup = outputs[1].As<float>();
   for (int64_t i = 0; i < gate.NumElements(); ++i) {
-    double x = g[i];
+    double x = FloatAt(gate, i);
     double s = 1.0 / (1.0 + std::exp(-x));
-    dgate[i] = static_cast<float>(static_cast<double>(dy[i]) * u[i] * s * (1.0 + x * (1.0 - s)));
+    dgate[i] = static_cast<float>(static_cast<double>(dy[i]) * FloatAt(up, i) * s *
+                                  (1.0 + x * (1.0 - s)));
     dup[i] = static_cast<float>(static_cast<double>(dy[i]) * x * s);
   }
   return absl::OkStatus();
@@ -299,11 +299,13 @@ absl::Status CheckSwigluGrad(absl::Span<const TensorView> inputs,
   constexpr absl::string_view kKernel = "swiglu_grad";
   VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 3, 3, outputs, 2));
   const TensorView& gate = inputs[0];
-  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, gate.dtype, {DType::kF32}));
+  // gate and up f32, or bf16 (vo-bf16-matmuls); dy and the gradients f32.
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kKernel, gate.dtype, {DType::kF32, DType::kBF16}));
   const char* roles[] = {"up", "dy", "dgate", "dup"};
   const TensorView* others[] = {&inputs[1], &inputs[2], &outputs[0], &outputs[1]};
   for (int i = 0; i < 4; ++i) {
-    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, roles[i], *others[i], DType::kF32));
+    VEOMNI_RETURN_IF_ERROR(
+        CheckDType(kKernel, roles[i], *others[i], i == 0 ? gate.dtype : DType::kF32));
     VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, roles[i], *others[i], gate.shape));
   }
   return absl::OkStatus();

@@ -81,10 +81,11 @@ struct GemmShape {
 // out[batch] = op(lhs[batch]) op(rhs[batch]) (+ out[batch] when `accumulate`)
 // for `count` batches whose elements start `lhs_stride`, `rhs_stride` and m*n
 // apart; out's rows are `ldc` apart. The operands are of `operand_type` (f32,
-// or bf16 copies), the output f32.
+// or bf16 copies), the output f32, or bf16 (`bf16_out`) from bf16 operands.
 absl::Status LtMatmul(CudaContext& context, const GemmShape& shape, const void* lhs,
-                      int64_t lhs_stride, const void* rhs, int64_t rhs_stride, float* out,
-                      int64_t ldc, int32_t count, cudaDataType_t operand_type, bool accumulate) {
+                      int64_t lhs_stride, const void* rhs, int64_t rhs_stride, void* out,
+                      int64_t ldc, int32_t count, cudaDataType_t operand_type, bool accumulate,
+                      bool bf16_out = false) {
   const int64_t m = shape.m, n = shape.n, k = shape.k;
   LtDescriptors d;
   VEOMNI_RETURN_IF_ERROR(CublasStatus(
@@ -107,7 +108,8 @@ absl::Status LtMatmul(CudaContext& context, const GemmShape& shape, const void* 
   VEOMNI_RETURN_IF_ERROR(CublasStatus(
       cublasLtMatrixLayoutCreate(&d.b, operand_type, b_rows, b_cols, b_rows), "matmul: layout"));
   VEOMNI_RETURN_IF_ERROR(
-      CublasStatus(cublasLtMatrixLayoutCreate(&d.c, CUDA_R_32F, n, m, ldc), "matmul: layout"));
+      CublasStatus(cublasLtMatrixLayoutCreate(&d.c, bf16_out ? CUDA_R_16BF : CUDA_R_32F, n, m, ldc),
+                   "matmul: layout"));
   if (count > 1) {
     VEOMNI_RETURN_IF_ERROR(SetBatch(d.a, count, rhs_stride));
     VEOMNI_RETURN_IF_ERROR(SetBatch(d.b, count, lhs_stride));
@@ -202,7 +204,8 @@ absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> input
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
 
   const int64_t m = shape.m, n = shape.n, k = shape.k;
-  float* c = out.As<float>();
+  float* c = static_cast<float*>(out.data);  // f32, but bf16 below when out is
+  const bool bf16_out = out.dtype == DType::kBF16;
   int64_t count = DimProduct(batch, 0, batch.size());
   if (count == 0 || m == 0 || n == 0) return absl::OkStatus();
   if (k == 0) {
@@ -261,12 +264,13 @@ absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> input
     int64_t rhs_step = count > 1 ? rhs_offsets[1] - rhs_offsets[0] : 0;
     return LtMatmul(*context, shape, a + lhs_offsets[0] * m * k * element, lhs_step * m * k,
                     b + rhs_offsets[0] * k * n * element, rhs_step * k * n, c, n,
-                    static_cast<int32_t>(count), operand_type, /*accumulate=*/false);
+                    static_cast<int32_t>(count), operand_type, /*accumulate=*/false, bf16_out);
   }
   for (int64_t i = 0; i < count; ++i) {
     VEOMNI_RETURN_IF_ERROR(LtMatmul(*context, shape, a + lhs_offsets[i] * m * k * element, 0,
-                                    b + rhs_offsets[i] * k * n * element, 0, c + i * m * n, n,
-                                    1, operand_type, /*accumulate=*/false));
+                                    b + rhs_offsets[i] * k * n * element, 0,
+                                    static_cast<char*>(out.data) + i * m * n * DTypeBytes(out.dtype),
+                                    n, 1, operand_type, /*accumulate=*/false, bf16_out));
   }
   return absl::OkStatus();
 }

@@ -125,8 +125,8 @@ absl::Status Swiglu(const KernelAttrs&, absl::Span<const TensorView> inputs,
   const TensorView& gate = inputs[0];
   const TensorView& up = inputs[1];
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
-  LaunchSwiglu(gate.As<float>(), up.As<float>(), outputs[0].As<float>(), gate.NumElements(),
-               context->stream);
+  LaunchSwiglu(gate.data, up.data, outputs[0].data, gate.dtype == DType::kBF16,
+               gate.NumElements(), context->stream);
   return LaunchStatus(kKernel);
 }
 

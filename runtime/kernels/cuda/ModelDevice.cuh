@@ -8,11 +8,18 @@
 #include <cstdint>
 
 #include <cub/cub.cuh>
+#include <cuda_bf16.h>
 
 #include "runtime/kernels/cuda/CudaContext.h"
 #include "runtime/kernels/cuda/ModelLaunch.h"
 
 namespace veomni::runtime::cuda::model {
+
+// Elements kept as f32 or bf16, computed in f32.
+__device__ inline float LoadFloat(const float* p, int64_t i) { return p[i]; }
+__device__ inline float LoadFloat(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
+__device__ inline void StoreFloat(float* p, int64_t i, float v) { p[i] = v; }
+__device__ inline void StoreFloat(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
 // Threads of the elementwise and row kernels.
 inline constexpr int kThreads = 256;

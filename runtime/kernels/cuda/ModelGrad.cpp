@@ -66,7 +66,7 @@ absl::Status SwigluGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
   VEOMNI_RETURN_IF_ERROR(cpu::CheckSwigluGrad(inputs, outputs));
   const TensorView& gate = inputs[0];
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
-  LaunchSwigluGrad(gate.As<float>(), inputs[1].As<float>(), inputs[2].As<float>(),
+  LaunchSwigluGrad(gate.data, inputs[1].data, gate.dtype == DType::kBF16, inputs[2].As<float>(),
                    outputs[0].As<float>(), outputs[1].As<float>(), gate.NumElements(),
                    context->stream);
   return LaunchStatus(kKernel);

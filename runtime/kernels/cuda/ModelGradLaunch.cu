@@ -105,12 +105,13 @@ __global__ void RopeGradKernel(const float* dy, const float* cos, const float* s
   }
 }
 
-__global__ void SwigluGradKernel(const float* gate, const float* up, const float* dy,
-                                 float* dgate, float* dup, int64_t elements) {
+template <typename T>
+__global__ void SwigluGradKernel(const T* gate, const T* up, const float* dy, float* dgate,
+                                 float* dup, int64_t elements) {
   for (int64_t e = model::GlobalThread(); e < elements; e += model::GridThreads()) {
-    float x = gate[e];
+    float x = model::LoadFloat(gate, e);
     float s = 1.0f / (1.0f + expf(-x));
-    dgate[e] = dy[e] * up[e] * s * (1.0f + x * (1.0f - s));
+    dgate[e] = dy[e] * model::LoadFloat(up, e) * s * (1.0f + x * (1.0f - s));
     dup[e] = dy[e] * x * s;
   }
 }
@@ -299,11 +300,18 @@ void LaunchRopeGrad(const float* dy, const float* cos, const float* sin, float* 
   }
 }
 
-void LaunchSwigluGrad(const float* gate, const float* up, const float* dy, float* dgate,
+void LaunchSwigluGrad(const void* gate, const void* up, bool bf16, const float* dy, float* dgate,
                       float* dup, int64_t elements, cudaStream_t stream) {
   if (elements == 0) return;
-  SwigluGradKernel<<<model::BlocksFor(elements, kThreads), kThreads, 0, stream>>>(
-      gate, up, dy, dgate, dup, elements);
+  const unsigned blocks = model::BlocksFor(elements, kThreads);
+  if (bf16) {
+    using T = __nv_bfloat16;
+    SwigluGradKernel<<<blocks, kThreads, 0, stream>>>(
+        static_cast<const T*>(gate), static_cast<const T*>(up), dy, dgate, dup, elements);
+  } else {
+    SwigluGradKernel<<<blocks, kThreads, 0, stream>>>(
+        static_cast<const float*>(gate), static_cast<const float*>(up), dy, dgate, dup, elements);
+  }
 }
 
 void LaunchAttentionGrad(const float* q, const float* k, const float* v, const float* dout,

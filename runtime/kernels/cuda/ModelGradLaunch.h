@@ -24,7 +24,8 @@ void LaunchRmsNormGrad(const float* x, const float* w, const float* dy, float* d
 void LaunchRopeGrad(const float* dy, const float* cos, const float* sin, float* dx,
                     const RopeBroadcast& broadcast, cudaStream_t stream);
 
-void LaunchSwigluGrad(const float* gate, const float* up, const float* dy, float* dgate,
+// gate and up f32, or bf16 (`bf16`); dy and the gradients f32.
+void LaunchSwigluGrad(const void* gate, const void* up, bool bf16, const float* dy, float* dgate,
                       float* dup, int64_t elements, cudaStream_t stream);
 
 // dq per query row; dk and dv zeroed, then accumulated with fp32 atomics.

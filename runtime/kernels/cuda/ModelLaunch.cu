@@ -88,10 +88,11 @@ __global__ void RopeKernel(const float* x, const float* cos, const float* sin, f
   }
 }
 
-__global__ void SwigluKernel(const float* gate, const float* up, float* y, int64_t elements) {
+template <typename T>
+__global__ void SwigluKernel(const T* gate, const T* up, T* y, int64_t elements) {
   for (int64_t e = model::GlobalThread(); e < elements; e += model::GridThreads()) {
-    float g = gate[e];
-    y[e] = g / (1.0f + expf(-g)) * up[e];
+    float g = model::LoadFloat(gate, e);
+    model::StoreFloat(y, e, g / (1.0f + expf(-g)) * model::LoadFloat(up, e));
   }
 }
 
@@ -246,11 +247,20 @@ void LaunchRope(const float* x, const float* cos, const float* sin, float* y,
   }
 }
 
-void LaunchSwiglu(const float* gate, const float* up, float* y, int64_t elements,
+void LaunchSwiglu(const void* gate, const void* up, void* y, bool bf16, int64_t elements,
                   cudaStream_t stream) {
   if (elements == 0) return;
-  SwigluKernel<<<model::BlocksFor(elements, kThreads), kThreads, 0, stream>>>(gate, up, y,
-                                                                              elements);
+  const unsigned blocks = model::BlocksFor(elements, kThreads);
+  if (bf16) {
+    using T = __nv_bfloat16;
+    SwigluKernel<<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(gate),
+                                                  static_cast<const T*>(up), static_cast<T*>(y),
+                                                  elements);
+  } else {
+    SwigluKernel<<<blocks, kThreads, 0, stream>>>(static_cast<const float*>(gate),
+                                                  static_cast<const float*>(up),
+                                                  static_cast<float*>(y), elements);
+  }
 }
 
 void LaunchCheckCuSeqlens(DeviceIndices cu_seqlens, int64_t num_offsets, int64_t tokens,

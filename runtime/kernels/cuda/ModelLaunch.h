@@ -62,7 +62,8 @@ void LaunchRmsNorm(const float* x, const float* w, float* y, int64_t rows, int64
 void LaunchRope(const float* x, const float* cos, const float* sin, float* y,
                 const RopeBroadcast& broadcast, cudaStream_t stream);
 
-void LaunchSwiglu(const float* gate, const float* up, float* y, int64_t elements,
+// gate, up and y all f32, or all bf16 (`bf16`; computed in f32, y rounded).
+void LaunchSwiglu(const void* gate, const void* up, void* y, bool bf16, int64_t elements,
                   cudaStream_t stream);
 
 // Flags kBadShapeData unless cu_seqlens holds non-decreasing offsets within

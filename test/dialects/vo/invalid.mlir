@@ -117,6 +117,14 @@ func.func @matmul_f32_result_of_f32(%a: tensor<3x4xf32>, %b: tensor<4x2xf32>) {
 
 // -----
 
+func.func @swiglu_grad_f16_beside_f32(%g: tensor<2x3xf16>, %dh: tensor<2x3xf32>) {
+  // expected-error @+1 {{'vo.swiglu_grad' op expects gate, up and the result gradient of one type (or bf16 gate and up beside an f32 result gradient), got 'tensor<2x3xf16>', 'tensor<2x3xf16>' and 'tensor<2x3xf32>'}}
+  %dg, %du = vo.swiglu_grad %g, %g, %dh : tensor<2x3xf16>, tensor<2x3xf32>
+  return
+}
+
+// -----
+
 func.func @matmul_contraction(%a: tensor<3x4xf32>, %b: tensor<5x2xf32>) {
   // expected-error @+1 {{'vo.matmul' op expects contracting dims to match, got 4 (lhs [3, 4]) and 5 (rhs [5, 2])}}
   %0 = vo.matmul %a, %b : tensor<3x4xf32>, tensor<5x2xf32>

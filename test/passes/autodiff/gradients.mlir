@@ -584,7 +584,7 @@ vo.parameter @g : tensor<2x3xf32> init #vo.init<zeros>
 vo.parameter @u : tensor<2x3xf32> init #vo.init<zeros>
 // CHECK-LABEL: func.func @forward_backward
 // swiglu
-// CHECK: %[[DG:[a-z_0-9]+]], %[[DU:[a-z_0-9]+]] = vo.swiglu_grad %{{.*}}, %{{.*}}, %{{.*}} : tensor<2x3xf32>
+// CHECK: %[[DG:[a-z_0-9]+]], %[[DU:[a-z_0-9]+]] = vo.swiglu_grad %{{.*}}, %{{.*}}, %{{.*}} : tensor<2x3xf32>, tensor<2x3xf32>
 // CHECK: return %{{.*}}, %[[DG]], %[[DU]]
 func.func @forward() -> tensor<f32> {
   %g = vo.param @g : tensor<2x3xf32>

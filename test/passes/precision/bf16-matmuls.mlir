@@ -62,3 +62,46 @@ func.func @too_large(%a: tensor<4x64xf32>, %b: tensor<64x4xf32>, %c: tensor<2x2x
   %y = vo.matmul %c, %d : tensor<2x2xbf16>, tensor<2x2xbf16>
   return %x, %y : tensor<4x4xf32>, tensor<2x2xbf16>
 }
+
+// -----
+
+// SwiGLU's projections, read only by the swiglu and its gradient, return
+// bf16; the swiglu computes in bf16 storage, the down projection reads it as
+// it is, and the gradient reads the bf16 gate and up beside the f32 dh.
+// CHECK-LABEL: func.func @swiglu
+// CHECK:       %[[X:.*]] = vo.exp %arg0
+// CHECK-NEXT:  %[[XB:.*]] = vo.cast %[[X]] : tensor<4x8xf32> to bf16
+// CHECK:       %[[G:.*]] = vo.matmul %[[XB]], %{{.*}} transpose_rhs : tensor<4x8xbf16>, tensor<6x8xbf16>
+// CHECK:       %[[U:.*]] = vo.matmul %[[XB]], %{{.*}} transpose_rhs : tensor<4x8xbf16>, tensor<6x8xbf16>
+// CHECK-NEXT:  %[[H:.*]] = vo.swiglu %[[G]], %[[U]] : tensor<4x6xbf16>, tensor<4x6xbf16>
+// CHECK-NOT:   vo.cast %[[H]]
+// CHECK:       vo.matmul %[[H]], %{{.*}} transpose_rhs f32_result : tensor<4x6xbf16>, tensor<8x6xbf16>
+// CHECK:       vo.swiglu_grad %[[G]], %[[U]], %arg4 : tensor<4x6xbf16>, tensor<4x6xf32>
+func.func @swiglu(%x0: tensor<4x8xf32>, %wg: tensor<6x8xf32>, %wu: tensor<6x8xf32>,
+                  %wd: tensor<8x6xf32>, %dh: tensor<4x6xf32>)
+    -> (tensor<4x8xf32>, tensor<4x6xf32>, tensor<4x6xf32>) {
+  %x = vo.exp %x0 : tensor<4x8xf32>
+  %g = vo.matmul %x, %wg transpose_rhs : tensor<4x8xf32>, tensor<6x8xf32>
+  %u = vo.matmul %x, %wu transpose_rhs : tensor<4x8xf32>, tensor<6x8xf32>
+  %h = vo.swiglu %g, %u : tensor<4x6xf32>, tensor<4x6xf32>
+  %y = vo.matmul %h, %wd transpose_rhs : tensor<4x6xf32>, tensor<8x6xf32>
+  %dg, %du = vo.swiglu_grad %g, %u, %dh : tensor<4x6xf32>, tensor<4x6xf32>
+  return %y, %dg, %du : tensor<4x8xf32>, tensor<4x6xf32>, tensor<4x6xf32>
+}
+
+// -----
+
+// A swiglu that something other than a matmul reads stays f32, and so do its
+// projections' results.
+// CHECK-LABEL: func.func @swiglu_read_elsewhere
+// CHECK:       %[[G:.*]] = vo.matmul {{.*}} f32_result
+// CHECK:       %[[U:.*]] = vo.matmul {{.*}} f32_result
+// CHECK:       vo.swiglu %[[G]], %[[U]] : tensor<4x6xf32>, tensor<4x6xf32>
+func.func @swiglu_read_elsewhere(%x: tensor<4x8xf32>, %wg: tensor<6x8xf32>,
+                                 %wu: tensor<6x8xf32>) -> tensor<4x6xf32> {
+  %g = vo.matmul %x, %wg transpose_rhs : tensor<4x8xf32>, tensor<6x8xf32>
+  %u = vo.matmul %x, %wu transpose_rhs : tensor<4x8xf32>, tensor<6x8xf32>
+  %h = vo.swiglu %g, %u : tensor<4x6xf32>, tensor<4x6xf32>
+  %e = vo.exp %h : tensor<4x6xf32>
+  return %e : tensor<4x6xf32>
+}

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "runtime/base/FloatBits.h"
 #include "runtime/base/Tensor.h"
 #include "runtime/kernels/Kernel.h"
 
@@ -77,6 +78,21 @@ inline OwnedTensor I32(std::vector<int64_t> shape, const std::vector<int32_t>& v
 }
 inline OwnedTensor I1(std::vector<int64_t> shape, const std::vector<uint8_t>& values) {
   return MakeTensor(DType::kI1, std::move(shape), values);
+}
+
+// A bf16 copy of an f32 tensor (nearest even), and a bf16 tensor's values
+// widened to f32 (exact).
+inline OwnedTensor RoundedToBf16(const OwnedTensor& tensor) {
+  OwnedTensor rounded(DType::kBF16, tensor.shape());
+  for (int64_t i = 0; i < tensor.NumElements(); ++i)
+    rounded.Data<uint16_t>()[i] = FloatToBFloat16Bits(tensor.Data<float>()[i]);
+  return rounded;
+}
+inline std::vector<float> WidenedBf16(const OwnedTensor& tensor) {
+  std::vector<float> values;
+  for (int64_t i = 0; i < tensor.NumElements(); ++i)
+    values.push_back(BFloat16BitsToFloat(tensor.Data<uint16_t>()[i]));
+  return values;
 }
 
 inline int64_t NumElementsOf(const std::vector<int64_t>& shape) {

@@ -158,12 +158,24 @@ TEST(CpuMatmul, Bf16OperandsMultiplyAsTheirF32Values) {
   }
 }
 
-TEST(CpuMatmul, Bf16OperandsNeedAnF32OutputAndEachOther) {
-  OwnedTensor a(DType::kBF16, {4, 5}), b(DType::kBF16, {5, 6}), b32(DType::kF32, {5, 6});
-  OwnedTensor out16(DType::kBF16, {4, 6}), out(DType::kF32, {4, 6});
-  EXPECT_EQ(RunKernel("matmul", {}, {&a, &b}, {&out16}).code(),
+TEST(CpuMatmul, Bf16OperandsGiveAnF32OrARoundedBf16Output) {
+  std::mt19937 rng(8);
+  OwnedTensor a(DType::kBF16, {4, 5}), b(DType::kBF16, {5, 6});
+  for (OwnedTensor* t : {&a, &b}) {
+    std::vector<float> values = testing::RandomFloats(t->NumElements(), rng);
+    for (int64_t i = 0; i < t->NumElements(); ++i)
+      t->Data<uint16_t>()[i] = FloatToBFloat16Bits(values[i]);
+  }
+  OwnedTensor out32(DType::kF32, {4, 6}), out16(DType::kBF16, {4, 6});
+  ASSERT_TRUE(RunKernel("matmul", {}, {&a, &b}, {&out32}).ok());
+  ASSERT_TRUE(RunKernel("matmul", {}, {&a, &b}, {&out16}).ok());
+  for (int64_t i = 0; i < 24; ++i)
+    EXPECT_EQ(out16.Data<uint16_t>()[i], FloatToBFloat16Bits(out32.Data<float>()[i])) << i;
+  // Operands of two types, or an f16 output, are refused.
+  OwnedTensor b32(DType::kF32, {5, 6}), out_f16(DType::kF16, {4, 6});
+  EXPECT_EQ(RunKernel("matmul", {}, {&a, &b32}, {&out32}).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(RunKernel("matmul", {}, {&a, &b32}, {&out}).code(),
+  EXPECT_EQ(RunKernel("matmul", {}, {&a, &b}, {&out_f16}).code(),
             absl::StatusCode::kInvalidArgument);
 }
 

@@ -126,6 +126,30 @@ TEST(CpuModelGrad, SwigluGradMatchesFiniteDifferencesAndClosedForm) {
   EXPECT_TRUE(testing::AllClose(dup.Values<float>(), dup_naive, 1e-7, 1e-6));
 }
 
+TEST(CpuModelGrad, SwigluGradOfBf16GateAndUpIsTheF32GradOfTheirValues) {
+  // vo-bf16-matmuls keeps gate and up in bf16 beside an f32 output gradient:
+  // the gradients are those of the widened values, bit for bit.
+  std::mt19937 rng(23);
+  std::vector<int64_t> shape = {3, 7};
+  OwnedTensor gate = testing::RoundedToBf16(testing::RandomF32(shape, rng, -4, 4));
+  OwnedTensor up = testing::RoundedToBf16(testing::RandomF32(shape, rng));
+  OwnedTensor gate32 = F32(shape, testing::WidenedBf16(gate));
+  OwnedTensor up32 = F32(shape, testing::WidenedBf16(up));
+  OwnedTensor dy = testing::RandomF32(shape, rng);
+  OwnedTensor dg16(DType::kF32, shape), du16(DType::kF32, shape);
+  OwnedTensor dg32(DType::kF32, shape), du32(DType::kF32, shape);
+  ASSERT_TRUE(RunKernel("swiglu_grad", {}, {&gate, &up, &dy}, {&dg16, &du16}).ok());
+  ASSERT_TRUE(RunKernel("swiglu_grad", {}, {&gate32, &up32, &dy}, {&dg32, &du32}).ok());
+  EXPECT_EQ(dg16.Values<float>(), dg32.Values<float>());
+  EXPECT_EQ(du16.Values<float>(), du32.Values<float>());
+  // The gradients stay f32; up must match gate.
+  OwnedTensor dg_bf16(DType::kBF16, shape);
+  EXPECT_EQ(RunKernel("swiglu_grad", {}, {&gate, &up, &dy}, {&dg_bf16, &du16}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunKernel("swiglu_grad", {}, {&gate, &up32, &dy}, {&dg16, &du16}).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 struct AttentionGradCase {
   const char* label;
   int64_t batch, q_heads, kv_heads, q_len, kv_len, head_dim, value_dim;

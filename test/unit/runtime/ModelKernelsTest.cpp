@@ -147,6 +147,27 @@ TEST(CpuModel, SwigluIsSiluTimesUp) {
             "swiglu: up has shape [3, 2], expected [3, 4]");
 }
 
+TEST(CpuModel, SwigluInBf16IsTheF32ResultRounded) {
+  // bf16 gate and up (vo-bf16-matmuls) widen exactly; the f32 result of the
+  // widened values, rounded to bf16, is the bf16 result bit for bit.
+  std::mt19937 rng(19);
+  OwnedTensor gate = testing::RoundedToBf16(testing::RandomF32({4, 6}, rng, -4.0f, 4.0f));
+  OwnedTensor up = testing::RoundedToBf16(testing::RandomF32({4, 6}, rng));
+  OwnedTensor gate32 = F32({4, 6}, testing::WidenedBf16(gate));
+  OwnedTensor up32 = F32({4, 6}, testing::WidenedBf16(up));
+  OwnedTensor y16(DType::kBF16, {4, 6}), y32(DType::kF32, {4, 6});
+  ASSERT_TRUE(RunKernel("swiglu", {}, {&gate, &up}, {&y16}).ok());
+  ASSERT_TRUE(RunKernel("swiglu", {}, {&gate32, &up32}, {&y32}).ok());
+  for (int64_t i = 0; i < 24; ++i)
+    EXPECT_EQ(y16.Data<uint16_t>()[i], FloatToBFloat16Bits(y32.Data<float>()[i])) << i;
+  // Types must agree: bf16 in, bf16 out.
+  OwnedTensor y_wrong(DType::kF32, {4, 6});
+  EXPECT_EQ(RunKernel("swiglu", {}, {&gate, &up}, {&y_wrong}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunKernel("swiglu", {}, {&gate, &up32}, {&y16}).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 // Attention by brute force: every (batch, key) pair is scored and masked
 // explicitly, the kv head repeated for each query head group.
 struct AttentionCase {

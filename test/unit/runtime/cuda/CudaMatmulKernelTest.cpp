@@ -85,6 +85,12 @@ TEST_F(CudaMatmulTest, Bf16OperandsMatchTheCpuAtEveryPrecision) {
       TwinResult result = RunTwins("matmul", attrs, {&lhs, &rhs}, {&out});
       EXPECT_TRUE(AllClose(result.gpu[0].Values<float>(), result.cpu[0].Values<float>(), 1e-5,
                            1e-5));
+      // A bf16 output: the same sums rounded, one bf16 step (2^-8) apart at
+      // most where f32 and double sums straddle a rounding boundary.
+      OwnedTensor out16(DType::kBF16, c.out);
+      TwinResult rounded = RunTwins("matmul", attrs, {&lhs, &rhs}, {&out16});
+      EXPECT_TRUE(AllClose(WidenedBf16(rounded.gpu[0]), WidenedBf16(rounded.cpu[0]), 1e-5,
+                           8e-3));
     }
   }
 }
