@@ -30,5 +30,9 @@ for example in qwen3-tiny qwen3-moe-tiny; do
     --workdir "$bundle/work/recipes-$example" --example "$example" \
     --recipes ${recipes[$example]}
 done
+# Mixed precision fixed by the compiler: FSDP gathers bf16 weights.
+"$python" "$root/test/e2e/gpu_recipes.py" prepare --bin "$build/bin" \
+  --workdir "$bundle/work/recipes-qwen3-tiny-bf16" --example qwen3-tiny --recipes fsdp=2 \
+  --compile-flag=--matmul-operands=bf16
 rm -f "$bundle"/work/*/model.mlir
 du -sh "$bundle"

@@ -377,6 +377,42 @@ LogicalResult CastOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+namespace {
+/// cast(move(x)) -> move(cast(x)) for a narrowing float cast of a reshape,
+/// transpose, slice or all_gather that only the cast reads: the movement
+/// then carries fewer bytes, and rounding commutes with moving.
+struct HoistNarrowingCast : OpRewritePattern<CastOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(CastOp op,
+                                PatternRewriter &rewriter) const override {
+    Operation *move = op.getInput().getDefiningOp();
+    if (!move || !isa<ReshapeOp, TransposeOp, SliceOp, AllGatherOp>(move) ||
+        !move->getResult(0).hasOneUse())
+      return rewriter.notifyMatchFailure(op, "not the only reader of a data movement");
+    auto from = dyn_cast<FloatType>(op.getInput().getType().getElementType());
+    auto to = dyn_cast<FloatType>(op.getElementType());
+    if (!from || !to || to.getWidth() >= from.getWidth())
+      return rewriter.notifyMatchFailure(op, "not a narrowing float cast");
+    Value input = move->getOperand(0);
+    rewriter.setInsertionPoint(move);
+    Value narrow = CastOp::create(rewriter, op.getLoc(), input, op.getElementTypeAttr());
+    Operation *moved = rewriter.clone(*move);
+    moved->setOperand(0, narrow);
+    auto type = cast<RankedTensorType>(move->getResult(0).getType());
+    moved->getResult(0).setType(type.clone(to));
+    rewriter.replaceOp(op, moved->getResults());
+    rewriter.eraseOp(move);
+    return success();
+  }
+};
+} // namespace
+
+void CastOp::getCanonicalizationPatterns(RewritePatternSet &results,
+                                         MLIRContext *context) {
+  results.add<HoistNarrowingCast>(context);
+}
+
 OpFoldResult CastOp::fold(FoldAdaptor) {
   if (getInput().getType() == getType())
     return getInput();

@@ -180,10 +180,18 @@ def Vo_IsNanOp : Vo_Op<"is_nan", [Pure, InferTypeOpAdaptor]> {
 def Vo_CastOp : Vo_Op<"cast", [Pure, InferTypeOpAdaptor,
     DeclareOpInterfaceMethods<Vo_DifferentiableOpInterface>]> {
   let summary = "Converts the element type";
+  let description = [{
+    Canonicalization moves a narrowing float cast (f32 to bf16) above the
+    data movement that feeds only it (reshape, transpose, slice, all_gather),
+    so that movement carries the narrower elements: FSDP then gathers bf16
+    weights, as FSDP2's bf16 `param_dtype` does. Rounding each element
+    commutes with moving it, so the values are unchanged.
+  }];
   let arguments = (ins Vo_Tensor:$input, TypeAttr:$element_type);
   let results = (outs Vo_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `to` $element_type";
   let hasFolder = 1;
+  let hasCanonicalizer = 1;
 }
 
 //===----------------------------------------------------------------------===//

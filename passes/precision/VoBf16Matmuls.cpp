@@ -16,7 +16,6 @@
 #include "llvm/ADT/STLExtras.h"
 
 #include <array>
-
 #include <limits>
 
 namespace veomni {
@@ -62,14 +61,11 @@ struct VoBf16MatmulsPass
         rewriteBlock(block);
   }
 
-  /// Whether this pass gives `op` (an f32 product) bf16 operands; an operand
-  /// may already be bf16 (a SwiGLU product kept in bf16).
+  /// Whether this pass gives `op` (an f32 product) bf16 operands.
   bool rounds(MatmulOp op) const {
-    if (op.getF32Result() || !typeOf(op.getResult()).getElementType().isF32())
-      return false;
     for (Value operand : {op.getLhs(), op.getRhs()}) {
       RankedTensorType type = typeOf(operand);
-      if (!(type.getElementType().isF32() || type.getElementType().isBF16()) ||
+      if (!type.getElementType().isF32() ||
           2 * type.getNumElements() > static_cast<int64_t>(maxOperandBytes))
         return false;
     }
@@ -149,8 +145,7 @@ struct VoBf16MatmulsPass
         continue;
       matmuls.push_back(matmul);
       for (unsigned index : {0u, 1u})
-        if (typeOf(matmul->getOperand(index)).getElementType().isF32())
-          byRoot[reshapeRoot(matmul->getOperand(index))].push_back({matmul, index});
+        byRoot[reshapeRoot(matmul->getOperand(index))].push_back({matmul, index});
     }
     if (matmuls.empty())
       return;
@@ -163,8 +158,13 @@ struct VoBf16MatmulsPass
     OpBuilder b(block.getParentOp()->getContext());
     Type bf16 = b.getBF16Type();
     for (auto &[root, operands] : byRoot) {
+      // Parameters and constants stay in memory anyway: a shared rounding
+      // would only add its bytes from the forward to the backward (and,
+      // under FSDP, keep every gathered weight).
       Operation *producer = root.getDefiningOp();
-      if (producer && producer->getBlock() == &block && sharesRounding(root, position, rounding)) {
+      bool persistent = !producer || isa<ParamOp, ConstantOp>(producer);
+      if (!persistent && producer->getBlock() == &block &&
+          sharesRounding(root, position, rounding)) {
         b.setInsertionPointAfter(producer);
         Value shared = CastOp::create(b, producer->getLoc(), root, TypeAttr::get(bf16));
         for (const MatmulOperand &use : operands) {
@@ -190,12 +190,8 @@ struct VoBf16MatmulsPass
     }
     for (MatmulOp matmul : matmuls) {
       b.setInsertionPoint(matmul);
-      auto operand = [&](unsigned index) {
-        Value value = rounded.lookup({matmul, index});
-        return value ? value : matmul->getOperand(index);  // already bf16
-      };
       auto replacement = MatmulOp::create(
-          b, matmul.getLoc(), operand(0), operand(1),
+          b, matmul.getLoc(), rounded.lookup({matmul, 0u}), rounded.lookup({matmul, 1u}),
           matmul.getTransposeLhs(), matmul.getTransposeRhs(), /*f32_result=*/true);
       matmul.getResult().replaceAllUsesWith(replacement.getResult());
       matmul.erase();

@@ -52,10 +52,11 @@ def prepare(args):
         one = f"one-accum{data_ranks}.vob"
         if not os.path.exists(os.path.join(args.workdir, one)):
             run([os.path.join(args.bin, "veomni-compile"), mlir, "-o",
-                 os.path.join(args.workdir, one), f"--grad-accum={data_ranks}"] + COMPILE)
+                 os.path.join(args.workdir, one), f"--grad-accum={data_ranks}"]
+                + COMPILE + args.compile_flag)
         vob = recipe.replace(",", "_").replace("=", "") + ".vob"
         run([os.path.join(args.bin, "veomni-compile"), mlir, "-o", os.path.join(args.workdir, vob),
-             f"--recipe={recipe}"] + COMPILE)
+             f"--recipe={recipe}"] + COMPILE + args.compile_flag)
         plan.append({"recipe": recipe, "world": world, "one": one, "vob": vob})
     json.dump(plan, open(os.path.join(args.workdir, "plan.json"), "w"), indent=1)
     print(f"prepared {len(plan)} recipes in {args.workdir}")
@@ -119,6 +120,8 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--recipes", nargs="*", default=["fsdp=2", "sp=2"])
     ap.add_argument("--example", default="qwen3-tiny")
+    ap.add_argument("--compile-flag", action="append", default=[],
+                    help="prepare: an extra veomni-compile flag for every artifact (repeatable)")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rtol", type=float, default=1e-4)
     args = ap.parse_args()

@@ -72,3 +72,39 @@ func.func @splat_constants_fold() -> tensor<4x3xf32> {
   %0 = vo.broadcast_to %c to [4, 3] : tensor<3xf32>
   return %0 : tensor<4x3xf32>
 }
+
+// -----
+
+// A narrowing cast moves above the data movement that only it reads (FSDP
+// then gathers bf16): the gather, slice and reshape carry bf16.
+// CHECK-LABEL: func.func @hoist_narrowing_cast
+// CHECK-NEXT:  %[[C:.*]] = vo.cast %arg0 : tensor<8xf32> to bf16
+// CHECK-NEXT:  %[[G:.*]] = vo.all_gather %[[C]] over ["fsdp"] group_size = 2 dim = 0 : tensor<8xbf16>
+// CHECK-NEXT:  %[[S:.*]] = vo.slice %[[G]] start = [0] limit = [12] stride = [1] : tensor<16xbf16>
+// CHECK-NEXT:  %[[R:.*]] = vo.reshape %[[S]] to [3, 4] : tensor<12xbf16>
+// CHECK-NEXT:  return %[[R]] : tensor<3x4xbf16>
+func.func @hoist_narrowing_cast(%shard: tensor<8xf32>) -> tensor<3x4xbf16> {
+  %g = vo.all_gather %shard over ["fsdp"] group_size = 2 dim = 0 : tensor<8xf32>
+  %s = vo.slice %g start = [0] limit = [12] stride = [1] : tensor<16xf32>
+  %r = vo.reshape %s to [3, 4] : tensor<12xf32>
+  %c = vo.cast %r : tensor<3x4xf32> to bf16
+  return %c : tensor<3x4xbf16>
+}
+
+// -----
+
+// Not when the movement has another reader (both widths would move), nor for
+// a widening cast.
+// CHECK-LABEL: func.func @keep_cast
+// CHECK:       %[[T:.*]] = vo.transpose %arg0
+// CHECK-NEXT:  vo.cast %[[T]] : tensor<3x2xf32> to bf16
+// CHECK:       %[[W:.*]] = vo.reshape %arg1
+// CHECK-NEXT:  vo.cast %[[W]] : tensor<4xbf16> to f32
+func.func @keep_cast(%x: tensor<2x3xf32>, %y: tensor<2x2xbf16>)
+    -> (tensor<3x2xbf16>, tensor<3x2xf32>, tensor<4xf32>) {
+  %t = vo.transpose %x perm = [1, 0] : tensor<2x3xf32>
+  %c = vo.cast %t : tensor<3x2xf32> to bf16
+  %w = vo.reshape %y to [4] : tensor<2x2xbf16>
+  %d = vo.cast %w : tensor<4xbf16> to f32
+  return %c, %t, %d : tensor<3x2xbf16>, tensor<3x2xf32>, tensor<4xf32>
+}
