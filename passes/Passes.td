@@ -78,7 +78,10 @@ def VoBf16Matmuls : Pass<"vo-bf16-matmuls", "mlir::ModuleOp"> {
     A matmul with an operand whose bf16 rounding would pass `max-operand-bytes`
     (the output projection's [tokens, vocab] gradient) stays f32: the GPU
     kernel rounds such operands in bounded pieces. Runs after autodiff (the
-    new matmuls have no gradient rule) and after the passes that shard.
+    new matmuls have no gradient rule) and before recomputation, which then
+    weighs the bf16 activations; the sharding passes after it gather and
+    slice what the roundings read. Only a function's top-level blocks are
+    rewritten (vo has no ops with regions).
   }];
   let options = [
     Option<"maxOperandBytes", "max-operand-bytes", "int64_t", "268435456",

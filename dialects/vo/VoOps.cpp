@@ -390,6 +390,12 @@ struct HoistNarrowingCast : OpRewritePattern<CastOp> {
     if (!move || !isa<ReshapeOp, TransposeOp, SliceOp, AllGatherOp>(move) ||
         !move->getResult(0).hasOneUse())
       return rewriter.notifyMatchFailure(op, "not the only reader of a data movement");
+    // A slice that drops most of its input (a rank's window) is cheaper to
+    // round after: only FSDP's unpadding-like slices move.
+    if (isa<SliceOp>(move) &&
+        cast<RankedTensorType>(move->getOperand(0).getType()).getNumElements() >
+            2 * cast<RankedTensorType>(move->getResult(0).getType()).getNumElements())
+      return rewriter.notifyMatchFailure(op, "the slice keeps less than half its input");
     auto from = dyn_cast<FloatType>(op.getInput().getType().getElementType());
     auto to = dyn_cast<FloatType>(op.getElementType());
     if (!from || !to || to.getWidth() >= from.getWidth())
@@ -454,9 +460,8 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
   batch->append({m, n});
   Type element = lhs.getElementType();
   if (adaptor.getF32Result()) {
-    if (element.getIntOrFloatBitWidth() != 16)
-      return opError(loc, name, "with f32_result expects 16-bit float operands, got ",
-                     element);
+    if (!element.isBF16())
+      return opError(loc, name, "with f32_result expects bf16 operands, got ", element);
     element = Float32Type::get(element.getContext());
   }
   types.push_back(RankedTensorType::get(*batch, element));

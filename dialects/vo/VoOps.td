@@ -182,7 +182,8 @@ def Vo_CastOp : Vo_Op<"cast", [Pure, InferTypeOpAdaptor,
   let summary = "Converts the element type";
   let description = [{
     Canonicalization moves a narrowing float cast (f32 to bf16) above the
-    data movement that feeds only it (reshape, transpose, slice, all_gather),
+    data movement that feeds only it (reshape, transpose, all_gather, and a
+    slice that keeps at least half its input),
     so that movement carries the narrower elements: FSDP then gathers bf16
     weights, as FSDP2's bf16 `param_dtype` does. Rounding each element
     commutes with moving it, so the values are unchanged.
@@ -206,7 +207,7 @@ def Vo_MatmulOp : Vo_Op<"matmul", [Pure, InferTypeOpAdaptor,
     [..., K, N] (or [..., N, K] with `transpose_rhs`); leading batch dims
     broadcast. A linear layer `x @ W^T` is `vo.matmul %x, %w transpose_rhs`.
     The result has the operands' element type; with `f32_result` the
-    operands are 16-bit floats and the result f32, as tensor cores
+    operands are bf16 and the result f32, as tensor cores
     accumulate (mixed precision: `vo-bf16-matmuls` makes these after
     autodiff, so they have no gradient rule).
   }];

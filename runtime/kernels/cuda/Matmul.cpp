@@ -36,10 +36,12 @@ using cpu::DimProduct;
 using cpu::StridedIndexWalker;
 
 cublasComputeType_t ComputeType(MatmulPrecision precision, cudaDataType_t operand_type) {
+  // bf16 operands (copies, or rounded by the compiler) take plain f32
+  // accumulation: cuBLASLt's FAST modes are for f32 operands.
+  if (operand_type != CUDA_R_32F) return CUBLAS_COMPUTE_32F;
   switch (precision) {
     case MatmulPrecision::kBF16:
-      if (operand_type == CUDA_R_32F) return CUBLAS_COMPUTE_32F_FAST_16BF;
-      break;
+      return CUBLAS_COMPUTE_32F_FAST_16BF;
     case MatmulPrecision::kTF32:
       return CUBLAS_COMPUTE_32F_FAST_TF32;
     case MatmulPrecision::kF32:
@@ -221,10 +223,10 @@ absl::Status Matmul(const KernelAttrs& attrs, absl::Span<const TensorView> input
     operand_type = CUDA_R_16BF;
     element = 2;
   } else if (context->matmul_precision == MatmulPrecision::kBF16) {
-    MatmulCopyPlan plan;
-    const bool copies = PlanMatmulCopies(m, n, k, context->matmul_copy_bytes, &plan);
+    MatmulCopyPlan pieces;
+    const bool copies = PlanMatmulCopies(m, n, k, context->matmul_copy_bytes, &pieces);
     if (copies && count == 1) {
-      return PiecewiseBf16Matmul(*context, shape, lhs.As<float>(), rhs.As<float>(), c, plan,
+      return PiecewiseBf16Matmul(*context, shape, lhs.As<float>(), rhs.As<float>(), c, pieces,
                                  scratch);
     }
     // A batch is rounded whole when that fits, for one strided-batched call.

@@ -108,3 +108,16 @@ func.func @keep_cast(%x: tensor<2x3xf32>, %y: tensor<2x2xbf16>)
   %d = vo.cast %w : tensor<4xbf16> to f32
   return %c, %t, %d : tensor<3x2xbf16>, tensor<3x2xf32>, tensor<4xf32>
 }
+
+// -----
+
+// Nor above a slice that keeps less than half its input (a rank's window):
+// rounding it after reads fewer elements.
+// CHECK-LABEL: func.func @keep_cast_after_narrow_slice
+// CHECK:       %[[S:.*]] = vo.slice %arg0
+// CHECK-NEXT:  vo.cast %[[S]] : tensor<3xf32> to bf16
+func.func @keep_cast_after_narrow_slice(%x: tensor<8xf32>) -> tensor<3xbf16> {
+  %s = vo.slice %x start = [0] limit = [3] stride = [1] : tensor<8xf32>
+  %c = vo.cast %s : tensor<3xf32> to bf16
+  return %c : tensor<3xbf16>
+}

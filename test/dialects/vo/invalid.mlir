@@ -110,7 +110,7 @@ func.func @matmul_rank(%a: tensor<4xf32>, %b: tensor<4x2xf32>) {
 // -----
 
 func.func @matmul_f32_result_of_f32(%a: tensor<3x4xf32>, %b: tensor<4x2xf32>) {
-  // expected-error @+1 {{'vo.matmul' op with f32_result expects 16-bit float operands, got 'f32'}}
+  // expected-error @+1 {{'vo.matmul' op with f32_result expects bf16 operands, got 'f32'}}
   %0 = vo.matmul %a, %b f32_result : tensor<3x4xf32>, tensor<4x2xf32>
   return
 }

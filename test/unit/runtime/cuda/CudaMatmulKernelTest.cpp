@@ -66,7 +66,7 @@ TEST_F(CudaMatmulTest, Bf16OperandsMatchTheCpuAtEveryPrecision) {
   // are, whatever the precision setting: the same bf16 values on both sides,
   // so only the f32 (GPU) against double (CPU) sums differ.
   for (cuda::MatmulPrecision precision :
-       {cuda::MatmulPrecision::kBF16, cuda::MatmulPrecision::kF32}) {
+       {cuda::MatmulPrecision::kBF16, cuda::MatmulPrecision::kTF32, cuda::MatmulPrecision::kF32}) {
     ScopedPrecision scoped(precision);
     std::mt19937 rng(29);
     for (const MatmulCase& c : kCases) {
@@ -132,9 +132,10 @@ TEST_F(CudaMatmulTest, Bf16PiecesEqualTheWholeProduct) {
     const char* split;
   };
   const PieceCase kPieces[] = {
-      {40, 24, 3000, 64 << 10, "depth"},
-      {4000, 16, 300, 1 << 20, "rows"},
-      {16, 4000, 300, 1 << 20, "columns"},
+      // Odd sizes: unaligned rows and short tails take the scalar rounding.
+      {40, 24, 3001, 64 << 10, "depth"},
+      {4001, 16, 300, 1 << 20, "rows"},
+      {16, 4001, 301, 1 << 20, "columns"},
       {2000, 2000, 64, 256 << 10, "none (f32 operands)"},
   };
   ScopedPrecision scoped(cuda::MatmulPrecision::kBF16);
