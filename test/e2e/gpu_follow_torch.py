@@ -16,7 +16,9 @@ compiler:
          PyTorch under bf16 autocast on the same GPU are both compared with
          float32 PyTorch on that GPU; ours must stay within
          max(--bf16-floor, 2 x PyTorch bf16's own deviation) in every step
-         (the bf16 tolerance is measured, not assumed).
+         (the bf16 tolerance is measured, not assumed);
+      3. the same for the artifact compiled with --matmul-operands=bf16
+         (mixed precision fixed by the compiler, model-bf16.vob).
 """
 import argparse
 import json
@@ -55,17 +57,19 @@ def prepare(args, example):
                      ref["steps.labels"])
     mlir = os.path.join(args.workdir, "model.mlir")
     run([os.path.join(args.bin, "veomni-import"), os.path.join(example, "model.onnx"), "-o", mlir])
+    flags = [f"--lr={opt['lr']}", f"--beta1={opt['betas'][0]}", f"--beta2={opt['betas'][1]}",
+             f"--eps={opt['eps']}", f"--weight-decay={opt['weight_decay']}"]
     run([os.path.join(args.bin, "veomni-compile"), mlir, "-o",
-         os.path.join(args.workdir, "model.vob"),
-         f"--lr={opt['lr']}", f"--beta1={opt['betas'][0]}", f"--beta2={opt['betas'][1]}",
-         f"--eps={opt['eps']}", f"--weight-decay={opt['weight_decay']}"])
+         os.path.join(args.workdir, "model.vob")] + flags)
+    run([os.path.join(args.bin, "veomni-compile"), mlir, "-o",
+         os.path.join(args.workdir, "model-bf16.vob"), "--matmul-operands=bf16"] + flags)
     print(f"prepared {args.workdir}")
 
 
-def veomni_losses(args, steps, precision, graphs=True):
-    metrics = os.path.join(args.workdir, f"metrics-{precision}-{graphs}.jsonl")
+def veomni_losses(args, steps, precision, graphs=True, artifact="model"):
+    metrics = os.path.join(args.workdir, f"metrics-{artifact}-{precision}-{graphs}.jsonl")
     start = time.time()
-    out = run([os.path.join(args.bin, "veomni-run"), os.path.join(args.workdir, "model.vob"),
+    out = run([os.path.join(args.bin, "veomni-run"), os.path.join(args.workdir, artifact + ".vob"),
                f"--data={os.path.join(args.workdir, 'tokens.bin')}", f"--steps={steps}",
                "--device=cuda", f"--matmul_precision={precision}", f"--metrics={metrics}",
                f"--cuda_graphs={'true' if graphs else 'false'}",
@@ -73,7 +77,8 @@ def veomni_losses(args, steps, precision, graphs=True):
     print(out.strip().splitlines()[0])
     rows = [json.loads(line) for line in open(metrics)]
     seconds = [r["seconds"] for r in rows]
-    print(f"veomni {precision} (graphs {graphs}): {len(rows)} steps in {time.time() - start:.1f} s, "
+    print(f"veomni {artifact} {precision} (graphs {graphs}): {len(rows)} steps in "
+          f"{time.time() - start:.1f} s, "
           f"median step {1e3 * float(np.median(seconds)):.2f} ms")
     return np.array([r["loss"] for r in rows])
 
@@ -117,21 +122,24 @@ def run_stage(args, example):
             failures.append(f"fp32 (graphs {graphs}): worst loss rel {rel.max():.2e} > "
                             f"{args.fp32_rtol}")
 
-    ours = veomni_losses(args, steps, "bf16")
     torch32 = torch_losses(example, ref, autocast=False)
     torch16 = torch_losses(example, ref, autocast=True)
-    ours_dev = np.abs(ours - torch32) / np.abs(torch32)
     torch_dev = np.abs(torch16 - torch32) / np.abs(torch32)
     limits = np.maximum(args.bf16_floor, 2 * torch_dev)
-    print("step  veomni-bf16  torch-fp32  torch-bf16  |ours-fp32|  |torch16-fp32|  limit")
-    for s in range(steps):
-        flag = "" if ours_dev[s] <= limits[s] else "  FAIL"
-        print(f"{s + 1:4d}  {ours[s]:.6f}  {torch32[s]:.6f}  {torch16[s]:.6f}  "
-              f"{ours_dev[s]:.1e}  {torch_dev[s]:.1e}  {limits[s]:.1e}{flag}")
-    if len(ours) != steps or np.any(ours_dev > limits):
-        failures.append("bf16: a step's loss is further from float32 PyTorch than allowed")
-    print(f"bf16: worst deviation ours {ours_dev.max():.1e}, PyTorch autocast "
-          f"{torch_dev.max():.1e}")
+    for artifact in ("model", "model-bf16"):
+        ours = veomni_losses(args, steps, "bf16", artifact=artifact)
+        ours_dev = np.abs(ours - torch32) / np.abs(torch32)
+        print(f"{artifact}: step  veomni-bf16  torch-fp32  torch-bf16  |ours-fp32|  "
+              f"|torch16-fp32|  limit")
+        for s in range(steps):
+            flag = "" if ours_dev[s] <= limits[s] else "  FAIL"
+            print(f"{s + 1:4d}  {ours[s]:.6f}  {torch32[s]:.6f}  {torch16[s]:.6f}  "
+                  f"{ours_dev[s]:.1e}  {torch_dev[s]:.1e}  {limits[s]:.1e}{flag}")
+        if len(ours) != steps or np.any(ours_dev > limits):
+            failures.append(f"{artifact} bf16: a step's loss is further from float32 PyTorch "
+                            "than allowed")
+        print(f"{artifact} bf16: worst deviation ours {ours_dev.max():.1e}, PyTorch autocast "
+              f"{torch_dev.max():.1e}")
     if failures:
         print("\n".join(["FAILURES:"] + failures))
         sys.exit(1)
