@@ -120,7 +120,7 @@ def main():
         if args.cosine is not None:
             from transformers import get_cosine_schedule_with_warmup
             sched = get_cosine_schedule_with_warmup(opt, args.cosine, args.steps)
-        losses, lrs, norms = [], [], []
+        losses, lrs, norms, first_grads = [], [], [], {}
         per_step = args.grad_accum * batch
         for s in range(args.steps):
             x = ids[s * per_step:(s + 1) * per_step]
@@ -128,6 +128,9 @@ def main():
             opt.zero_grad()
             loss = model(input_ids=x, labels=y).loss  # mean over all valid labels
             loss.backward()
+            if s == 0:
+                first_grads.update({name: p.grad.detach().double().numpy()
+                                    for name, p in model.named_parameters()})
             norms.append(torch.nn.utils.clip_grad_norm_(
                 model.parameters(), args.max_grad_norm if args.max_grad_norm > 0 else float("inf")).item())
             lrs.append(opt.param_groups[0]["lr"])
@@ -136,7 +139,7 @@ def main():
                 sched.step()
             losses.append(loss.item())
         params = {name: p.detach().double().numpy() for name, p in model.named_parameters()}
-        return losses, lrs, norms, params
+        return losses, lrs, norms, params, first_grads
 
     from transformers.models.qwen3 import modeling_qwen3
     plain_linear, plain_mlp = torch.nn.functional.linear, modeling_qwen3.Qwen3MLP.forward
@@ -144,8 +147,8 @@ def main():
         torch.nn.functional.linear = lambda x, w, b=None: RoundedLinear.apply(x, w, b)
         modeling_qwen3.Qwen3MLP.forward = rounded_mlp_forward
     try:
-        torch_losses, torch_lrs, torch_norms, params32 = train_torch(torch.float32)
-        _, _, _, params64 = train_torch(torch.float64)
+        torch_losses, torch_lrs, torch_norms, params32, torch_grads = train_torch(torch.float32)
+        _, _, _, params64, _ = train_torch(torch.float64)
     finally:
         torch.nn.functional.linear, modeling_qwen3.Qwen3MLP.forward = plain_linear, plain_mlp
 
@@ -189,6 +192,28 @@ def main():
                 failures.append(f"gradient norm of step 1: rel {norm_rel:.2e}")
         if lr_rel > 1e-6:
             failures.append(f"lr of step {s}: {m['lr']} vs {want_lr}")
+    if args.bf16_matmuls and args.cosine is None:
+        # Each parameter's step-1 gradient, read off the first update: AdamW's
+        # first step moves p by -lr (g / (|g| + eps) + wd p), so
+        # u = (p0 (1 - lr wd) - p1) / lr is g / (|g| + eps) on our side, the
+        # sign of the gradient wherever it is not tiny. A wrong gradient of
+        # any one tensor flips many of its signs; the rounding differences
+        # flip few.
+        first = os.path.join(args.workdir, "first.safetensors")
+        run([os.path.join(args.bin, "veomni-run"), vob, "--data",
+             os.path.join(args.workdir, "tokens.bin"), "--steps=1", f"--save={first}"])
+        after = load_file(first)
+        start = {n: p.detach().double().numpy() for n, p in export.build_model().named_parameters()}
+        worst_flips = 0.0
+        for name, g in torch_grads.items():
+            key = "model." + name if "model." + name in after else "model.lm_head.weight"
+            ours_u = (start[name] * (1 - lr * wd) - after[key]) / lr
+            torch_u = g / (np.abs(g) + eps)
+            differ = int(np.sum(np.abs(ours_u - torch_u) > 0.5))
+            worst_flips = max(worst_flips, differ / g.size)
+            if differ > max(1, 1e-3 * g.size):
+                failures.append(f"step-1 gradient of {name}: {differ} of {g.size} signs differ")
+        print(f"step 1 gradients: worst share of signs that differ {worst_flips:.3%}")
     trained = load_file(final)
     worst = worst_torch = 0.0
     for name, exact in params64.items():
