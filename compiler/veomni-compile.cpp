@@ -376,6 +376,9 @@ int main(int argc, char **argv) {
         beta1, beta2, eps, weightDecay, maxGradNorm, meta.gradAccum}));
     pm.addPass(mlir::createCanonicalizerPass());
     pm.addPass(mlir::createCSEPass());
+    // Again: CSE merged the per-use roundings of each weight.
+    if (matmulOperands == "bf16")
+      pm.addPass(createVoBf16Matmuls());
     if (mlir::failed(pm.run(module)))
       return createStringError(inconvertibleErrorCode(),
                                "building the training step failed (see above)");

@@ -68,8 +68,11 @@ def VoBf16Matmuls : Pass<"vo-bf16-matmuls", "mlir::ModuleOp"> {
     - a value of an op is rounded right after the op, shared by its matmuls,
       when its other readers are done in the first half of its life (its f32
       bytes then free early); otherwise right before each matmul;
-    - a parameter (`vo.param`, or a function argument) or a constant, which
-      stays in memory anyway, is rounded right before each matmul.
+    - a parameter (`vo.param`, its FSDP shard, or a function argument) or a
+      constant, which stays in memory anyway, is rounded right before each
+      reader; a rounding of one that several ops read (CSE merges the
+      per-use roundings; veomni-compile runs the pass again after CSE) is
+      made again before each of them.
     SwiGLU's gate and up projections, when only the swiglu and its gradient
     read them and only matmuls read the swiglu, return bf16 (matmuls of bf16
     operands without `f32_result`), and the swiglu reads and returns bf16: the

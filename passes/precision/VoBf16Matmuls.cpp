@@ -130,6 +130,36 @@ struct VoBf16MatmulsPass
   void rewriteBlock(Block &block) {
     roundMatmuls(block);
     keepSwigluInputsInBf16(block);
+    separatePersistentRoundings(block);
+  }
+
+  /// Whether `value` stays in memory anyway: a parameter (or its shard), a
+  /// constant, a function argument.
+  static bool persistent(Value value) {
+    Operation *producer = value.getDefiningOp();
+    return !producer || isa<ParamOp, ParamShardOp, ConstantOp>(producer);
+  }
+
+  /// One rounding of a persistent value per reader, each right before it.
+  /// CSE merges the per-use roundings this pass makes (the forward's copy
+  /// of a weight would then live until the backward reads it, or FSDP's
+  /// rounded shard through the whole step), so veomni-compile runs the pass
+  /// again after CSE, and the memory then is what recomputation simulated.
+  static void separatePersistentRoundings(Block &block) {
+    SmallVector<CastOp> shared;
+    for (Operation &op : block)
+      if (auto cast = dyn_cast<CastOp>(&op);
+          cast && cast.getElementType().isBF16() && persistent(cast.getInput()) &&
+          !cast.getResult().hasOneUse() && !cast.getResult().use_empty())
+        shared.push_back(cast);
+    OpBuilder b(block.getParentOp()->getContext());
+    for (CastOp cast : shared) {
+      for (OpOperand &use : llvm::make_early_inc_range(cast.getResult().getUses())) {
+        b.setInsertionPoint(use.getOwner());
+        use.set(CastOp::create(b, cast.getLoc(), cast.getInput(), cast.getElementTypeAttr()));
+      }
+      cast.erase();
+    }
   }
 
   void roundMatmuls(Block &block) {
@@ -162,8 +192,7 @@ struct VoBf16MatmulsPass
       // would only add its bytes from the forward to the backward (and,
       // under FSDP, keep every gathered weight).
       Operation *producer = root.getDefiningOp();
-      bool persistent = !producer || isa<ParamOp, ConstantOp>(producer);
-      if (!persistent && producer->getBlock() == &block &&
+      if (!persistent(root) && producer->getBlock() == &block &&
           sharesRounding(root, position, rounding)) {
         b.setInsertionPointAfter(producer);
         Value shared = CastOp::create(b, producer->getLoc(), root, TypeAttr::get(bf16));

@@ -25,7 +25,7 @@ STEPS = 5
 def compile_(args, mlir, mode, budget=None):
     vob = os.path.join(args.workdir, f"{mode}.vob")
     cmd = [os.path.join(args.bin, "veomni-compile"), mlir, "-o", vob, "--explain",
-           f"--recompute={mode}", "--grad-accum=2"]
+           f"--recompute={mode}", "--grad-accum=2"] + args.compile_flag
     if budget:
         cmd.append(f"--memory-budget={budget}")
     out = run(cmd)
@@ -49,6 +49,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--workdir", required=True)
+    ap.add_argument("--compile-flag", action="append", default=[],
+                    help="an extra veomni-compile flag for every plan (repeatable)")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     ref = load_file(os.path.join(EXAMPLE, "reference.safetensors"))

@@ -105,3 +105,24 @@ func.func @swiglu_read_elsewhere(%x: tensor<4x8xf32>, %wg: tensor<6x8xf32>,
   %e = vo.exp %h : tensor<4x6xf32>
   return %e : tensor<4x6xf32>
 }
+
+// -----
+
+// A weight's rounding that CSE shared between matmuls (veomni-compile runs
+// the pass again after CSE) is made again before each reader: the forward's
+// copy does not stay alive until the backward.
+vo.parameter @w : tensor<4x4xf32> init #vo.init<zeros>
+// CHECK-LABEL: func.func @separate
+// CHECK:       %[[W:.*]] = vo.param @w
+// CHECK-NEXT:  %[[A:.*]] = vo.cast %[[W]] : tensor<4x4xf32> to bf16
+// CHECK-NEXT:  vo.matmul %{{.*}}, %[[A]] f32_result
+// CHECK:       %[[B:.*]] = vo.cast %[[W]] : tensor<4x4xf32> to bf16
+// CHECK-NEXT:  vo.matmul %{{.*}}, %[[B]] f32_result
+func.func @separate(%x: tensor<4x4xbf16>, %y: tensor<4x4xbf16>) -> (tensor<4x4xf32>, tensor<4x4xf32>) {
+  %w = vo.param @w : tensor<4x4xf32>
+  %wb = vo.cast %w : tensor<4x4xf32> to bf16
+  %a = vo.matmul %x, %wb f32_result : tensor<4x4xbf16>, tensor<4x4xbf16>
+  %e = vo.exp %a : tensor<4x4xf32>
+  %b = vo.matmul %y, %wb f32_result : tensor<4x4xbf16>, tensor<4x4xbf16>
+  return %e, %b : tensor<4x4xf32>, tensor<4x4xf32>
+}
