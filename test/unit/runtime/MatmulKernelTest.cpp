@@ -131,19 +131,10 @@ TEST(CpuMatmul, Bf16OperandsMultiplyAsTheirF32Values) {
     const bool tl = transposes & 1, tr = transposes & 2;
     std::vector<int64_t> lhs_shape = tl ? std::vector<int64_t>{2, 7, 3} : std::vector<int64_t>{2, 3, 7};
     std::vector<int64_t> rhs_shape = tr ? std::vector<int64_t>{5, 7} : std::vector<int64_t>{7, 5};
-    std::vector<float> lhs_values = testing::RandomFloats(42, rng);
-    std::vector<float> rhs_values = testing::RandomFloats(35, rng);
-    OwnedTensor lhs16(DType::kBF16, lhs_shape), rhs16(DType::kBF16, rhs_shape);
-    std::vector<float> lhs_wide, rhs_wide;
-    for (size_t i = 0; i < lhs_values.size(); ++i) {
-      lhs16.Data<uint16_t>()[i] = FloatToBFloat16Bits(lhs_values[i]);
-      lhs_wide.push_back(BFloat16BitsToFloat(lhs16.Data<uint16_t>()[i]));
-    }
-    for (size_t i = 0; i < rhs_values.size(); ++i) {
-      rhs16.Data<uint16_t>()[i] = FloatToBFloat16Bits(rhs_values[i]);
-      rhs_wide.push_back(BFloat16BitsToFloat(rhs16.Data<uint16_t>()[i]));
-    }
-    OwnedTensor lhs32 = F32(lhs_shape, lhs_wide), rhs32 = F32(rhs_shape, rhs_wide);
+    OwnedTensor lhs16 = testing::RoundedToBf16(testing::RandomF32(lhs_shape, rng));
+    OwnedTensor rhs16 = testing::RoundedToBf16(testing::RandomF32(rhs_shape, rng));
+    OwnedTensor lhs32 = F32(lhs_shape, testing::WidenedBf16(lhs16));
+    OwnedTensor rhs32 = F32(rhs_shape, testing::WidenedBf16(rhs16));
     KernelAttrs attrs;
     attrs.SetInt("transpose_lhs", tl);
     attrs.SetInt("transpose_rhs", tr);
@@ -160,12 +151,8 @@ TEST(CpuMatmul, Bf16OperandsMultiplyAsTheirF32Values) {
 
 TEST(CpuMatmul, Bf16OperandsGiveAnF32OrARoundedBf16Output) {
   std::mt19937 rng(8);
-  OwnedTensor a(DType::kBF16, {4, 5}), b(DType::kBF16, {5, 6});
-  for (OwnedTensor* t : {&a, &b}) {
-    std::vector<float> values = testing::RandomFloats(t->NumElements(), rng);
-    for (int64_t i = 0; i < t->NumElements(); ++i)
-      t->Data<uint16_t>()[i] = FloatToBFloat16Bits(values[i]);
-  }
+  OwnedTensor a = testing::RoundedToBf16(testing::RandomF32({4, 5}, rng));
+  OwnedTensor b = testing::RoundedToBf16(testing::RandomF32({5, 6}, rng));
   OwnedTensor out32(DType::kF32, {4, 6}), out16(DType::kBF16, {4, 6});
   ASSERT_TRUE(RunKernel("matmul", {}, {&a, &b}, {&out32}).ok());
   ASSERT_TRUE(RunKernel("matmul", {}, {&a, &b}, {&out16}).ok());

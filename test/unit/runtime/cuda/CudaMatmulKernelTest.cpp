@@ -4,7 +4,6 @@
 #include <cmath>
 #include <random>
 
-#include "runtime/base/FloatBits.h"
 #include "runtime/kernels/MatmulCopies.h"
 #include "runtime/kernels/cuda/CudaSupport.h"
 #include "test/unit/runtime/cuda/CudaKernelTestUtil.h"
@@ -70,14 +69,8 @@ TEST_F(CudaMatmulTest, Bf16OperandsMatchTheCpuAtEveryPrecision) {
     ScopedPrecision scoped(precision);
     std::mt19937 rng(29);
     for (const MatmulCase& c : kCases) {
-      auto bf16 = [&](const std::vector<int64_t>& shape) {
-        OwnedTensor tensor(DType::kBF16, shape);
-        std::vector<float> values = RandomFloats(tensor.NumElements(), rng);
-        for (int64_t i = 0; i < tensor.NumElements(); ++i)
-          tensor.Data<uint16_t>()[i] = FloatToBFloat16Bits(values[i]);
-        return tensor;
-      };
-      OwnedTensor lhs = bf16(c.lhs), rhs = bf16(c.rhs);
+      OwnedTensor lhs = RoundedToBf16(RandomF32(c.lhs, rng));
+      OwnedTensor rhs = RoundedToBf16(RandomF32(c.rhs, rng));
       OwnedTensor out(DType::kF32, c.out);
       KernelAttrs attrs;
       attrs.SetInt("transpose_lhs", c.transpose_lhs);
