@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "runtime/base/Tensor.h"
 #include "runtime/comm/Mesh.h"
@@ -61,6 +62,12 @@ class Communicator {
   // finish each collective before returning and ignore both.
   virtual void DeferJoins(bool /*defer*/) {}
   virtual absl::Status Join() { return absl::OkStatus(); }
+  // With deferred joins, a finer wait: Ticket() marks the collectives issued
+  // so far, and JoinThrough(ticket) makes the kernels' stream wait for those
+  // only, so collectives issued after the mark keep running. A ticket is
+  // good until the next Join().
+  virtual absl::StatusOr<int64_t> Ticket() { return 0; }
+  virtual absl::Status JoinThrough(int64_t /*ticket*/) { return absl::OkStatus(); }
   // Marks the whole world failed: every rank blocked in or entering a
   // collective returns Aborted naming the failed rank and `status`'s message.
   // Idempotent: the first failure is the one reported.

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/Status.h"
@@ -51,6 +52,7 @@ class NcclCommunicator final : public Communicator {
     if (comm_stream_) cudaStreamDestroy(comm_stream_);
     if (ready_) cudaEventDestroy(ready_);
     if (done_) cudaEventDestroy(done_);
+    for (cudaEvent_t event : tickets_) cudaEventDestroy(event);
   }
 
   absl::Status Init(const std::string& nccl_id) {
@@ -99,7 +101,28 @@ class NcclCommunicator final : public Communicator {
         [&] { return AllToAllVOnCommStream(in, send_rows, out, recv_rows, axes); });
   }
   void DeferJoins(bool defer) override { defer_joins_ = defer; }
+  absl::StatusOr<int64_t> Ticket() override {
+    if (next_ticket_ == tickets_.size()) {
+      cudaEvent_t event = nullptr;
+      VEOMNI_RETURN_IF_ERROR(
+          CudaStatus(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "NCCL events"));
+      tickets_.push_back(event);
+    }
+    VEOMNI_RETURN_IF_ERROR(
+        CudaStatus(cudaEventRecord(tickets_[next_ticket_], comm_stream_), "marking NCCL work"));
+    return static_cast<int64_t>(next_ticket_++);
+  }
+  absl::Status JoinThrough(int64_t ticket) override {
+    if (ticket < 0 || static_cast<size_t>(ticket) >= next_ticket_) {
+      return absl::InternalError(absl::StrCat("no NCCL ticket ", ticket));
+    }
+    return CudaStatus(cudaStreamWaitEvent(ComputeStream(), tickets_[ticket], 0),
+                      "joining NCCL");
+  }
   absl::Status Join() override {
+    // Every ticket is now behind the kernels' stream; a wait queued earlier
+    // keeps the record it saw, so the events can be recorded again.
+    next_ticket_ = 0;
     if (!pending_) return absl::OkStatus();
     VEOMNI_RETURN_IF_ERROR(CudaStatus(cudaEventRecord(done_, comm_stream_), "joining NCCL"));
     VEOMNI_RETURN_IF_ERROR(
@@ -410,6 +433,8 @@ class NcclCommunicator final : public Communicator {
   cudaEvent_t ready_ = nullptr, done_ = nullptr;
   bool defer_joins_ = false;
   bool pending_ = false;  // collectives the kernels' stream has not waited for
+  std::vector<cudaEvent_t> tickets_;  // Ticket()'s events, reused after Join()
+  size_t next_ticket_ = 0;
   ncclComm_t world_ = nullptr;
   std::map<uint32_t, ncclComm_t> groups_;
   DeviceBuffer scratch_;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/base/FloatBits.h"
 #include "runtime/base/Status.h"
+#include "runtime/executor/CollectiveJoins.h"
 #include "runtime/executor/ExpertParallel.h"
 
 namespace veomni::runtime {
@@ -520,33 +521,22 @@ bool Executor::Deferrable(Collective collective) {
 }
 
 void Executor::PlanJoins(Function& function) {
-  // Byte ranges that collectives not yet joined read or write.
-  std::vector<std::pair<uintptr_t, uintptr_t>> pending;
-  auto range = [](const TensorView& view) {
-    uintptr_t begin = reinterpret_cast<uintptr_t>(view.data);
-    return std::make_pair(begin, begin + view.Bytes());
-  };
-  for (Command& command : function.commands) {
-    if (Deferrable(command.collective)) {
-      // Collectives run in order on one stream: no join between them.
-      for (const TensorView& view : command.inputs) pending.push_back(range(view));
-      for (const TensorView& view : command.outputs) pending.push_back(range(view));
-      continue;
-    }
-    bool touches = false;
+  std::vector<JoinStep> steps;
+  steps.reserve(function.commands.size());
+  for (const Command& command : function.commands) {
+    JoinStep& step = steps.emplace_back();
+    step.kind = Deferrable(command.collective) ? JoinStep::Kind::kDeferredCollective
+                : command.collective == Collective::kExperts ? JoinStep::Kind::kJoinsAll
+                                                              : JoinStep::Kind::kKernel;
     for (const std::vector<TensorView>* views : {&command.inputs, &command.outputs}) {
       for (const TensorView& view : *views) {
-        auto [begin, end] = range(view);
-        for (const auto& [pending_begin, pending_end] : pending) {
-          touches = touches || (begin < pending_end && pending_begin < end);
-        }
+        uintptr_t begin = reinterpret_cast<uintptr_t>(view.data);
+        step.touched.push_back({begin, begin + static_cast<uintptr_t>(view.Bytes())});
       }
     }
-    if (touches) {
-      command.join_before = true;
-      pending.clear();
-    }
   }
+  std::vector<int> joins = PlanCollectiveJoins(steps);
+  for (size_t i = 0; i < joins.size(); ++i) function.commands[i].join_through = joins[i];
 }
 
 const Executor::Function* Executor::Find(absl::string_view name) const {
@@ -647,9 +637,14 @@ absl::Status Executor::LaunchCommands(const Function& function) {
   // Collectives overlap the kernels after them up to the first that touches
   // their buffers, except when each command is waited for anyway.
   const bool defer = communicator_ && !profile_kernels_ && !synchronize_each_command_;
+  // The communicator's ticket of each deferred collective, by ordinal.
+  std::vector<int64_t> tickets;
   for (const Command& command : function.commands) {
-    if (defer && command.join_before) {
-      absl::Status joined = communicator_->Join();
+    if (defer && command.join_through >= 0) {
+      absl::Status joined =
+          command.join_through < static_cast<int>(tickets.size())
+              ? communicator_->JoinThrough(tickets[command.join_through])
+              : absl::InternalError("joins a collective that has not run");
       if (!joined.ok()) {
         return absl::Status(joined.code(), absl::StrCat("@", function.name, " command ", index,
                                                         ": ", joined.message()));
@@ -676,6 +671,11 @@ absl::Status Executor::LaunchCommands(const Function& function) {
     } else {
       status = launch();
       if (status.ok() && synchronize_each_command_) status = device_->Synchronize();
+      if (status.ok() && defer && Deferrable(command.collective)) {
+        absl::StatusOr<int64_t> ticket = communicator_->Ticket();
+        status = ticket.status();
+        if (ticket.ok()) tickets.push_back(*ticket);
+      }
     }
     if (!status.ok()) {
       // Nothing may keep writing after the failure is reported (nor may a

@@ -102,9 +102,10 @@ class Executor {
     int concat_dim = 0;
     KernelAttrs attrs;
     std::vector<TensorView> inputs, outputs;
-    // Wait for the collectives still running on the communicator's stream
-    // first: this command touches what one of them reads or writes.
-    bool join_before = false;
+    // Wait first for the function's deferred collective of this ordinal (and
+    // so for the ones before it): this command touches what it reads or
+    // writes (PlanCollectiveJoins). -1: none.
+    int join_through = -1;
   };
   struct Function {
     std::string name;
@@ -135,7 +136,7 @@ class Executor {
   absl::Status FillState(const Options& options);
   absl::Status UploadConstants();
   // `defer`: leave an NCCL collective running on the communicator's stream
-  // (joined before the command marked join_before).
+  // (joined before the command whose join_through names it).
   absl::Status RunCollective(const Command& command, bool defer);
   absl::Status RunDeferrable(const Command& command);
   // The collectives that run on the communicator's own stream and may be
@@ -143,7 +144,7 @@ class Executor {
   // shard_slice is a local copy.
   static bool Deferrable(Collective collective);
   // Marks the commands that must wait for earlier NCCL collectives
-  // (Command::join_before).
+  // (Command::join_through).
   static void PlanJoins(Function& function);
   absl::Status LaunchCommands(const Function& function);
   absl::StatusOr<TensorView> Resolve(const artifact::Tensor* tensor, Function& function,
