@@ -125,6 +125,12 @@ cl::opt<std::string> matmulOperands(
              "accumulation, and the backward keeps bf16 activations where "
              "nothing else reads them; vo-bf16-matmuls)"),
     cl::init("f32"), cl::cat(compileCategory));
+cl::opt<int64_t> gatherPrefetch(
+    "gather-prefetch",
+    cl::desc("How many gathers ahead each FSDP all-gather is issued, so the "
+             "weight moves while earlier kernels compute (vo-prefetch-gathers; "
+             "0: right before its use)"),
+    cl::init(2), cl::cat(compileCategory));
 cl::opt<bool> explain("explain",
                       cl::desc("Print the memory plan of the artifact"),
                       cl::cat(compileCategory));
@@ -379,6 +385,7 @@ int main(int argc, char **argv) {
     // Again: CSE merged the per-use roundings of each weight.
     if (matmulOperands == "bf16")
       pm.addPass(createVoBf16Matmuls());
+    pm.addPass(createVoPrefetchGathers(VoPrefetchGathersOptions{gatherPrefetch}));
     if (mlir::failed(pm.run(module)))
       return createStringError(inconvertibleErrorCode(),
                                "building the training step failed (see above)");
@@ -410,6 +417,8 @@ int main(int argc, char **argv) {
 
   if (matmulOperands != "f32" && matmulOperands != "bf16")
     return fail("--matmul-operands must be f32 or bf16, got '" + matmulOperands + "'");
+  if (gatherPrefetch < 0)
+    return fail("--gather-prefetch must be >= 0, got " + std::to_string(gatherPrefetch));
   if (recomputeMode != "none" && recomputeMode != "full" && recomputeMode != "roi")
     return fail("--recompute must be none, full or roi, got '" + recomputeMode + "'");
   if (recomputeMode == "roi" && memoryBudget <= 0)

@@ -192,6 +192,30 @@ def VoShardFsdp : Pass<"vo-shard-fsdp", "mlir::ModuleOp"> {
   ];
 }
 
+def VoPrefetchGathers : Pass<"vo-prefetch-gathers", "mlir::ModuleOp"> {
+  let summary = "Issue each all-gather ahead of the reader of an earlier one";
+  let description = [{
+    vo-shard-fsdp gathers a parameter right before its use. The runtime runs
+    collectives on a stream of their own and makes a kernel wait only for
+    the collectives whose bytes it touches, so a gather issued earlier moves
+    the weight while the kernels before its use compute. This pass moves each
+    `vo.all_gather` of a function's top-level block, with the pure ops that
+    make its input there (the shard's bf16 rounding, a reshape), right
+    before the first reader of the gather `depth` places earlier in the
+    block. A reader is the first op that reads the gathered value other than
+    through vo.reshape, vo.slice, vo.transpose and vo.cast. A gather whose
+    input needs an op that is not pure (another collective) or more than
+    eight ops moves only up to there. Gathered weights live the longer by
+    those kernels; `depth=0` leaves the program as it is. Runs last before
+    lowering (the optimizer, canonicalization and CSE keep op order).
+  }];
+  let options = [
+    Option<"depth", "depth", "int64_t", "2",
+           "How many gathers earlier each gather is issued, counted by their "
+           "readers (>= 0; 0: none)">
+  ];
+}
+
 def VoRecompute : Pass<"vo-recompute", "mlir::ModuleOp"> {
   let summary = "Recompute activations in the backward instead of keeping them";
   let description = [{
