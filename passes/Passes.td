@@ -294,7 +294,12 @@ def VrtPlanMemory : Pass<"vrt-plan-memory", "mlir::ModuleOp"> {
     the lowest 64-byte-aligned offset that overlaps no result live at the
     same time. A kernel's outputs never share memory with its inputs. The
     function's `vrt.arena_bytes` is the exact peak. Results of forwarded
-    stores live in the state and get offset -1.
+    stores live in the state and get offset -1. The inputs of a collective
+    over several ranks (all_gather, reduce_scatter, all_reduce, all_to_all:
+    the runtime runs them beside the kernels) live until the first reader of
+    its result, or, when nothing in the function reads it, until the next
+    collective of its kind: freed earlier, the next kernel would take those
+    bytes and wait for the transfer.
   }];
 }
 

@@ -26,7 +26,8 @@ done
 if [ "$gpus" -ge 2 ]; then
   for workdir in "$bundle"/work/recipes-*; do
     echo "== $(basename "$workdir")"
-    "$python" "$root/test/e2e/gpu_recipes.py" run --bin "$bundle/bin" --workdir "$workdir" ||
+    "$python" "$root/test/e2e/gpu_recipes.py" run --bin "$bundle/bin" --workdir "$workdir" \
+      --repeat-reference ||
       status=1
   done
 fi

@@ -9,6 +9,14 @@
 // itself): the two are one interval, from the input's op to the last use of
 // either, so no copy is made and no second buffer is held.
 //
+// A collective over several ranks runs on the communicator's stream while
+// the kernels after it compute; a kernel that touches its bytes waits for
+// it. So its inputs stay allocated until the runtime waits for it anyway:
+// the first reader of its result, or, for one nothing here reads (a
+// gradient shard written into the state), the next collective of its kind,
+// so one such transfer overlaps the kernels between the two. Freed at once,
+// the next kernel would take those bytes and wait for the transfer.
+//
 //===----------------------------------------------------------------------===//
 
 #include "dialects/vrt/VrtDialect.h"
@@ -37,6 +45,34 @@ struct Interval {
 int64_t alignUp(int64_t bytes) {
   return (bytes + vrt::kArenaAlignment - 1) / vrt::kArenaAlignment *
          vrt::kArenaAlignment;
+}
+
+/// A collective the runtime leaves running on the communicator's stream
+/// (Executor::Deferrable) over a group of several ranks.
+bool runsAside(vrt::LaunchOp launch) {
+  auto group = launch.getParams().getAs<IntegerAttr>("group_size");
+  return group && group.getInt() > 1 &&
+         llvm::is_contained({"all_gather", "reduce_scatter", "all_reduce", "all_to_all"},
+                            launch.getKernel());
+}
+
+/// Where the runtime waits for `collective` at the latest: see the header.
+int64_t joinIndex(vrt::LaunchOp collective, DenseMap<Operation *, int64_t> &index,
+                  int64_t end) {
+  int64_t first = end;
+  for (Value result : collective.getResults())
+    for (Operation *user : result.getUsers()) {
+      auto store = dyn_cast<vrt::StoreOp>(user);
+      if (!isa<func::ReturnOp>(user) && !(store && store.getForwarded()))
+        first = std::min(first, index[user]);
+    }
+  if (first < end)
+    return first;
+  for (Operation *op = collective->getNextNode(); op; op = op->getNextNode())
+    if (auto next = dyn_cast<vrt::LaunchOp>(op);
+        next && next.getKernel() == collective.getKernel() && runsAside(next))
+      return index[op];
+  return end;
 }
 
 FailureOr<int64_t> tensorBytes(Value value) {
@@ -83,6 +119,15 @@ LogicalResult planFunction(func::FuncOp func) {
       intervalOf[result] = intervals.size();
       intervals.push_back({result, index[&op], last, alignUp(*bytes)});
     }
+  }
+
+  for (auto launch : body.getOps<vrt::LaunchOp>()) {
+    if (!runsAside(launch))
+      continue;
+    int64_t join = joinIndex(launch, index, end);
+    for (Value input : launch.getInputs())
+      if (auto found = intervalOf.find(input); found != intervalOf.end())
+        intervals[found->second].last = std::max(intervals[found->second].last, join);
   }
 
   SmallVector<Interval *> order;

@@ -76,6 +76,25 @@ def losses(args, vob, ranks, name):
     return [json.loads(line)["loss"] for line in open(metrics)], load_file(saved)
 
 
+def compare(got_params, ref_params, rtol):
+    """Per tensor: (name, worst error relative to its scale, share of elements
+    past rtol), worst first; None when names or shapes differ."""
+    same_names = sorted(got_params) == sorted(ref_params) and all(
+        got_params[n].shape == ref_params[n].shape for n in ref_params if n in got_params)
+    if not same_names:
+        return None
+    rows = []
+    for n in ref_params:
+        scale = max(float(np.max(np.abs(ref_params[n]))), 1e-30)
+        error = np.abs(got_params[n] - ref_params[n]) / scale
+        rows.append((n, float(np.max(error)), float(np.mean(error > rtol))))
+    return sorted(rows, key=lambda row: (row[2], row[1]), reverse=True)
+
+
+def describe(rows, count=3):
+    return "; ".join(f"{n} worst {w:.1e}, {share:.2%} past" for n, w, share in rows[:count])
+
+
 def run_stage(args):
     plan = json.load(open(os.path.join(args.workdir, "plan.json")))
     failures = []
@@ -91,21 +110,26 @@ def run_stage(args):
         # difference in a gradient element near zero visible in its
         # parameter. So at most 0.1% of a tensor's elements may pass rtol,
         # and none 100 rtol; a wrong gradient moves most elements.
-        same_names = sorted(got_params) == sorted(ref_params) and all(
-            got_params[n].shape == ref_params[n].shape for n in ref_params if n in got_params)
-        worst_param = worst_share = float("inf") if not same_names else 0.0
-        for n in ref_params if same_names else []:
-            scale = max(float(np.max(np.abs(ref_params[n]))), 1e-30)
-            error = np.abs(got_params[n] - ref_params[n]) / scale
-            worst_param = max(worst_param, float(np.max(error)))
-            worst_share = max(worst_share, float(np.mean(error > args.rtol)))
-        ok = (len(got) == len(ref) == args.steps and worst <= args.rtol and same_names
+        rows = compare(got_params, ref_params, args.rtol)
+        worst_param = max((w for _, w, _ in rows), default=0.0) if rows is not None else float("inf")
+        worst_share = max((sh for _, _, sh in rows), default=0.0) if rows is not None else float("inf")
+        ok = (len(got) == len(ref) == args.steps and worst <= args.rtol and rows is not None
               and worst_share <= 1e-3 and worst_param <= 100 * args.rtol)
         print(f"{item['recipe']:>12} on {item['world']} GPUs vs 1 GPU: losses "
               f"{' '.join(f'{x:.6f}' for x in got)}; worst rel {worst:.1e}; saved "
-              f"{len(got_params)} parameters{'' if same_names else ' (names or shapes differ)'}, "
+              f"{len(got_params)} parameters{'' if rows is not None else ' (names or shapes differ)'}, "
               f"worst {worst_param:.1e}, {worst_share:.2%} of a tensor past {args.rtol:g} "
               f"{'ok' if ok else 'FAIL'}")
+        if rows and not ok:
+            print(f"             most apart: {describe(rows)}")
+        if args.repeat_reference:
+            # How far two one-GPU runs of the same artifact land: the spread
+            # the atomics alone make.
+            again, again_params = losses(args, item["one"], 1, item["one"] + "-1gpu-again")
+            floor = compare(again_params, ref_params, args.rtol)
+            spread = max(abs(a - b) / abs(b) for a, b in zip(again, ref))
+            print(f"             1 GPU twice: losses worst rel {spread:.1e}; "
+                  f"{describe(floor) if floor else 'names differ'}")
         if not ok:
             failures.append(item["recipe"])
     if failures:
@@ -124,6 +148,9 @@ def main():
                     help="prepare: an extra veomni-compile flag for every artifact (repeatable)")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rtol", type=float, default=1e-4)
+    ap.add_argument("--repeat-reference", action="store_true",
+                    help="run: also train the one-GPU artifact twice and print how far "
+                         "the two land (the spread the fp32 atomics make)")
     args = ap.parse_args()
     (prepare if args.stage == "prepare" else run_stage)(args)
 

@@ -62,3 +62,56 @@ func.func @reshape_aliases() -> tensor<64xf32> {
   %f = vrt.launch "reshape"(%e) {} : (tensor<8x8xf32>) -> tensor<64xf32>
   return %f : tensor<64xf32>
 }
+
+// -----
+
+// A collective over two ranks runs beside the kernels after it: its input
+// stays allocated until its result's first reader (where the runtime waits
+// for it), so the exp in between does not take the input's bytes (A). Over
+// one rank nothing runs aside, and that exp reuses them.
+// CHECK-LABEL: func.func @gather_input
+// CHECK: "exp"(%{{.*}}) {} {offsets = array<i64: [[A:[0-9]+]]>}
+// CHECK: "all_gather"
+// CHECK-NOT: offsets = array<i64: [[A]]>
+// CHECK: "exp"(%{{.*}}) {} {offsets
+// CHECK: "mul"
+// CHECK-LABEL: func.func @gather_input_one_rank
+// CHECK: "exp"(%{{.*}}) {} {offsets = array<i64: [[A:[0-9]+]]>}
+// CHECK: "all_gather"
+// CHECK: "exp"(%{{.*}}) {} {offsets = array<i64: [[A]]>}
+func.func @gather_input(%x: tensor<64xf32>) -> tensor<128xf32> {
+  %a = vrt.launch "exp"(%x) {} : (tensor<64xf32>) -> tensor<64xf32>
+  %g = vrt.launch "all_gather"(%a) {dim = 0 : i64, group_size = 2 : i64, mesh_axes = 2 : i64} : (tensor<64xf32>) -> tensor<128xf32>
+  %b = vrt.launch "exp"(%x) {} : (tensor<64xf32>) -> tensor<64xf32>
+  %c = vrt.launch "concat"(%b, %b) {axis = 0 : i64} : (tensor<64xf32>, tensor<64xf32>) -> tensor<128xf32>
+  %d = vrt.launch "mul"(%g, %c) {} : (tensor<128xf32>, tensor<128xf32>) -> tensor<128xf32>
+  return %d : tensor<128xf32>
+}
+func.func @gather_input_one_rank(%x: tensor<64xf32>) -> tensor<64xf32> {
+  %a = vrt.launch "exp"(%x) {} : (tensor<64xf32>) -> tensor<64xf32>
+  %g = vrt.launch "all_gather"(%a) {dim = 0 : i64, group_size = 1 : i64, mesh_axes = 2 : i64} : (tensor<64xf32>) -> tensor<64xf32>
+  %b = vrt.launch "exp"(%x) {} : (tensor<64xf32>) -> tensor<64xf32>
+  %d = vrt.launch "mul"(%g, %b) {} : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
+  return %d : tensor<64xf32>
+}
+
+// -----
+
+// A reduce-scatter whose result nothing here reads (returned: a gradient
+// shard) keeps its input until the next reduce-scatter is issued: the first
+// input's bytes (A) are not reused by the exp between the two, and the
+// second input's (B) stay until the end.
+// CHECK-LABEL: func.func @scatter_inputs
+// CHECK: "exp"(%{{.*}}) {} {offsets = array<i64: [[A:[0-9]+]]>}
+// CHECK: "reduce_scatter"
+// CHECK-NOT: offsets = array<i64: [[A]]>
+// CHECK: "reduce_scatter"
+// CHECK: "exp"(%{{.*}}) {} {offsets = array<i64: [[A]]>}
+func.func @scatter_inputs(%x: tensor<64xf32>) -> (tensor<32xf32>, tensor<32xf32>, tensor<64xf32>) {
+  %a = vrt.launch "exp"(%x) {} : (tensor<64xf32>) -> tensor<64xf32>
+  %r = vrt.launch "reduce_scatter"(%a) {dim = 0 : i64, group_size = 2 : i64, mesh_axes = 2 : i64} : (tensor<64xf32>) -> tensor<32xf32>
+  %b = vrt.launch "exp"(%x) {} : (tensor<64xf32>) -> tensor<64xf32>
+  %s = vrt.launch "reduce_scatter"(%b) {dim = 0 : i64, group_size = 2 : i64, mesh_axes = 2 : i64} : (tensor<64xf32>) -> tensor<32xf32>
+  %c = vrt.launch "exp"(%x) {} : (tensor<64xf32>) -> tensor<64xf32>
+  return %r, %s, %c : tensor<32xf32>, tensor<32xf32>, tensor<64xf32>
+}
