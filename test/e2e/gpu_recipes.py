@@ -57,7 +57,8 @@ def prepare(args):
         vob = recipe.replace(",", "_").replace("=", "") + ".vob"
         run([os.path.join(args.bin, "veomni-compile"), mlir, "-o", os.path.join(args.workdir, vob),
              f"--recipe={recipe}"] + COMPILE + args.compile_flag)
-        plan.append({"recipe": recipe, "world": world, "one": one, "vob": vob})
+        plan.append({"recipe": recipe, "world": world, "one": one, "vob": vob,
+                     "bf16": "--matmul-operands=bf16" in args.compile_flag})
     json.dump(plan, open(os.path.join(args.workdir, "plan.json"), "w"), indent=1)
     print(f"prepared {len(plan)} recipes in {args.workdir}")
 
@@ -110,11 +111,17 @@ def run_stage(args):
         # difference in a gradient element near zero visible in its
         # parameter. So at most 0.1% of a tensor's elements may pass rtol,
         # and none 100 rtol; a wrong gradient moves most elements.
+        #
+        # With bf16 matmul operands a last-bit difference flips roundings, and
+        # the flips grow over the steps: two runs of the same one-GPU bf16
+        # artifact land with 12% of a projection's elements past 1e-4 (worst
+        # 9.1e-4; --repeat-reference, 2 H200s). There the share is reported,
+        # not judged; the losses and the worst element still are.
         rows = compare(got_params, ref_params, args.rtol)
         worst_param = max((w for _, w, _ in rows), default=0.0) if rows is not None else float("inf")
         worst_share = max((sh for _, _, sh in rows), default=0.0) if rows is not None else float("inf")
         ok = (len(got) == len(ref) == args.steps and worst <= args.rtol and rows is not None
-              and worst_share <= 1e-3 and worst_param <= 100 * args.rtol)
+              and (item.get("bf16") or worst_share <= 1e-3) and worst_param <= 100 * args.rtol)
         print(f"{item['recipe']:>12} on {item['world']} GPUs vs 1 GPU: losses "
               f"{' '.join(f'{x:.6f}' for x in got)}; worst rel {worst:.1e}; saved "
               f"{len(got_params)} parameters{'' if rows is not None else ' (names or shapes differ)'}, "
