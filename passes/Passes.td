@@ -78,9 +78,11 @@ def VoBf16Matmuls : Pass<"vo-bf16-matmuls", "mlir::ModuleOp"> {
     operands without `f32_result`), and the swiglu reads and returns bf16: the
     backward keeps both projections at half the bytes, and `vo.swiglu_grad`
     reads them beside the f32 output gradient.
-    A matmul with an operand whose bf16 rounding would pass `max-operand-bytes`
-    (the output projection's [tokens, vocab] gradient) stays f32: the GPU
-    kernel rounds such operands in bounded pieces. Runs after autodiff (the
+    A matmul with an activation whose bf16 rounding would pass
+    `max-operand-bytes` (the output projection's [tokens, vocab] gradient)
+    stays f32: the GPU kernel rounds such operands in bounded pieces. A
+    persistent operand (a weight) is rounded whatever its size: the copy is
+    no larger than the parameter, and FSDP then gathers it in bf16. Runs after autodiff (the
     new matmuls have no gradient rule) and before recomputation, which then
     weighs the bf16 activations; the sharding passes after it gather and
     slice what the roundings read. Only a function's top-level blocks are
@@ -88,8 +90,8 @@ def VoBf16Matmuls : Pass<"vo-bf16-matmuls", "mlir::ModuleOp"> {
   }];
   let options = [
     Option<"maxOperandBytes", "max-operand-bytes", "int64_t", "268435456",
-           "Largest bf16 operand (bytes) this pass rounds; the matmuls of "
-           "larger ones stay f32 (> 0)">
+           "Largest bf16 activation operand (bytes) this pass rounds; the "
+           "matmuls of larger ones stay f32 (> 0)">
   ];
   let dependentDialects = ["::veomni::vo::VoDialect"];
 }

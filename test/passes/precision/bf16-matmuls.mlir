@@ -50,17 +50,30 @@ func.func @late_reader(%x: tensor<4x4xf32>, %w: tensor<4x4xf32>) -> tensor<4x4xf
 
 // -----
 
-// A matmul with an operand past max-operand-bytes (here 256 bytes: 128 bf16
-// elements) stays f32 with both of its operands; bf16 matmuls are left alone.
+// A matmul with an activation past max-operand-bytes (here 256 bytes: 128
+// bf16 elements) stays f32 with both of its operands; bf16 matmuls are left
+// alone. A weight past it is rounded all the same (right before its reader):
+// the copy is no larger than the parameter, and FSDP then gathers bf16.
+vo.parameter @big : tensor<64x4xf32> init #vo.init<zeros>
 // CHECK-LABEL: func.func @too_large
-// CHECK:       vo.matmul %arg0, %arg1 : tensor<4x64xf32>, tensor<64x4xf32>
-// CHECK:       vo.matmul %arg2, %arg3 : tensor<2x2xbf16>, tensor<2x2xbf16>
-// CHECK-NOT:   vo.cast
+// CHECK:       %[[A:.*]] = vo.exp %arg0
+// CHECK-NEXT:  %[[B:.*]] = vo.exp %arg1
+// CHECK-NEXT:  vo.matmul %[[A]], %[[B]] : tensor<4x64xf32>, tensor<64x4xf32>
+// CHECK-NEXT:  vo.matmul %arg2, %arg3 : tensor<2x2xbf16>, tensor<2x2xbf16>
+// CHECK-NEXT:  %[[W:.*]] = vo.param @big
+// CHECK-NEXT:  %[[X:.*]] = vo.cast %arg4 : tensor<2x64xf32> to bf16
+// CHECK-NEXT:  %[[WB:.*]] = vo.cast %[[W]] : tensor<64x4xf32> to bf16
+// CHECK-NEXT:  vo.matmul %[[X]], %[[WB]] f32_result : tensor<2x64xbf16>, tensor<64x4xbf16>
 func.func @too_large(%a: tensor<4x64xf32>, %b: tensor<64x4xf32>, %c: tensor<2x2xbf16>,
-                     %d: tensor<2x2xbf16>) -> (tensor<4x4xf32>, tensor<2x2xbf16>) {
-  %x = vo.matmul %a, %b : tensor<4x64xf32>, tensor<64x4xf32>
+                     %d: tensor<2x2xbf16>, %e: tensor<2x64xf32>)
+    -> (tensor<4x4xf32>, tensor<2x2xbf16>, tensor<2x4xf32>) {
+  %ea = vo.exp %a : tensor<4x64xf32>
+  %eb = vo.exp %b : tensor<64x4xf32>
+  %x = vo.matmul %ea, %eb : tensor<4x64xf32>, tensor<64x4xf32>
   %y = vo.matmul %c, %d : tensor<2x2xbf16>, tensor<2x2xbf16>
-  return %x, %y : tensor<4x4xf32>, tensor<2x2xbf16>
+  %w = vo.param @big : tensor<64x4xf32>
+  %z = vo.matmul %e, %w : tensor<2x64xf32>, tensor<64x4xf32>
+  return %x, %y, %z : tensor<4x4xf32>, tensor<2x2xbf16>, tensor<2x4xf32>
 }
 
 // -----
