@@ -975,6 +975,8 @@ LogicalResult AdamwOp::inferReturnTypes(MLIRContext *,
   if (tensorType(adaptor.getGradScale()).getRank() != 0)
     return opError(loc, getOperationName(), "expects a scalar grad_scale");
   types.append({param, param, param});
+  if (adaptor.getSumSquares())
+    types.push_back(RankedTensorType::get({}, Float32Type::get(param.getContext())));
   return success();
 }
 

@@ -499,15 +499,19 @@ def Vo_AdamwOp : Vo_Op<"adamw", [Pure, InferTypeOpAdaptor,
     m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
     p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps). `hyper` holds
     [lr, bc1, bc2] of this step (bc = 1 - beta^step, from the runtime's
-    schedule); `grad_scale` is the global-norm clipping factor (or 1).
+    schedule); `grad_scale` is the global-norm clipping factor (or 1). With
+    `sum_squares`, a fourth result is the sum of grad^2 (unscaled) as
+    f32[]: the gradient norm read in the same pass over grad, when no
+    clipping needs it before the update.
   }];
   let arguments = (ins Vo_FloatTensor:$param, Vo_FloatTensor:$grad,
                        Vo_FloatTensor:$exp_avg, Vo_FloatTensor:$exp_avg_sq,
                        Vo_FloatTensor:$hyper, Vo_FloatTensor:$grad_scale,
                        F64Attr:$beta1, F64Attr:$beta2, F64Attr:$eps,
-                       F64Attr:$weight_decay);
+                       F64Attr:$weight_decay, UnitAttr:$sum_squares);
   let results = (outs Vo_FloatTensor:$new_param, Vo_FloatTensor:$new_exp_avg,
-                      Vo_FloatTensor:$new_exp_avg_sq);
+                      Vo_FloatTensor:$new_exp_avg_sq,
+                      Optional<Vo_F32Tensor>:$grad_sum_squares);
   let assemblyFormat = "$param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` "
                        "$hyper `,` $grad_scale `beta1` `=` $beta1 `beta2` `=` "
                        "$beta2 `eps` `=` $eps `weight_decay` `=` $weight_decay "

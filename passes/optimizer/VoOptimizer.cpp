@@ -153,31 +153,43 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
     auto expAvg = [&](size_t i) { return body->getArgument(1 + n + i); };
     auto expAvgSq = [&](size_t i) { return body->getArgument(1 + 2 * n + i); };
 
-    // Global L2 norm of the accumulated gradients (always reported).
-    Value sumSquares = splatConstant(b, loc, scalarType, 0.0);
-    for (size_t i = 0; i < n; ++i) {
+    // Global L2 norm of the accumulated gradients (always reported). With
+    // clipping the updates need it first: one reduce_sum_squares per
+    // gradient. Without, each adamw returns its gradient's sum of squares
+    // from the pass over it that it makes anyway.
+    const bool clip = maxGradNorm > 0;
+    auto sumOfSquares = [&](size_t i) -> Value {
       Value g = grad(i);
       auto type = cast<RankedTensorType>(g.getType());
       if (type.getElementType() != f32)
         g = CastOp::create(b, loc, g, f32);
       auto axes = llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
-      Value partial = axes.empty() ? Value(MulOp::create(b, loc, g, g))
-                                   : Value(ReduceSumSquaresOp::create(
-                                         b, loc, g, axes, false));
-      sumSquares = AddOp::create(b, loc, sumSquares, partial);
-    }
-    // Shards hold disjoint parts of each gradient: their squares add up.
-    SmallVector<Attribute> shardAxes;
-    for (StringRef axis : {"fsdp", "sp"})
-      if (degree(axis) > 1)
-        shardAxes.push_back(b.getStringAttr(axis));
-    if (!shardAxes.empty() && !params.empty() &&
-        params.front()->hasAttr(kShardAttr))
-      sumSquares = AllReduceOp::create(b, loc, sumSquares, b.getArrayAttr(shardAxes),
-                                       degree("fsdp") * degree("sp"));
-    Value norm = SqrtOp::create(b, loc, sumSquares);
+      return axes.empty() ? Value(MulOp::create(b, loc, g, g))
+                          : Value(ReduceSumSquaresOp::create(b, loc, g, axes, false));
+    };
+    // The squares summed over this rank's gradients, then over the shards,
+    // which hold disjoint parts of each gradient.
+    auto globalNorm = [&](ArrayRef<Value> partials) -> Value {
+      Value sumSquares = splatConstant(b, loc, scalarType, 0.0);
+      for (Value partial : partials)
+        sumSquares = AddOp::create(b, loc, sumSquares, partial);
+      SmallVector<Attribute> shardAxes;
+      for (StringRef axis : {"fsdp", "sp"})
+        if (degree(axis) > 1)
+          shardAxes.push_back(b.getStringAttr(axis));
+      if (!shardAxes.empty() && !params.empty() &&
+          params.front()->hasAttr(kShardAttr))
+        sumSquares = AllReduceOp::create(b, loc, sumSquares, b.getArrayAttr(shardAxes),
+                                         degree("fsdp") * degree("sp"));
+      return SqrtOp::create(b, loc, sumSquares);
+    };
+    Value norm;
     Value gradScale = splatConstant(b, loc, scalarType, 1.0);
-    if (maxGradNorm > 0) {
+    if (clip) {
+      SmallVector<Value> partials;
+      for (size_t i = 0; i < n; ++i)
+        partials.push_back(sumOfSquares(i));
+      norm = globalNorm(partials);
       // torch.nn.utils.clip_grad_norm_: min(1, max_norm / (norm + 1e-6)).
       Value denom = AddOp::create(b, loc, norm,
                                   splatConstant(b, loc, scalarType, 1e-6));
@@ -186,10 +198,10 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
       gradScale = MinimumOp::create(b, loc, coef, gradScale);
     }
 
-    SmallVector<Value> results = {norm};
+    SmallVector<Value> results = {Value()};
     SmallVector<DictionaryAttr> resultAttrs = {
         attrDict(b, kNameAttr, "grad_norm")};
-    SmallVector<Value> newExpAvg, newExpAvgSq;
+    SmallVector<Value> newExpAvg, newExpAvgSq, fusedPartials;
     for (size_t i = 0; i < n; ++i) {
       ParameterOp param = params[i];
       auto symbol = FlatSymbolRefAttr::get(param.getSymNameAttr());
@@ -199,12 +211,16 @@ struct VoOptimizerPass : veomni::impl::VoOptimizerBase<VoOptimizerPass> {
       auto update = AdamwOp::create(
           b, loc, current, grad(i), expAvg(i), expAvgSq(i), body->getArgument(0),
           gradScale, b.getF64FloatAttr(beta1), b.getF64FloatAttr(beta2),
-          b.getF64FloatAttr(eps), b.getF64FloatAttr(weightDecay));
+          b.getF64FloatAttr(eps), b.getF64FloatAttr(weightDecay),
+          /*sum_squares=*/clip ? nullptr : b.getUnitAttr());
       results.push_back(update.getNewParam());
       resultAttrs.push_back(attrDict(b, kStateAttr, "param:" + param.getSymName()));
       newExpAvg.push_back(update.getNewExpAvg());
       newExpAvgSq.push_back(update.getNewExpAvgSq());
+      if (!clip)
+        fusedPartials.push_back(update.getGradSumSquares());
     }
+    results[0] = clip ? norm : globalNorm(fusedPartials);
     for (size_t i = 0; i < n; ++i) {
       results.push_back(newExpAvg[i]);
       resultAttrs.push_back(

@@ -192,6 +192,12 @@ def main():
                 failures.append(f"gradient norm of step 1: rel {norm_rel:.2e}")
         if lr_rel > 1e-6:
             failures.append(f"lr of step {s}: {m['lr']} vs {want_lr}")
+        # fp32 throughout: every step's global gradient norm (summed by the
+        # adamw kernels themselves when nothing clips) follows torch's.
+        if not args.bf16_matmuls:
+            norm_rel = abs(m["grad_norm"] - torch_norms[s - 1]) / torch_norms[s - 1]
+            if norm_rel > 1e-4:
+                failures.append(f"gradient norm of step {s}: rel {norm_rel:.2e}")
     if args.bf16_matmuls and args.cosine is None:
         # Each parameter's step-1 gradient, read off the first update: AdamW's
         # first step moves p by -lr (g / (|g| + eps) + wd p), so

@@ -15,7 +15,10 @@ absl::StatusOr<AdamWSettings> CheckAdamW(const KernelAttrs& attrs,
                                          absl::Span<const TensorView> outputs) {
   AdamWSettings settings;
   constexpr absl::string_view kKernel = "adamw";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 6, 6, outputs, 3));
+  // A fourth output, when given, takes the sum of grad^2 (vo.adamw
+  // sum_squares).
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 6, 6, outputs,
+                                    outputs.size() == 4 ? 4 : 3));
   const TensorView& param = inputs[0];
   const TensorView& hyper = inputs[4];
   const TensorView& grad_scale = inputs[5];
@@ -35,6 +38,10 @@ absl::StatusOr<AdamWSettings> CheckAdamW(const KernelAttrs& attrs,
                                                    FormatShape(grad_scale.shape),
                                                    ", expected [] or [1]"));
   }
+  if (outputs.size() == 4) {
+    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "sum of squares", outputs[3], DType::kF32));
+    VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "sum of squares", outputs[3], {}));
+  }
   VEOMNI_ASSIGN_OR_RETURN(settings.beta1, RequiredFloat(kKernel, attrs, "beta1"));
   VEOMNI_ASSIGN_OR_RETURN(settings.beta2, RequiredFloat(kKernel, attrs, "beta2"));
   VEOMNI_ASSIGN_OR_RETURN(settings.eps, RequiredFloat(kKernel, attrs, "eps"));
@@ -44,7 +51,8 @@ absl::StatusOr<AdamWSettings> CheckAdamW(const KernelAttrs& attrs,
 
 // adamw(param, grad, exp_avg, exp_avg_sq, hyper f32[3] = {lr,
 // bias_correction1, bias_correction2}, grad_scale f32 scalar)
-// {beta1, beta2, eps, weight_decay} -> (param', exp_avg', exp_avg_sq').
+// {beta1, beta2, eps, weight_decay} -> (param', exp_avg', exp_avg_sq'
+// [, sum of grad^2 as f32[], summed in double as reduce_sum_squares does]).
 // Outputs 0, 1, 2 may alias inputs 0, 2, 3: each element is read in full
 // before it is written. With g = grad * grad_scale, torch computes
 //   param *= 1 - lr * weight_decay
@@ -84,7 +92,10 @@ absl::Status AdamW(const KernelAttrs& attrs, absl::Span<const TensorView> inputs
   float* param_out = outputs[0].As<float>();
   float* exp_avg_out = outputs[1].As<float>();
   float* exp_avg_sq_out = outputs[2].As<float>();
+  double sum_squares = 0.0;
   for (int64_t i = 0; i < param.NumElements(); ++i) {
+    const double unscaled = grad[i];
+    sum_squares += unscaled * unscaled;
     float g = grad[i] * scale;
     float p = param_in[i] * decay;
     float m = exp_avg_in[i];
@@ -100,6 +111,7 @@ absl::Status AdamW(const KernelAttrs& attrs, absl::Span<const TensorView> inputs
     exp_avg_out[i] = m;
     exp_avg_sq_out[i] = v;
   }
+  if (outputs.size() == 4) *outputs[3].As<float>() = static_cast<float>(sum_squares);
   return absl::OkStatus();
 }
 

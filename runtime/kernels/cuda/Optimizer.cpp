@@ -26,10 +26,13 @@ absl::Status AdamW(const KernelAttrs& attrs, absl::Span<const TensorView> inputs
   constants.weight_decay = weight_decay;
 
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
-  LaunchAdamW(param.As<float>(), inputs[1].As<float>(), inputs[2].As<float>(),
-              inputs[3].As<float>(), hyper.As<float>(), grad_scale.As<float>(),
-              outputs[0].As<float>(), outputs[1].As<float>(), outputs[2].As<float>(),
-              param.NumElements(), constants, context->stream);
+  cudaError_t launched = LaunchAdamW(
+      param.As<float>(), inputs[1].As<float>(), inputs[2].As<float>(), inputs[3].As<float>(),
+      hyper.As<float>(), grad_scale.As<float>(), outputs[0].As<float>(),
+      outputs[1].As<float>(), outputs[2].As<float>(),
+      outputs.size() == 4 ? outputs[3].As<float>() : nullptr, param.NumElements(), constants,
+      context->stream);
+  VEOMNI_RETURN_IF_ERROR(CudaStatus(launched, "adamw"));
   return LaunchStatus(kKernel);
 }
 

@@ -8,11 +8,16 @@
 
 #include <cstdint>
 
+#include <cub/block/block_reduce.cuh>
+
 namespace veomni::runtime::cuda {
 namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = int64_t{1} << 20;
+// Blocks of an update that also sums grad^2: enough to fill an H200 several
+// times over, few enough for one block to add their partials.
+constexpr int64_t kMaxSummingBlocks = 4096;
 
 // The step's scalars, derived on the device from hyper as the CPU derives
 // them on the host: in double, then rounded.
@@ -56,16 +61,24 @@ __device__ void Update(const AdamWStep& s, float grad, float& p, float& m, float
 // Elements [0, vectors * 4) as float4s when every array is 16-byte aligned
 // (vectors > 0 only then), the rest one by one: the step is memory bound,
 // and wide accesses move its 28 bytes an element faster.
-__global__ void AdamWKernel(const float* param, const float* grad, const float* exp_avg,
-                            const float* exp_avg_sq, const float* hyper,
-                            const float* grad_scale, float* param_out, float* exp_avg_out,
-                            float* exp_avg_sq_out, int64_t elements, int64_t vectors,
-                            AdamWConstants constants) {
+// With `partials`, block b also writes the sum of grad^2 over the elements
+// its threads took to partials[b].
+__global__ void __launch_bounds__(kThreads)
+    AdamWKernel(const float* param, const float* grad, const float* exp_avg,
+                const float* exp_avg_sq, const float* hyper, const float* grad_scale,
+                float* param_out, float* exp_avg_out, float* exp_avg_sq_out,
+                double* partials, int64_t elements, int64_t vectors,
+                AdamWConstants constants) {
   const AdamWStep s = MakeStep(hyper, grad_scale, constants);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  double squares = 0.0;
   for (int64_t i = first; i < vectors; i += stride) {
     float4 g = reinterpret_cast<const float4*>(grad)[i];
+    if (partials) {
+      squares += static_cast<double>(g.x) * g.x + static_cast<double>(g.y) * g.y +
+                 static_cast<double>(g.z) * g.z + static_cast<double>(g.w) * g.w;
+    }
     float4 p = reinterpret_cast<const float4*>(param)[i];
     float4 m = reinterpret_cast<const float4*>(exp_avg)[i];
     float4 v = reinterpret_cast<const float4*>(exp_avg_sq)[i];
@@ -81,31 +94,67 @@ __global__ void AdamWKernel(const float* param, const float* grad, const float* 
     float p = param[i];
     float m = exp_avg[i];
     float v = exp_avg_sq[i];
-    Update(s, grad[i], p, m, v);
+    const float g = grad[i];
+    squares += static_cast<double>(g) * g;
+    Update(s, g, p, m, v);
     param_out[i] = p;
     exp_avg_out[i] = m;
     exp_avg_sq_out[i] = v;
   }
+  if (!partials) return;
+  using BlockReduce = cub::BlockReduce<double, kThreads>;
+  __shared__ typename BlockReduce::TempStorage temp;
+  const double total = BlockReduce(temp).Sum(squares);
+  if (threadIdx.x == 0) partials[blockIdx.x] = total;
+}
+
+// sum = the partials added in a fixed order (then rounded to f32).
+__global__ void __launch_bounds__(kThreads)
+    SumPartialsKernel(const double* partials, int64_t count, float* sum) {
+  using BlockReduce = cub::BlockReduce<double, kThreads>;
+  __shared__ typename BlockReduce::TempStorage temp;
+  double acc = 0.0;
+  for (int64_t i = threadIdx.x; i < count; i += kThreads) acc += partials[i];
+  const double total = BlockReduce(temp).Sum(acc);
+  if (threadIdx.x == 0) *sum = static_cast<float>(total);
 }
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
 
-void LaunchAdamW(const float* param, const float* grad, const float* exp_avg,
-                 const float* exp_avg_sq, const float* hyper, const float* grad_scale,
-                 float* param_out, float* exp_avg_out, float* exp_avg_sq_out, int64_t elements,
-                 const AdamWConstants& constants, cudaStream_t stream) {
-  if (elements == 0) return;
+cudaError_t LaunchAdamW(const float* param, const float* grad, const float* exp_avg,
+                        const float* exp_avg_sq, const float* hyper, const float* grad_scale,
+                        float* param_out, float* exp_avg_out, float* exp_avg_sq_out,
+                        float* grad_sum_squares, int64_t elements,
+                        const AdamWConstants& constants, cudaStream_t stream) {
+  if (elements == 0) {
+    return grad_sum_squares ? cudaMemsetAsync(grad_sum_squares, 0, sizeof(float), stream)
+                            : cudaSuccess;
+  }
   const bool aligned = Aligned16(param) && Aligned16(grad) && Aligned16(exp_avg) &&
                        Aligned16(exp_avg_sq) && Aligned16(param_out) &&
                        Aligned16(exp_avg_out) && Aligned16(exp_avg_sq_out);
   const int64_t vectors = aligned ? elements / 4 : 0;
   const int64_t threads = vectors + (elements - vectors * 4);
   int64_t blocks = (threads + kThreads - 1) / kThreads;
-  AdamWKernel<<<static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks), kThreads, 0,
-                stream>>>(param, grad, exp_avg, exp_avg_sq, hyper, grad_scale, param_out,
-                          exp_avg_out, exp_avg_sq_out, elements, vectors, constants);
+  // Summing, fewer blocks (each strides further) keep the partials few.
+  const int64_t most = grad_sum_squares ? kMaxSummingBlocks : kMaxBlocks;
+  if (blocks > most) blocks = most;
+  double* partials = nullptr;
+  if (grad_sum_squares) {
+    cudaError_t status =
+        cudaMallocAsync(reinterpret_cast<void**>(&partials), blocks * sizeof(double), stream);
+    if (status != cudaSuccess) return status;
+  }
+  AdamWKernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+      param, grad, exp_avg, exp_avg_sq, hyper, grad_scale, param_out, exp_avg_out,
+      exp_avg_sq_out, partials, elements, vectors, constants);
+  if (partials) {
+    SumPartialsKernel<<<1, kThreads, 0, stream>>>(partials, blocks, grad_sum_squares);
+    cudaFreeAsync(partials, stream);
+  }
+  return cudaGetLastError();
 }
 
 }  // namespace veomni::runtime::cuda

@@ -38,9 +38,18 @@ func.func @forward(%x: tensor<4x2xf32>) -> tensor<f32> {
 // CHECK: vo.constant dense<0.000000e+00> : tensor<2x3xf32>
 // CHECK: return %[[NORM]]
 
+// Without clipping the norm waits for nothing: each adamw also returns its
+// gradient's sum of squares (sum_squares), read in the same pass, and no
+// reduce_sum_squares makes a second one.
 // NOCLIP-LABEL: func.func @optimizer_step
 // NOCLIP-NOT: vo.minimum
-// NOCLIP: vo.adamw {{.*}} beta1 = 9.000000e-01 beta2 = 0.99899999999999999 eps = 1.000000e-08 weight_decay = 1.000000e-02
+// NOCLIP-NOT: vo.reduce_sum_squares
+// NOCLIP: %{{.*}}, %{{.*}}, %{{.*}}, %[[SW:.*]] = vo.adamw {{.*}} beta1 = 9.000000e-01 beta2 = 0.99899999999999999 eps = 1.000000e-08 weight_decay = 1.000000e-02 {sum_squares}
+// NOCLIP: %{{.*}}, %{{.*}}, %{{.*}}, %[[SB:.*]] = vo.adamw {{.*}} {sum_squares}
+// NOCLIP: %[[S1:.*]] = vo.add %{{.*}}, %[[SW]]
+// NOCLIP: %[[S2:.*]] = vo.add %[[S1]], %[[SB]]
+// NOCLIP: %[[NORM:.*]] = vo.sqrt %[[S2]]
+// NOCLIP: return %[[NORM]]
 
 // One micro-batch a step (the default): the micro-step stores its gradients
 // over the accumulators, which it does not read, and the optimizer step

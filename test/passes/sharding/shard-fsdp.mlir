@@ -24,18 +24,18 @@ vo.parameter @w : tensor<2x5xf32> init #vo.init<zeros>
 // CHECK: return %[[LOSS]], %[[GRAD]] : tensor<f32>, tensor<4xf32>
 
 // The optimizer keeps shards: accumulators and moments of 4 elements, the
-// accumulated gradient summed over dp once per step, the squared norm summed
-// over the shards.
+// accumulated gradient summed over dp once per step, the squared norm (each
+// shard's from its adamw) summed over the shards.
 // OPT-LABEL: func.func @micro_step
 // OPT-SAME: %{{.*}}: tensor<4xf32> {vo.state = "grad:w"}
 // OPT-LABEL: func.func @optimizer_step
 // OPT-SAME: %[[ACC:[a-z0-9]+]]: tensor<4xf32> {vo.state = "grad:w"}
 // OPT: %[[SUM:.*]] = vo.all_reduce %[[ACC]] over ["dp"] group_size = 2 : tensor<4xf32>
-// OPT: vo.reduce_sum_squares %[[SUM]] axes = [0] : tensor<4xf32>
-// OPT: %[[SQ:.*]] = vo.all_reduce %{{.*}} over ["fsdp"] group_size = 3 : tensor<f32>
-// OPT: vo.sqrt %[[SQ]]
 // OPT: %[[P:.*]] = vo.param_shard @w : tensor<4xf32>
-// OPT: vo.adamw %[[P]], %[[SUM]]
+// OPT: %{{.*}}, %{{.*}}, %{{.*}}, %[[SS:.*]] = vo.adamw %[[P]], %[[SUM]]
+// OPT: %[[LOCAL:.*]] = vo.add %{{.*}}, %[[SS]]
+// OPT: %[[SQ:.*]] = vo.all_reduce %[[LOCAL]] over ["fsdp"] group_size = 3 : tensor<f32>
+// OPT: vo.sqrt %[[SQ]]
 
 // One rank: nothing changes but the recorded mesh.
 // ONE: module attributes {vo.mesh = {dp = 1 : i64, ep = 1 : i64, fsdp = 1 : i64, sp = 1 : i64}}

@@ -204,5 +204,36 @@ TEST(CpuOptimizer, AdamWRejectsBadOperands) {
             absl::StatusCode::kUnimplemented);
 }
 
+// A fourth output takes the sum of grad^2 (unscaled), summed in double by a
+// plain loop here; the update itself is the three-output kernel's, bit for
+// bit.
+TEST(AdamWKernel, AFourthOutputTakesTheGradientsSumOfSquares) {
+  AdamWConfig config{1e-3, 0.9, 0.95, 1e-8, 0.1};
+  int64_t n = static_cast<int64_t>(kParams.size());
+  OwnedTensor param = F32({n}, kParams), grad = F32({n}, kGrads[0]);
+  OwnedTensor m(DType::kF32, {n}), v(DType::kF32, {n});
+  OwnedTensor hyper = Hyper(config, 1), grad_scale = F32({}, {kGradScale});
+  std::vector<OwnedTensor> three(3, OwnedTensor(DType::kF32, {n}));
+  std::vector<OwnedTensor> four(3, OwnedTensor(DType::kF32, {n}));
+  OwnedTensor sum(DType::kF32, {});
+  ASSERT_TRUE(RunKernel("adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale},
+                        {&three[0], &three[1], &three[2]})
+                  .ok());
+  absl::Status status =
+      RunKernel("adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale},
+                {&four[0], &four[1], &four[2], &sum});
+  ASSERT_TRUE(status.ok()) << status;
+  double expected = 0.0;
+  for (float g : kGrads[0]) expected += static_cast<double>(g) * g;
+  EXPECT_EQ(sum.Values<float>()[0], static_cast<float>(expected));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(four[i].Values<float>(), three[i].Values<float>());
+  // The sum is a scalar f32.
+  OwnedTensor wide(DType::kF32, {1});
+  EXPECT_EQ(RunKernel("adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale},
+                      {&four[0], &four[1], &four[2], &wide})
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace veomni::runtime

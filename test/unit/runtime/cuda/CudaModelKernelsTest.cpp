@@ -371,10 +371,11 @@ struct AdamWConfig {
 // agree bit for bit; a few ulps of slack cover a CPU build that contracts a
 // multiply-add the CPU kernel does not spell as std::fma.
 TEST_F(GpuTest, AdamWMatchesCpuOverThreeSteps) {
-  const int64_t n = 10007;  // not a multiple of the block size
-  // beta1 < 0.5 takes the other branch of torch's lerp.
-  for (const AdamWConfig& config :
-       {AdamWConfig{1e-3, 0.9, 0.95, 1e-8, 0.1}, AdamWConfig{1e-2, 0.3, 0.999, 1e-6, 0.0}}) {
+  // Not a multiple of the block size; the second size takes more blocks than
+  // the summing launch allows (grid-stride), and the other branch of torch's
+  // lerp (beta1 < 0.5).
+  for (auto [n, config] : {std::pair{int64_t{10007}, AdamWConfig{1e-3, 0.9, 0.95, 1e-8, 0.1}},
+                           std::pair{int64_t{4200007}, AdamWConfig{1e-2, 0.3, 0.999, 1e-6, 0.0}}}) {
     std::mt19937 rng(9);
     KernelAttrs attrs;
     attrs.SetFloat("beta1", config.beta1);
@@ -386,6 +387,7 @@ TEST_F(GpuTest, AdamWMatchesCpuOverThreeSteps) {
     // state[0] is the CPU's, state[1] the GPU's: {param, exp_avg, exp_avg_sq}.
     std::vector<std::vector<OwnedTensor>> state(2, {param, zeros, zeros});
     OwnedTensor grad_scale = F32({}, {0.5f});
+    std::vector<OwnedTensor> sums(2, OwnedTensor(DType::kF32, {}));
     for (int step = 1; step <= 3; ++step) {
       OwnedTensor grad = RandomF32({n}, rng, -2.0f, 2.0f);
       OwnedTensor hyper = F32({3}, {static_cast<float>(config.lr),
@@ -397,11 +399,18 @@ TEST_F(GpuTest, AdamWMatchesCpuOverThreeSteps) {
         std::vector<const OwnedTensor*> inputs = {&s[0], &grad, &s[1], &s[2], &hyper,
                                                   &grad_scale};
         std::vector<OwnedTensor*> outputs = {&next[0], &next[1], &next[2]};
+        // Steps 2 and 3 also sum grad^2 (vo.adamw sum_squares).
+        if (step > 1) outputs.push_back(&sums[backend]);
         absl::Status status = backend == 0
                                   ? testing::RunKernel("adamw", attrs, inputs, outputs)
                                   : testing::RunCudaKernel("adamw", attrs, inputs, outputs);
         ASSERT_TRUE(status.ok()) << (backend == 0 ? "CPU: " : "GPU: ") << status;
         s = std::move(next);
+      }
+      if (step > 1) {
+        EXPECT_NEAR(sums[1].Values<float>()[0], sums[0].Values<float>()[0],
+                    1e-6 * sums[0].Values<float>()[0])
+            << "sum of squares, step " << step;
       }
     }
     const char* names[] = {"param", "exp_avg", "exp_avg_sq"};
