@@ -102,7 +102,10 @@ def VoOptimizer : Pass<"vo-optimizer", "mlir::ModuleOp"> {
     From `@forward_backward`, builds `@micro_step`, which adds a micro-batch's
     gradients into the gradient accumulators, and `@optimizer_step`, which
     clips by global norm (when `max-grad-norm` > 0), applies AdamW to every
-    parameter and clears the accumulators. With `grad-accum=1` (one
+    parameter and clears the accumulators. The global norm is always
+    returned (`grad_norm`): with clipping from a `vo.reduce_sum_squares` of
+    each gradient before the updates, without from the sums of squares the
+    `vo.adamw` ops return (`sum_squares`), which read each gradient anyway. With `grad-accum=1` (one
     micro-batch a step) the micro-step stores its gradients instead of adding
     them and nothing clears the accumulators. Persistent state (parameters,
     accumulators, moments) is named by `vo.state` argument and result
