@@ -62,8 +62,12 @@ int64_t joinIndex(vrt::LaunchOp collective, DenseMap<Operation *, int64_t> &inde
   int64_t first = end;
   for (Value result : collective.getResults())
     for (Operation *user : result.getUsers()) {
+      // The runtime waits at none of these: the function's end, a store
+      // written by the launch itself, a collective queued behind this one.
       auto store = dyn_cast<vrt::StoreOp>(user);
-      if (!isa<func::ReturnOp>(user) && !(store && store.getForwarded()))
+      auto next = dyn_cast<vrt::LaunchOp>(user);
+      if (!isa<func::ReturnOp>(user) && !(store && store.getForwarded()) &&
+          !(next && runsAside(next)))
         first = std::min(first, index[user]);
     }
   if (first < end)

@@ -21,6 +21,8 @@ std::vector<int> PlanCollectiveJoins(const std::vector<JoinStep>& steps) {
         ++ordinal;
         continue;
       case JoinStep::Kind::kJoinsAll:
+        // It joins everything itself, but may read its inputs first.
+        if (!pending.empty()) joins[i] = ordinal - 1;
         pending.clear();
         continue;
       case JoinStep::Kind::kKernel:

@@ -18,7 +18,8 @@ struct JoinStep {
   enum class Kind {
     kKernel,             // runs on the kernels' stream
     kDeferredCollective, // runs on the communicator's stream, joined later
-    kJoinsAll,           // waits for every collective itself
+    kJoinsAll,           // waits for every collective itself (after it
+                         // may have read its inputs: it waits first too)
   };
   Kind kind = Kind::kKernel;
   std::vector<ByteRange> touched;  // what it reads and writes

@@ -646,6 +646,8 @@ absl::Status Executor::LaunchCommands(const Function& function) {
               ? communicator_->JoinThrough(tickets[command.join_through])
               : absl::InternalError("joins a collective that has not run");
       if (!joined.ok()) {
+        // Nothing may keep writing after the failure (nor a capture end forked).
+        communicator_->Join().IgnoreError();
         return absl::Status(joined.code(), absl::StrCat("@", function.name, " command ", index,
                                                         ": ", joined.message()));
       }

@@ -115,13 +115,15 @@ def run_stage(args):
         # With bf16 matmul operands a last-bit difference flips roundings, and
         # the flips grow over the steps: two runs of the same one-GPU bf16
         # artifact land with 12% of a projection's elements past 1e-4 (worst
-        # 9.1e-4; --repeat-reference, 2 H200s). There the share is reported,
-        # not judged; the losses and the worst element still are.
+        # 9.1e-4; --repeat-reference, 2 H200s). There a tensor may have up to
+        # half its elements past rtol: a wrong gradient moves nearly all of
+        # them (a norm weight's by about lr a step, 10 rtol).
         rows = compare(got_params, ref_params, args.rtol)
         worst_param = max((w for _, w, _ in rows), default=0.0) if rows is not None else float("inf")
         worst_share = max((sh for _, _, sh in rows), default=0.0) if rows is not None else float("inf")
+        share_limit = 0.5 if item.get("bf16") else 1e-3
         ok = (len(got) == len(ref) == args.steps and worst <= args.rtol and rows is not None
-              and (item.get("bf16") or worst_share <= 1e-3) and worst_param <= 100 * args.rtol)
+              and worst_share <= share_limit and worst_param <= 100 * args.rtol)
         print(f"{item['recipe']:>12} on {item['world']} GPUs vs 1 GPU: losses "
               f"{' '.join(f'{x:.6f}' for x in got)}; worst rel {worst:.1e}; saved "
               f"{len(got_params)} parameters{'' if rows is not None else ' (names or shapes differ)'}, "
