@@ -105,7 +105,7 @@ collectState(ModuleOp module) {
   if (error)
     return std::move(error);
   llvm::MapVector<StringRef, RankedTensorType> ordered;
-  for (StringRef kind : {"param:", "grad:", "exp_avg:", "exp_avg_sq:"})
+  for (StringRef kind : {"param:", "param_bf16:", "grad:", "exp_avg:", "exp_avg_sq:"})
     for (auto param : module.getOps<vo::ParameterOp>()) {
       std::string key = (kind + param.getSymName()).str();
       auto it = used.find(key);
@@ -321,6 +321,8 @@ llvm::Error ProgramBuilder::build() {
     va::Init init = va::Init_Zeros;
     double std = 0;
     uint64_t blob = 0;
+    if (key.starts_with("param_bf16:"))
+      init = va::Init_RoundedParam;
     if (key.starts_with("param:")) {
       auto param = module.lookupSymbol<vo::ParameterOp>(key.drop_front(6));
       if (auto values = param.getInitialValueAttr()) {
@@ -403,7 +405,7 @@ llvm::Expected<MemoryReport> veomni::measureArtifact(ModuleOp module) {
   MemoryReport report;
   for (auto &[key, type] : *state) {
     int64_t bytes = tensorBytes(type);
-    if (key.starts_with("param:"))
+    if (key.starts_with("param:") || key.starts_with("param_bf16:"))
       report.parameters += bytes;
     else if (key.starts_with("grad:"))
       report.gradients += bytes;

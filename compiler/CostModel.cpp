@@ -274,7 +274,10 @@ GpuExtras veomni::gpuExtras(ModuleOp module) {
         int64_t perRow = 4 * inner + hidden;
         auto pad = [](int64_t count) { return (count + 7) / 8 * 8; };
         int64_t bf16PerRow = 3 * pad(hidden) + pad(inner) + pad(2 * inner);
-        int64_t bf16Weights = experts * (2 * inner * pad(hidden) + hidden * pad(inner));
+        // bf16 weights (vo-bf16-matmuls rounded them) are read in place.
+        bool weightsBf16 = typeOf(launch.getInputs()[3]).getElementType().isBF16();
+        int64_t bf16Weights =
+            weightsBf16 ? 0 : experts * (2 * inner * pad(hidden) + hidden * pad(inner));
         // The routing's i32 arrays: a rank, the order and the position per
         // row, a count per 256-row chunk and expert, and the offsets.
         int64_t routing = 4 * (3 * rows + (rows + 255) / 256 * experts + 2 * (experts + 1));

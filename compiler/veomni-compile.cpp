@@ -125,6 +125,14 @@ cl::opt<std::string> matmulOperands(
              "accumulation, and the backward keeps bf16 activations where "
              "nothing else reads them; vo-bf16-matmuls)"),
     cl::init("f32"), cl::cat(compileCategory));
+cl::opt<std::string> bf16WeightCopies(
+    "bf16-weight-copies",
+    cl::desc("With --matmul-operands bf16: which weights keep a bf16 copy beside "
+             "the f32 parameter, written by the optimizer step, instead of being "
+             "rounded for each reader every step: none, experts (weights only MoE "
+             "kernels read) or all; 2 bytes per copied parameter element "
+             "(vo-keep-bf16-params)"),
+    cl::init("none"), cl::cat(compileCategory));
 cl::opt<int64_t> gatherPrefetch(
     "gather-prefetch",
     cl::desc("How many gathers ahead each FSDP all-gather is issued, so the "
@@ -370,12 +378,13 @@ int main(int argc, char **argv) {
         VoShardSequenceOptions{meta.sp, meta.tokenInput}));
     pm.addPass(createVoTokenMeanLoss());
     pm.addPass(createVoAutodiff());
+    // Before the roundings, which it would otherwise have to see through.
+    pm.addPass(createVoShardExperts(VoShardExpertsOptions{meta.ep}));
     // Before recomputation, which then weighs the bf16 activations.
     if (matmulOperands == "bf16")
       pm.addPass(createVoBf16Matmuls());
     pm.addPass(createVoRecompute(VoRecomputeOptions{
         "forward_backward", mode.str(), activationBudget, deviceModel}));
-    pm.addPass(createVoShardExperts(VoShardExpertsOptions{meta.ep}));
     pm.addPass(createVoShardFsdp(
         VoShardFsdpOptions{meta.dp, meta.fsdp, meta.sp, meta.ep}));
     pm.addPass(createVoOptimizer(VoOptimizerOptions{
@@ -385,6 +394,8 @@ int main(int argc, char **argv) {
     // Again: CSE merged the per-use roundings of each weight.
     if (matmulOperands == "bf16")
       pm.addPass(createVoBf16Matmuls());
+    if (matmulOperands == "bf16" && bf16WeightCopies != "none")
+      pm.addPass(createVoKeepBf16Params(VoKeepBf16ParamsOptions{bf16WeightCopies}));
     pm.addPass(createVoPrefetchGathers(VoPrefetchGathersOptions{gatherPrefetch}));
     if (mlir::failed(pm.run(module)))
       return createStringError(inconvertibleErrorCode(),
@@ -417,6 +428,12 @@ int main(int argc, char **argv) {
 
   if (matmulOperands != "f32" && matmulOperands != "bf16")
     return fail("--matmul-operands must be f32 or bf16, got '" + matmulOperands + "'");
+  if (bf16WeightCopies != "none" && bf16WeightCopies != "experts" && bf16WeightCopies != "all")
+    return fail("--bf16-weight-copies must be none, experts or all, got '" +
+                bf16WeightCopies + "'");
+  if (bf16WeightCopies != "none" && matmulOperands != "bf16")
+    return fail("--bf16-weight-copies needs --matmul-operands bf16 (f32 matmuls read no "
+                "bf16 weights)");
   if (gatherPrefetch < 0)
     return fail("--gather-prefetch must be >= 0, got " + std::to_string(gatherPrefetch));
   if (recomputeMode != "none" && recomputeMode != "full" && recomputeMode != "roi")

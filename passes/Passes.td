@@ -197,6 +197,32 @@ def VoShardFsdp : Pass<"vo-shard-fsdp", "mlir::ModuleOp"> {
   ];
 }
 
+def VoKeepBf16Params : Pass<"vo-keep-bf16-params", "mlir::ModuleOp"> {
+  let summary = "Keep bf16 copies of weights, written by the optimizer step";
+  let description = [{
+    After vo-bf16-matmuls each reader of a weight reads a `vo.cast` of
+    `vo.param` to bf16, rounded every step: per reader, a read of the f32
+    parameter and a write of half its bytes. This pass replaces those casts
+    (in every function but `@optimizer_step`) with `vo.param_bf16`, a state
+    of its own (`param_bf16:<name>`), and makes `@optimizer_step` return the
+    bf16 rounding of each such parameter's update into it (the lowering
+    fuses that rounding into the `adamw` kernel, which then writes the copy
+    as it writes the parameter). The runtime makes the first copy from the
+    initial parameter. The copy is what the casts computed, so training is
+    unchanged; the cost is its bytes, 2 per parameter element, for the run.
+    `weights=experts` keeps copies only of weights that only MoE kernels
+    read (rounded twice a step, forward and backward, and the largest
+    weights of an MoE model, looking through FSDP's gathers); `all` of every
+    weight read in bf16. An FSDP-sharded parameter keeps a copy of this
+    rank's shard, which its gathers then read (bf16 state sharded as the
+    parameter). Runs after vo-optimizer and the second vo-bf16-matmuls.
+  }];
+  let options = [
+    Option<"weights", "weights", "std::string", "\"experts\"",
+           "Which weights keep a bf16 copy: experts or all">
+  ];
+}
+
 def VoPrefetchGathers : Pass<"vo-prefetch-gathers", "mlir::ModuleOp"> {
   let summary = "Issue each all-gather ahead of the reader of an earlier one";
   let description = [{

@@ -180,29 +180,50 @@ LogicalResult ParameterOp::verify() {
 // ParamOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult ParamOp::verifySymbolUses(SymbolTableCollection &symbols) {
-  auto parameter =
-      symbols.lookupNearestSymbolFrom<ParameterOp>(*this, getNameAttr());
+/// The type a read of the parameter `name` has (this rank's block of
+/// experts for an expert-parallel one), with `element` when given.
+static LogicalResult verifyParameterRead(Operation *op, SymbolTableCollection &symbols,
+                                         FlatSymbolRefAttr name, Type type,
+                                         Type element = {}) {
+  auto parameter = symbols.lookupNearestSymbolFrom<ParameterOp>(op, name);
   if (!parameter)
-    return emitOpError("refers to unknown parameter ") << getNameAttr();
-  Type expected = parameter.getType();
-  // An expert-parallel parameter reads this rank's block of experts.
+    return op->emitOpError("refers to unknown parameter ") << name;
+  RankedTensorType expected = parameter.getTensorType();
   if (auto experts = parameter->getAttrOfType<DictionaryAttr>(kExpertShardAttr)) {
     auto group = experts.getAs<IntegerAttr>("group_size");
-    RankedTensorType full = parameter.getTensorType();
-    if (!group || group.getInt() < 1 || full.getRank() < 1 ||
-        full.getDimSize(0) % group.getInt() != 0)
-      return emitOpError("parameter ")
-             << getNameAttr() << " has a malformed " << kExpertShardAttr;
-    SmallVector<int64_t> shape(full.getShape());
+    if (!group || group.getInt() < 1 || expected.getRank() < 1 ||
+        expected.getDimSize(0) % group.getInt() != 0)
+      return op->emitOpError("parameter ") << name << " has a malformed " << kExpertShardAttr;
+    SmallVector<int64_t> shape(expected.getShape());
     shape[0] /= group.getInt();
-    expected = RankedTensorType::get(shape, full.getElementType());
+    expected = expected.clone(shape);
   }
-  if (expected != getType())
-    return emitOpError("has type ")
-           << getType() << ", but parameter " << getNameAttr() << " reads as "
-           << expected;
+  if (element)
+    expected = expected.clone(element);
+  if (expected != type)
+    return op->emitOpError("has type ")
+           << type << ", but parameter " << name << " reads as " << expected;
   return success();
+}
+
+LogicalResult ParamOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  return verifyParameterRead(*this, symbols, getNameAttr(), getType());
+}
+
+LogicalResult ParamBf16Op::verifySymbolUses(SymbolTableCollection &symbols) {
+  Type bf16 = BFloat16Type::get(getContext());
+  auto parameter = symbols.lookupNearestSymbolFrom<ParameterOp>(*this, getNameAttr());
+  // A sharded parameter's copy is of this rank's shard, as vo.param_shard.
+  if (auto shard = parameter ? parameter->getAttrOfType<DictionaryAttr>(kShardAttr)
+                             : DictionaryAttr()) {
+    auto elements = shard.getAs<IntegerAttr>("elements");
+    auto expected = RankedTensorType::get({elements ? elements.getInt() : 0}, bf16);
+    if (!elements || getType() != expected)
+      return emitOpError("has type ") << getType() << ", but the shard of parameter "
+                                      << getNameAttr() << " reads as " << expected;
+    return success();
+  }
+  return verifyParameterRead(*this, symbols, getNameAttr(), getType(), bf16);
 }
 
 //===----------------------------------------------------------------------===//
@@ -937,9 +958,17 @@ LogicalResult AttentionGradOp::inferReturnTypes(MLIRContext *,
 }
 
 LogicalResult CrossEntropyGradOp::inferReturnTypes(
-    MLIRContext *, std::optional<Location>, Adaptor adaptor,
+    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
     SmallVectorImpl<Type> &types) {
-  return inferSameType(adaptor.getLogits(), types);
+  if (failed(inferSameType(adaptor.getLogits(), types)))
+    return failure();
+  if (!adaptor.getBf16Result())
+    return success();
+  auto logits = cast<RankedTensorType>(types.back());
+  if (!logits.getElementType().isF32())
+    return opError(loc, getOperationName(), "bf16_result needs f32 logits");
+  types.back() = logits.clone(Builder(logits.getContext()).getBF16Type());
+  return success();
 }
 
 LogicalResult EmbeddingGradOp::inferReturnTypes(MLIRContext *,
@@ -1155,10 +1184,15 @@ LogicalResult MoeExpertsOp::inferReturnTypes(MLIRContext *,
                    ", ", hidden, "] and down [", numExperts, ", ", hidden, ", ",
                    inter, "], got ", formatShape(gateUp.getShape()), " and ",
                    formatShape(down.getShape()));
+  // The expert weights may be bf16 roundings (vo-bf16-matmuls) of f32 ones.
+  bool roundedWeights = x.getElementType().isF32() && gateUp.getElementType().isBF16() &&
+                        down.getElementType().isBF16();
   if (weights.getElementType() != x.getElementType() ||
-      gateUp.getElementType() != x.getElementType() ||
-      down.getElementType() != x.getElementType())
-    return opError(loc, name, "expects x, weights and expert weights of one type");
+      (!roundedWeights && (gateUp.getElementType() != x.getElementType() ||
+                           down.getElementType() != x.getElementType())))
+    return opError(loc, name,
+                   "expects x, weights and expert weights of one type (or f32 with bf16 "
+                   "expert weights)");
   types.push_back(x);
   return success();
 }
@@ -1174,8 +1208,12 @@ LogicalResult MoeExpertsGradOp::inferReturnTypes(MLIRContext *,
                                                  std::optional<Location>,
                                                  Adaptor adaptor,
                                                  SmallVectorImpl<Type> &types) {
+  // Gradients of bf16-rounded expert weights are in x's type, as the
+  // weights they reach.
+  Type element = tensorType(adaptor.getInput()).getElementType();
   types.append({adaptor.getInput().getType(), adaptor.getWeights().getType(),
-                adaptor.getGateUp().getType(), adaptor.getDown().getType()});
+                tensorType(adaptor.getGateUp()).clone(element),
+                tensorType(adaptor.getDown()).clone(element)});
   return success();
 }
 

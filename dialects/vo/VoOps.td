@@ -65,6 +65,20 @@ def Vo_ParamOp : Vo_Op<"param",
   let assemblyFormat = "$name attr-dict `:` type($result)";
 }
 
+def Vo_ParamBf16Op : Vo_Op<"param_bf16",
+    [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "Reads the bf16 copy of a parameter that the optimizer keeps";
+  let description = [{
+    The value of `vo.cast` of `vo.param @name` to bf16, kept as its own state
+    (`param_bf16:<name>`): the optimizer step writes it with each update of
+    the f32 parameter (vo-keep-bf16-params), and the runtime makes it from
+    the initial parameter. Readers then skip rounding the weight each step.
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$name);
+  let results = (outs Vo_FloatTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+}
+
 def Vo_ConstantOp : Vo_Op<"constant",
     [ConstantLike, Pure, InferTypeOpAdaptor]> {
   let summary = "A constant tensor";
@@ -466,15 +480,23 @@ def Vo_AttentionGradOp : Vo_Op<"attention_grad", [Pure, InferTypeOpAdaptor]> {
 def Vo_CrossEntropyGradOp : Vo_Op<"cross_entropy_grad",
     [Pure, InferTypeOpAdaptor]> {
   let summary = "Gradient of vo.cross_entropy w.r.t. the logits";
+  let description = [{
+    The gradient has the logits' type; with `bf16_result` (f32 logits only)
+    it is computed in f32 and returned rounded to bf16, for matmuls that
+    multiply bf16 anyway (vo-bf16-matmuls): the [tokens, vocab] gradient is
+    then written once, at half the bytes.
+  }];
   let arguments = (ins Vo_FloatTensor:$logits, Vo_IntTensor:$labels,
                        Vo_FloatTensor:$result_grad,
                        DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
                        DefaultValuedAttr<Vo_Reduction,
-                                         "Reduction::mean">:$reduction);
+                                         "Reduction::mean">:$reduction,
+                       UnitAttr:$bf16_result);
   let results = (outs Vo_FloatTensor:$logits_grad);
   let assemblyFormat = "$logits `,` $labels `,` $result_grad "
                        "(`ignore_index` `=` $ignore_index^)? "
-                       "(`reduction` `=` $reduction^)? attr-dict `:` "
+                       "(`reduction` `=` $reduction^)? "
+                       "(`bf16_result` $bf16_result^)? attr-dict `:` "
                        "type($logits) `,` type($labels) `,` type($result_grad)";
 }
 

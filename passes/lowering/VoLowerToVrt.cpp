@@ -65,6 +65,15 @@ LogicalResult lowerOp(OpBuilder &b, Operation *op, IRMapping &mapping) {
                                      ("param:" + param.getName()).str()));
     return success();
   }
+  if (auto copy = dyn_cast<vo::ParamBf16Op>(op)) {
+    mapping.map(copy.getResult(),
+                vrt::StateOp::create(b, loc, copy.getType(),
+                                     ("param_bf16:" + copy.getName()).str()));
+    return success();
+  }
+  // Lowered already: a bf16 rounding an adamw launch returns (below).
+  if (op->getNumResults() == 1 && mapping.contains(op->getResult(0)))
+    return success();
   if (auto shard = dyn_cast<vo::ParamShardOp>(op)) {
     mapping.map(shard.getResult(),
                 vrt::StateOp::create(b, loc, shard.getType(),
@@ -122,10 +131,23 @@ LogicalResult lowerOp(OpBuilder &b, Operation *op, IRMapping &mapping) {
   SmallVector<Value> inputs;
   for (Value operand : op->getOperands())
     inputs.push_back(mapping.lookup(operand));
+  SmallVector<Type> resultTypes(op->getResultTypes());
+  // The bf16 copy of an updated parameter (vo-keep-bf16-params) comes out of
+  // the adamw kernel as one more output, written beside the parameter.
+  vo::CastOp copy;
+  if (auto adamw = dyn_cast<vo::AdamwOp>(op)) {
+    for (Operation *user : adamw.getNewParam().getUsers())
+      if (auto cast = dyn_cast<vo::CastOp>(user); cast && cast.getElementType().isBF16())
+        copy = cast;
+    if (copy)
+      resultTypes.push_back(copy.getType());
+  }
   auto launch = vrt::LaunchOp::create(
-      b, loc, op->getResultTypes(), op->getName().stripDialect(), inputs,
+      b, loc, resultTypes, op->getName().stripDialect(), inputs,
       b.getDictionaryAttr(params), DenseI64ArrayAttr());
-  mapping.map(op->getResults(), launch.getResults());
+  mapping.map(op->getResults(), launch.getResults().take_front(op->getNumResults()));
+  if (copy)
+    mapping.map(copy.getResult(), launch.getResults().back());
   return success();
 }
 

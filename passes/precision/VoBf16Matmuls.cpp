@@ -70,11 +70,88 @@ struct VoBf16MatmulsPass
       // A weight's rounding is at most a copy of a parameter (the output
       // projection's: vocab x hidden), made right before its reader; under
       // FSDP it halves what the gather moves.
+      Value root = reshapeRoot(operand);
       if (2 * type.getNumElements() > static_cast<int64_t>(maxOperandBytes) &&
-          !persistent(reshapeRoot(operand)))
+          !persistent(root) && !returnsBf16(root))
         return false;
     }
     return true;
+  }
+
+  /// Whether `root`'s op can return its bf16 rounding itself, and only
+  /// matmuls read it (through reshapes): then the rounding costs no copy,
+  /// whatever its size. The loss gradient over the vocabulary is one.
+  static bool returnsBf16(Value root) {
+    auto grad = root.getDefiningOp<CrossEntropyGradOp>();
+    if (!grad || grad.getBf16Result())
+      return false;
+    SmallVector<Value> values{root};
+    while (!values.empty()) {
+      for (Operation *user : values.pop_back_val().getUsers()) {
+        if (isa<ReshapeOp>(user))
+          values.push_back(user->getResult(0));
+        else if (!isa<MatmulOp>(user))
+          return false;
+      }
+    }
+    return true;
+  }
+
+  /// Whether every matmul reading `root` (through reshapes) is in `rounding`.
+  static bool onlyRoundedMatmulsRead(Value root, const DenseSet<Operation *> &rounding) {
+    SmallVector<Value> values{root};
+    while (!values.empty()) {
+      for (Operation *user : values.pop_back_val().getUsers()) {
+        if (isa<ReshapeOp>(user))
+          values.push_back(user->getResult(0));
+        else if (!rounding.contains(user))
+          return false;
+      }
+    }
+    return true;
+  }
+
+  /// An f32 parameter's embedding lookup reads its bf16 rounding (made
+  /// right before it, like a matmul's weight) and widens the rows it picks
+  /// back to f32: the rows are those of the rounded table the output
+  /// projection multiplies with, and FSDP gathers the table in bf16.
+  static void roundEmbeddingTables(Block &block) {
+    SmallVector<EmbeddingOp> lookups;
+    for (Operation &op : block)
+      if (auto lookup = dyn_cast<EmbeddingOp>(&op);
+          lookup && typeOf(lookup.getTable()).getElementType().isF32() &&
+          persistent(reshapeRoot(lookup.getTable())))
+        lookups.push_back(lookup);
+    OpBuilder b(block.getParentOp()->getContext());
+    for (EmbeddingOp lookup : lookups) {
+      b.setInsertionPoint(lookup);
+      Location loc = lookup.getLoc();
+      Value table = CastOp::create(b, loc, lookup.getTable(), TypeAttr::get(b.getBF16Type()));
+      Value rows = EmbeddingOp::create(b, loc, table, lookup.getIds());
+      Value widened = CastOp::create(b, loc, rows, TypeAttr::get(b.getF32Type()));
+      lookup.getResult().replaceAllUsesWith(widened);
+      lookup.erase();
+    }
+  }
+
+  /// The MoE kernels multiply bf16 roundings of their expert weights
+  /// (gate_up, down): each read of an f32 parameter for them is rounded
+  /// right before its reader, like a matmul's weight, and FSDP then gathers
+  /// the rounding.
+  static void roundExpertWeights(Block &block) {
+    OpBuilder b(block.getParentOp()->getContext());
+    for (Operation &op : block) {
+      if (!isa<MoeExpertsOp, MoeExpertsGradOp>(op))
+        continue;
+      for (unsigned index : {3u, 4u}) {
+        Value weight = op.getOperand(index);
+        if (!typeOf(weight).getElementType().isF32() || !persistent(reshapeRoot(weight)))
+          continue;
+        b.setInsertionPoint(&op);
+        op.setOperand(index, CastOp::create(b, op.getLoc(), weight,
+                                            TypeAttr::get(b.getBF16Type())));
+      }
+    }
   }
 
   /// SwiGLU's gate and up projections, when nothing but the swiglu and its
@@ -133,6 +210,8 @@ struct VoBf16MatmulsPass
   }
 
   void rewriteBlock(Block &block) {
+    roundEmbeddingTables(block);
+    roundExpertWeights(block);
     roundMatmuls(block);
     keepSwigluInputsInBf16(block);
     separatePersistentRoundings(block);
@@ -182,11 +261,32 @@ struct VoBf16MatmulsPass
       for (unsigned index : {0u, 1u})
         byRoot[reshapeRoot(matmul->getOperand(index))].push_back({matmul, index});
     }
-    if (matmuls.empty())
-      return;
     DenseSet<Operation *> rounding;
     for (MatmulOp matmul : matmuls)
       rounding.insert(matmul);
+    // A gradient that returns bf16 does so for all its readers or none: a
+    // matmul kept f32 (its other operand too large) keeps the f32 gradient,
+    // and so do the gradient's other matmuls.
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (auto &[root, operands] : byRoot) {
+        if (!returnsBf16(root) || onlyRoundedMatmulsRead(root, rounding))
+          continue;
+        for (const MatmulOperand &use : operands)
+          changed |= rounding.erase(use.matmul);
+      }
+    }
+    if (rounding.size() != matmuls.size()) {
+      llvm::erase_if(matmuls, [&](MatmulOp m) { return !rounding.contains(m); });
+      llvm::MapVector<Value, SmallVector<MatmulOperand>> kept;
+      for (auto &[root, operands] : byRoot)
+        for (const MatmulOperand &use : operands)
+          if (rounding.contains(use.matmul))
+            kept[root].push_back(use);
+      byRoot = std::move(kept);
+    }
+    if (matmuls.empty())
+      return;
 
     // The bf16 operands, filled per matmul operand.
     DenseMap<std::pair<Operation *, unsigned>, Value> rounded;
@@ -197,10 +297,19 @@ struct VoBf16MatmulsPass
       // would only add its bytes from the forward to the backward (and,
       // under FSDP, keep every gathered weight).
       Operation *producer = root.getDefiningOp();
-      if (!persistent(root) && producer->getBlock() == &block &&
-          sharesRounding(root, position, rounding)) {
+      const bool producesBf16 = returnsBf16(root);
+      if (producesBf16 || (!persistent(root) && producer->getBlock() == &block &&
+                           sharesRounding(root, position, rounding))) {
         b.setInsertionPointAfter(producer);
-        Value shared = CastOp::create(b, producer->getLoc(), root, TypeAttr::get(bf16));
+        Value shared;
+        if (producesBf16) {
+          auto grad = cast<CrossEntropyGradOp>(producer);
+          shared = CrossEntropyGradOp::create(
+              b, grad.getLoc(), grad.getLogits(), grad.getLabels(), grad.getResultGrad(),
+              grad.getIgnoreIndex(), grad.getReduction(), /*bf16_result=*/true);
+        } else {
+          shared = CastOp::create(b, producer->getLoc(), root, TypeAttr::get(bf16));
+        }
         for (const MatmulOperand &use : operands) {
           // Replay the operand's reshapes on the rounding, at the matmul.
           SmallVector<ReshapeOp> chain;
@@ -230,9 +339,10 @@ struct VoBf16MatmulsPass
       matmul.getResult().replaceAllUsesWith(replacement.getResult());
       matmul.erase();
     }
-    // Reshapes that only fed the old operands.
+    // Reshapes that only fed the old operands, and the gradients now
+    // returned in bf16.
     for (Operation &op : llvm::make_early_inc_range(llvm::reverse(block)))
-      if (isa<ReshapeOp>(op) && op.use_empty())
+      if (isa<ReshapeOp, CrossEntropyGradOp>(op) && op.use_empty())
         op.erase();
   }
 

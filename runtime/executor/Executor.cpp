@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/base/FloatBits.h"
 #include "runtime/base/Status.h"
@@ -227,6 +228,29 @@ absl::Status Executor::FillState(const Options& options) {
     if (!view.ok()) {
       return absl::DataLossError(
           absl::StrCat("state '", key, "': ", view.status().message()));
+    }
+    if (entry->init() == artifact::Init_RoundedParam) {
+      // The rank's parameter (shard) is filled already: its rounding, element
+      // for element, is this rank's copy whatever the sharding.
+      constexpr absl::string_view kPrefix = "param_bf16:";
+      const TensorView* param = nullptr;
+      if (absl::StartsWith(key, kPrefix)) {
+        const std::string source = absl::StrCat("param:", key.substr(kPrefix.size()));
+        for (const auto& [name, filled] : state_views_) {
+          if (name == source) param = &filled;
+        }
+      }
+      if (!param || param->dtype != DType::kF32 || view->dtype != DType::kBF16 ||
+          param->NumElements() != view->NumElements()) {
+        return absl::DataLossError(absl::StrCat(
+            "state '", key, "': a bf16 copy needs an f32 parameter of as many elements "
+            "before it"));
+      }
+      const float* values = param->As<float>();
+      uint16_t* copy = view->As<uint16_t>();
+      for (int64_t i = 0; i < view->NumElements(); ++i) copy[i] = FloatToBFloat16Bits(values[i]);
+      state_views_.emplace_back(key, *view);
+      continue;
     }
     // A sharded entry starts as this rank's slice of the full initial tensor:
     // under ep its block of experts, then its FSDP shard of that block.

@@ -46,11 +46,12 @@ absl::StatusOr<Routing> Route(absl::string_view kernel, Communicator& comm, uint
       experts.shape[0] != x.shape[0] ||
       (experts.dtype != DType::kI64 && experts.dtype != DType::kI32) ||
       weights.dtype != DType::kF32 || weights.shape != experts.shape ||
-      gate_up.dtype != DType::kF32 || gate_up.shape.size() != 3 ||
-      down.dtype != DType::kF32 || down.shape.size() != 3) {
+      (gate_up.dtype != DType::kF32 && gate_up.dtype != DType::kBF16) ||
+      gate_up.shape.size() != 3 || down.dtype != gate_up.dtype || down.shape.size() != 3) {
     return absl::InvalidArgumentError(absl::StrCat(
         kernel, " (expert parallel): expects x [T, H] f32, experts [T, k] i64/i32, "
-                "weights [T, k] f32, gate_up [L, 2I, H] f32 and down [L, H, I] f32; got x ",
+                "weights [T, k] f32, gate_up [L, 2I, H] and down [L, H, I] both f32 or both "
+                "bf16; got x ",
         FormatShape(x.shape), " ", DTypeName(x.dtype), ", experts ", FormatShape(experts.shape),
         " ", DTypeName(experts.dtype), ", weights ", FormatShape(weights.shape), " ",
         DTypeName(weights.dtype), ", gate_up ", FormatShape(gate_up.shape), " ",

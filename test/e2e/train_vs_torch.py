@@ -18,8 +18,9 @@ With --bf16-matmuls ours is compiled with --matmul-operands=bf16, and
 PyTorch's linear layers round their operands to bf16 the same way: x and W
 in the forward, the output gradient (and x, W) in the backward, products
 summed in the run's float type; and, as ours keeps SwiGLU's inputs in bf16,
-its MLPs round the gate and up projections and silu(gate) * up (values only:
-the gradients pass unrounded).
+its MLPs round the gate and up projections and silu(gate) * up, and its
+embedding looks rows up in the bf16 rounding of the table (values only: the
+gradients pass unrounded).
 
 usage: train_vs_torch.py --bin BUILD/bin --workdir DIR --grad-accum 2
        [--max-grad-norm 0.05] [--cosine WARMUP] [--bf16-matmuls] --steps N
@@ -143,14 +144,18 @@ def main():
 
     from transformers.models.qwen3 import modeling_qwen3
     plain_linear, plain_mlp = torch.nn.functional.linear, modeling_qwen3.Qwen3MLP.forward
+    plain_embedding = torch.nn.functional.embedding
     if args.bf16_matmuls:
         torch.nn.functional.linear = lambda x, w, b=None: RoundedLinear.apply(x, w, b)
         modeling_qwen3.Qwen3MLP.forward = rounded_mlp_forward
+        torch.nn.functional.embedding = lambda ids, table, *rest, **named: plain_embedding(
+            ids, RoundValue.apply(table), *rest, **named)
     try:
         torch_losses, torch_lrs, torch_norms, params32, torch_grads = train_torch(torch.float32)
         _, _, _, params64, _ = train_torch(torch.float64)
     finally:
         torch.nn.functional.linear, modeling_qwen3.Qwen3MLP.forward = plain_linear, plain_mlp
+        torch.nn.functional.embedding = plain_embedding
 
     # veomni.
     mlir, vob = (os.path.join(args.workdir, n) for n in ("model.mlir", "model.vob"))

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/FloatBits.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
 #include "runtime/kernels/cpu/ModelCommon.h"
@@ -202,7 +203,8 @@ absl::Status AttentionGrad(const KernelAttrs& attrs, absl::Span<const TensorView
 // cross_entropy_grad(logits, labels, dloss) {ignore_index, reduction} ->
 // dlogits = (softmax(logits) - onehot(label)) * dloss, divided by the number
 // of counted tokens for mean; dloss is [] for mean/sum and labels' shape for
-// none; ignored rows get zeros.
+// none; ignored rows get zeros. dlogits is f32, or bf16 (each element
+// computed as for f32, then rounded).
 absl::Status CrossEntropyGrad(const KernelAttrs& attrs, absl::Span<const TensorView> inputs,
                               absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "cross_entropy_grad";
@@ -217,15 +219,25 @@ absl::Status CrossEntropyGrad(const KernelAttrs& attrs, absl::Span<const TensorV
   VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "dloss", dloss, DType::kF32));
   VEOMNI_RETURN_IF_ERROR(
       CheckShape(kKernel, "dloss", dloss, per_token ? inputs[1].shape : scalar_shape));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", dlogits, DType::kF32));
+  if (dlogits.dtype != DType::kBF16) {
+    VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", dlogits, DType::kF32));
+  }
   VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", dlogits, logits.shape));
   const float* x = logits.As<float>();
   const float* g = dloss.As<float>();
-  float* dx = dlogits.As<float>();
+  const bool bf16 = dlogits.dtype == DType::kBF16;
+  // One row in f32, rounded into a bf16 output after.
+  std::vector<float> bf16_row(bf16 ? plan.vocab : 0);
   for (int64_t r = 0; r < plan.rows; ++r) {
-    float* dx_row = dx + r * plan.vocab;
+    float* dx_row = bf16 ? bf16_row.data() : dlogits.As<float>() + r * plan.vocab;
+    auto store_row = [&] {
+      if (!bf16) return;
+      uint16_t* out = dlogits.As<uint16_t>() + r * plan.vocab;
+      for (int64_t c = 0; c < plan.vocab; ++c) out[c] = FloatToBFloat16Bits(dx_row[c]);
+    };
     if (plan.ignored[r]) {
       std::fill(dx_row, dx_row + plan.vocab, 0.0f);
+      store_row();
       continue;
     }
     double scale = per_token ? g[r] : g[0];
@@ -238,6 +250,7 @@ absl::Status CrossEntropyGrad(const KernelAttrs& attrs, absl::Span<const TensorV
       double onehot = c == plan.labels[r] ? 1.0 : 0.0;
       dx_row[c] = static_cast<float>((probability - onehot) * scale);
     }
+    store_row();
   }
   return absl::OkStatus();
 }

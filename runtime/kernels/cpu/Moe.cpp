@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/FloatBits.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
 #include "runtime/kernels/cpu/ModelCommon.h"
@@ -164,8 +165,9 @@ absl::StatusOr<MoeExpertsPlan> PlanMoeExperts(absl::string_view kernel,
   VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kernel, x.dtype, {DType::kF32}));
   VEOMNI_RETURN_IF_ERROR(CheckExpertIdDType(kernel, experts));
   VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "weights", weights, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "gate_up", gate_up, DType::kF32));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "down", down, DType::kF32));
+  // The expert weights: f32, or both bf16 (vo-bf16-matmuls rounded them).
+  VEOMNI_RETURN_IF_ERROR(CheckSupportedDType(kernel, gate_up.dtype, {DType::kF32, DType::kBF16}));
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "down", down, gate_up.dtype));
   VEOMNI_RETURN_IF_ERROR(CheckRank(kernel, "x", x, 2));
   VEOMNI_RETURN_IF_ERROR(CheckRank(kernel, "experts", experts, 2));
   VEOMNI_RETURN_IF_ERROR(CheckRank(kernel, "gate_up", gate_up, 3));
@@ -337,10 +339,32 @@ absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
   return absl::OkStatus();
 }
 
-absl::Status MoeExpertsInDouble(absl::Span<const TensorView> inputs, double* ys) {
+namespace {
+
+// `inputs` with bf16 expert weights (inputs 3 and 4) widened into f32 copies
+// held by `storage`: the arithmetic below is the f32 one on their values.
+std::vector<TensorView> WithF32ExpertWeights(absl::Span<const TensorView> inputs,
+                                             std::vector<std::vector<float>>& storage) {
+  std::vector<TensorView> widened(inputs.begin(), inputs.end());
+  for (size_t i = 3; i < 5 && i < widened.size(); ++i) {
+    if (widened[i].dtype != DType::kBF16) continue;
+    const uint16_t* bits = widened[i].As<uint16_t>();
+    std::vector<float>& values = storage.emplace_back(widened[i].NumElements());
+    for (size_t j = 0; j < values.size(); ++j) values[j] = BFloat16BitsToFloat(bits[j]);
+    widened[i].dtype = DType::kF32;
+    widened[i].data = values.data();
+  }
+  return widened;
+}
+
+}  // namespace
+
+absl::Status MoeExpertsInDouble(absl::Span<const TensorView> given, double* ys) {
   constexpr absl::string_view kKernel = "moe_experts";
-  if (inputs.size() != 5) return absl::InvalidArgumentError("moe_experts: expects 5 inputs");
-  VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
+  if (given.size() != 5) return absl::InvalidArgumentError("moe_experts: expects 5 inputs");
+  VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, given));
+  std::vector<std::vector<float>> storage;
+  const std::vector<TensorView> inputs = WithF32ExpertWeights(given, storage);
   VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, inputs[1], plan.experts));
   const int64_t h = plan.hidden;
   const int64_t inter = plan.intermediate;
@@ -400,13 +424,15 @@ absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inp
   return absl::OkStatus();
 }
 
-absl::Status MoeExpertsGradInDouble(absl::Span<const TensorView> inputs,
+absl::Status MoeExpertsGradInDouble(absl::Span<const TensorView> given,
                                     absl::Span<const TensorView> outputs, double* dx) {
   constexpr absl::string_view kKernel = "moe_experts_grad";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 6, 6, outputs, 4));
-  VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
-  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, inputs[1], plan.experts));
-  VEOMNI_RETURN_IF_ERROR(CheckMoeExpertsGradOperands(kKernel, plan, inputs, outputs));
+  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, given, 6, 6, outputs, 4));
+  VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, given));
+  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, given[1], plan.experts));
+  VEOMNI_RETURN_IF_ERROR(CheckMoeExpertsGradOperands(kKernel, plan, given, outputs));
+  std::vector<std::vector<float>> storage;
+  const std::vector<TensorView> inputs = WithF32ExpertWeights(given, storage);
   const TensorView& y_grad = inputs[5];
   const int64_t h = plan.hidden;
   const int64_t inter = plan.intermediate;

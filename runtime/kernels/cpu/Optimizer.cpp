@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/FloatBits.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/kernels/cpu/KernelSupport.h"
 #include "runtime/kernels/cpu/OptimizerCommon.h"
@@ -15,10 +16,21 @@ absl::StatusOr<AdamWSettings> CheckAdamW(const KernelAttrs& attrs,
                                          absl::Span<const TensorView> outputs) {
   AdamWSettings settings;
   constexpr absl::string_view kKernel = "adamw";
-  // A fourth output, when given, takes the sum of grad^2 (vo.adamw
-  // sum_squares).
+  // Optional outputs: the sum of grad^2 (vo.adamw sum_squares), f32[]; the
+  // updated parameter's bf16 rounding (vo-keep-bf16-params), last.
   VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 6, 6, outputs,
-                                    outputs.size() == 4 ? 4 : 3));
+                                    outputs.size() >= 3 && outputs.size() <= 5
+                                        ? outputs.size()
+                                        : 3));
+  if (outputs.size() > 3 && outputs.back().dtype == DType::kBF16) {
+    settings.bf16_param_output = static_cast<int>(outputs.size()) - 1;
+  }
+  const size_t plain = outputs.size() - (settings.bf16_param_output >= 0 ? 1 : 0);
+  if (plain == 4) settings.sum_squares_output = 3;
+  if (plain > 4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kKernel, ": expects 3 outputs, then a sum of squares and a bf16 copy"));
+  }
   const TensorView& param = inputs[0];
   const TensorView& hyper = inputs[4];
   const TensorView& grad_scale = inputs[5];
@@ -38,9 +50,13 @@ absl::StatusOr<AdamWSettings> CheckAdamW(const KernelAttrs& attrs,
                                                    FormatShape(grad_scale.shape),
                                                    ", expected [] or [1]"));
   }
-  if (outputs.size() == 4) {
+  if (settings.sum_squares_output >= 0) {
     VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "sum of squares", outputs[3], DType::kF32));
     VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "sum of squares", outputs[3], {}));
+  }
+  if (settings.bf16_param_output >= 0) {
+    VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "bf16 param'",
+                                      outputs[settings.bf16_param_output], param.shape));
   }
   VEOMNI_ASSIGN_OR_RETURN(settings.beta1, RequiredFloat(kKernel, attrs, "beta1"));
   VEOMNI_ASSIGN_OR_RETURN(settings.beta2, RequiredFloat(kKernel, attrs, "beta2"));
@@ -52,7 +68,8 @@ absl::StatusOr<AdamWSettings> CheckAdamW(const KernelAttrs& attrs,
 // adamw(param, grad, exp_avg, exp_avg_sq, hyper f32[3] = {lr,
 // bias_correction1, bias_correction2}, grad_scale f32 scalar)
 // {beta1, beta2, eps, weight_decay} -> (param', exp_avg', exp_avg_sq'
-// [, sum of grad^2 as f32[], summed in double as reduce_sum_squares does]).
+// [, sum of grad^2 as f32[], summed in double as reduce_sum_squares does]
+// [, param' rounded to bf16, the copy vo-keep-bf16-params keeps]).
 // Outputs 0, 1, 2 may alias inputs 0, 2, 3: each element is read in full
 // before it is written. With g = grad * grad_scale, torch computes
 //   param *= 1 - lr * weight_decay
@@ -92,6 +109,9 @@ absl::Status AdamW(const KernelAttrs& attrs, absl::Span<const TensorView> inputs
   float* param_out = outputs[0].As<float>();
   float* exp_avg_out = outputs[1].As<float>();
   float* exp_avg_sq_out = outputs[2].As<float>();
+  uint16_t* param_bf16 = settings.bf16_param_output >= 0
+                             ? outputs[settings.bf16_param_output].As<uint16_t>()
+                             : nullptr;
   double sum_squares = 0.0;
   for (int64_t i = 0; i < param.NumElements(); ++i) {
     const double unscaled = grad[i];
@@ -110,8 +130,11 @@ absl::Status AdamW(const KernelAttrs& attrs, absl::Span<const TensorView> inputs
     param_out[i] = p;
     exp_avg_out[i] = m;
     exp_avg_sq_out[i] = v;
+    if (param_bf16) param_bf16[i] = FloatToBFloat16Bits(p);
   }
-  if (outputs.size() == 4) *outputs[3].As<float>() = static_cast<float>(sum_squares);
+  if (settings.sum_squares_output >= 0) {
+    *outputs[settings.sum_squares_output].As<float>() = static_cast<float>(sum_squares);
+  }
   return absl::OkStatus();
 }
 

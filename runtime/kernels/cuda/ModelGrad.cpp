@@ -119,11 +119,12 @@ absl::Status CrossEntropyGrad(const KernelAttrs& attrs, absl::Span<const TensorV
   VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "dloss", dloss, DType::kF32));
   VEOMNI_RETURN_IF_ERROR(
       CheckShape(kKernel, "dloss", dloss, per_token ? inputs[1].shape : scalar_shape));
-  VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", dlogits, DType::kF32));
+  const bool bf16 = dlogits.dtype == DType::kBF16;
+  if (!bf16) VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "output", dlogits, DType::kF32));
   VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "output", dlogits, logits.shape));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * context, RequireContext(kKernel));
   LaunchCrossEntropyGrad(logits.As<float>(), DeviceIndicesOf(inputs[1]), dloss.As<float>(),
-                         dlogits.As<float>(), plan.rows, plan.vocab, plan.ignore_index,
+                         dlogits.data, bf16, plan.rows, plan.vocab, plan.ignore_index,
                          static_cast<int>(plan.reduction), context->error_flags,
                          context->stream);
   return LaunchStatus(kKernel);

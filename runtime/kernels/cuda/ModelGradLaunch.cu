@@ -217,23 +217,25 @@ __global__ void AttentionGradKernel(const float* q, const float* k, const float*
 }
 
 // One block per row: (softmax - onehot(label)) * dloss, divided by the
-// counted rows for mean; ignored rows get zeros.
+// counted rows for mean; ignored rows get zeros. Computed in f32, stored as
+// Out (f32, or bf16 rounded to nearest even).
+template <typename Out>
 __global__ void CrossEntropyGradKernel(const float* logits, DeviceIndices labels,
-                                       const float* dloss, float* dlogits, int64_t rows,
+                                       const float* dloss, Out* dlogits, int64_t rows,
                                        int64_t vocab, int64_t ignore_index, int reduction,
                                        unsigned* error_flags) {
   constexpr int kMean = 0;
   constexpr int kNone = 2;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     int64_t label = model::LoadIndex(labels, r);
-    float* dx_row = dlogits + r * vocab;
+    Out* dx_row = dlogits + r * vocab;
     if (label == ignore_index) {
-      for (int64_t c = threadIdx.x; c < vocab; c += kThreads) dx_row[c] = 0.0f;
+      for (int64_t c = threadIdx.x; c < vocab; c += kThreads) dx_row[c] = Out(0.0f);
       continue;
     }
     if (label < 0 || label >= vocab) {
       if (threadIdx.x == 0) atomicOr(error_flags, kLabelOutOfRange);
-      for (int64_t c = threadIdx.x; c < vocab; c += kThreads) dx_row[c] = NAN;
+      for (int64_t c = threadIdx.x; c < vocab; c += kThreads) dx_row[c] = Out(NAN);
       continue;
     }
     float scale = reduction == kNone ? dloss[r] : dloss[0];
@@ -247,7 +249,7 @@ __global__ void CrossEntropyGradKernel(const float* logits, DeviceIndices labels
     float log_sum_exp = model::RowLogSumExp<kThreads>(row, vocab);
     for (int64_t c = threadIdx.x; c < vocab; c += kThreads) {
       float onehot = c == label ? 1.0f : 0.0f;
-      dx_row[c] = (expf(row[c] - log_sum_exp) - onehot) * scale;
+      dx_row[c] = Out((expf(row[c] - log_sum_exp) - onehot) * scale);
     }
   }
 }
@@ -333,11 +335,19 @@ void LaunchAttentionGrad(const float* q, const float* k, const float* v, const f
 }
 
 void LaunchCrossEntropyGrad(const float* logits, DeviceIndices labels, const float* dloss,
-                            float* dlogits, int64_t rows, int64_t vocab, int64_t ignore_index,
-                            int reduction, unsigned* error_flags, cudaStream_t stream) {
+                            void* dlogits, bool bf16_dlogits, int64_t rows, int64_t vocab,
+                            int64_t ignore_index, int reduction, unsigned* error_flags,
+                            cudaStream_t stream) {
   if (rows == 0) return;
-  CrossEntropyGradKernel<<<model::BlocksFor(rows, 1), kThreads, 0, stream>>>(
-      logits, labels, dloss, dlogits, rows, vocab, ignore_index, reduction, error_flags);
+  if (bf16_dlogits) {
+    CrossEntropyGradKernel<<<model::BlocksFor(rows, 1), kThreads, 0, stream>>>(
+        logits, labels, dloss, static_cast<__nv_bfloat16*>(dlogits), rows, vocab, ignore_index,
+        reduction, error_flags);
+  } else {
+    CrossEntropyGradKernel<<<model::BlocksFor(rows, 1), kThreads, 0, stream>>>(
+        logits, labels, dloss, static_cast<float*>(dlogits), rows, vocab, ignore_index,
+        reduction, error_flags);
+  }
 }
 
 void LaunchEmbeddingGrad(DeviceIndices ids, const float* dy, float* dtable, int64_t tokens,

@@ -36,8 +36,9 @@ void LaunchAttentionGrad(const float* q, const float* k, const float* v, const f
 // `reduction` as for LaunchCrossEntropy; dloss has one float per row for
 // none, else one.
 void LaunchCrossEntropyGrad(const float* logits, DeviceIndices labels, const float* dloss,
-                            float* dlogits, int64_t rows, int64_t vocab, int64_t ignore_index,
-                            int reduction, unsigned* error_flags, cudaStream_t stream);
+                            void* dlogits, bool bf16_dlogits, int64_t rows, int64_t vocab,
+                            int64_t ignore_index, int reduction, unsigned* error_flags,
+                            cudaStream_t stream);
 
 // dtable [vocab, hidden] zeroed, then dy's rows added at their ids with fp32
 // atomics; ids outside [0, vocab) are skipped and flagged kTokenIdOutOfRange.

@@ -17,9 +17,13 @@
 namespace veomni::runtime::cuda {
 namespace {
 
-MoeExpertsShape ShapeOf(const cpu::MoeExpertsPlan& plan, const CudaContext& context) {
+MoeExpertsShape ShapeOf(const cpu::MoeExpertsPlan& plan, const CudaContext& context,
+                        absl::Span<const TensorView> inputs) {
   MoeExpertsShape shape;
-  shape.bf16 = context.matmul_precision == MatmulPrecision::kBF16;
+  // Weights the compiler rounded are multiplied as they are, at any
+  // precision setting (as matmul's bf16 operands).
+  shape.weights_bf16 = inputs[3].dtype == DType::kBF16;
+  shape.bf16 = shape.weights_bf16 || context.matmul_precision == MatmulPrecision::kBF16;
   shape.tokens = plan.tokens;
   shape.hidden = plan.hidden;
   shape.slots = plan.slots;
@@ -29,6 +33,12 @@ MoeExpertsShape ShapeOf(const cpu::MoeExpertsPlan& plan, const CudaContext& cont
 }
 
 absl::Status CheckLaunchable(absl::string_view kernel, const MoeExpertsShape& shape) {
+  if (shape.weights_bf16 && (shape.hidden % 8 != 0 || shape.intermediate % 8 != 0)) {
+    // The GEMMs read 16-byte row chunks; f32 weights get padded copies.
+    return absl::UnimplementedError(absl::StrCat(
+        kernel, ": bf16 expert weights need hidden and intermediate sizes divisible by 8, got ",
+        shape.hidden, " and ", shape.intermediate));
+  }
   if (MoeExpertsLaunchable(shape)) return absl::OkStatus();
   return absl::UnimplementedError(absl::StrCat(
       kernel, ": ", shape.tokens, " tokens x ", shape.slots, " slots and ", shape.experts,
@@ -89,15 +99,14 @@ absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
   VEOMNI_ASSIGN_OR_RETURN(cpu::MoeExpertsPlan plan, cpu::PlanMoeExperts(kKernel, inputs));
   VEOMNI_RETURN_IF_ERROR(cpu::CheckMoeExpertsOutput(kKernel, plan, outputs));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
-  MoeExpertsShape shape = ShapeOf(plan, *ctx);
+  MoeExpertsShape shape = ShapeOf(plan, *ctx, inputs);
   VEOMNI_RETURN_IF_ERROR(CheckLaunchable(kKernel, shape));
   return WithScratch(kKernel, ctx, MoeExpertsScratchBytes(shape),
                      [&](void* scratch) {
                        LaunchMoeExperts(shape, inputs[0].As<const float>(), inputs[1].data,
                                         inputs[1].dtype == DType::kI64,
                                         inputs[2].As<const float>(),
-                                        inputs[3].As<const float>(),
-                                        inputs[4].As<const float>(), outputs[0].As<float>(),
+                                        inputs[3].data, inputs[4].data, outputs[0].As<float>(),
                                         scratch, ctx->error_flags, ctx->stream);
                      });
 }
@@ -109,15 +118,15 @@ absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inp
   VEOMNI_ASSIGN_OR_RETURN(cpu::MoeExpertsPlan plan, cpu::PlanMoeExperts(kKernel, inputs));
   VEOMNI_RETURN_IF_ERROR(cpu::CheckMoeExpertsGradOperands(kKernel, plan, inputs, outputs));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
-  MoeExpertsShape shape = ShapeOf(plan, *ctx);
+  MoeExpertsShape shape = ShapeOf(plan, *ctx, inputs);
   VEOMNI_RETURN_IF_ERROR(CheckLaunchable(kKernel, shape));
   return WithScratch(kKernel, ctx, MoeExpertsScratchBytes(shape),
                      [&](void* scratch) {
                        LaunchMoeExpertsGrad(
                            shape, inputs[0].As<const float>(), inputs[1].data,
                            inputs[1].dtype == DType::kI64, inputs[2].As<const float>(),
-                           inputs[3].As<const float>(), inputs[4].As<const float>(),
-                           inputs[5].As<const float>(), outputs[0].As<float>(),
+                           inputs[3].data, inputs[4].data, inputs[5].As<const float>(),
+                           outputs[0].As<float>(),
                            outputs[1].As<float>(), outputs[2].As<float>(),
                            outputs[3].As<float>(), scratch, ctx->error_flags, ctx->stream);
                      });

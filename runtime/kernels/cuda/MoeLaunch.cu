@@ -305,8 +305,10 @@ size_t LayOutScratch(const MoeExpertsShape& shape, bool backward, char* base,
   if (shape.bf16) {
     const int64_t hp = PadBf16(shape.hidden), ip = PadBf16(shape.intermediate);
     take(scratch->x_rows, rows * hp);
-    take(scratch->gate_up_bf16, shape.experts * 2 * shape.intermediate * hp);
-    take(scratch->down_bf16, shape.experts * shape.hidden * ip);
+    if (!shape.weights_bf16) {  // else the operands themselves
+      take(scratch->gate_up_bf16, shape.experts * 2 * shape.intermediate * hp);
+      take(scratch->down_bf16, shape.experts * shape.hidden * ip);
+    }
     take(scratch->activation_bf16, rows * ip);
     if (backward) {
       take(scratch->y_grad_rows, rows * hp);
@@ -1238,6 +1240,8 @@ OuterProduct GateUpGradProduct(const MoeExpertsShape& shape, const ExpertsScratc
 void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, const float* x,
                       const void* ids, bool ids_are_i64, const float* gate_up,
                       const float* down, unsigned* error_flags, cudaStream_t stream) {
+  // bf16 weights are read where they are (s points at them); f32 ones are
+  // rounded into s's copies below.
   const int rows = static_cast<int>(shape.tokens * shape.slots);
   const int experts = static_cast<int>(shape.experts);
   const int slots = static_cast<int>(shape.slots);
@@ -1258,10 +1262,12 @@ void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, con
   const int* routed = s.offsets + experts;  // rows past it are not read
   if (shape.bf16) {
     ToBf16Rows(x, hidden, s.order, slots, nullptr, routed, rows, hidden, s.x_rows, stream);
-    ToBf16Rows(gate_up, hidden, nullptr, 0, nullptr, nullptr, experts * 2 * inter, hidden,
-               s.gate_up_bf16, stream);
-    ToBf16Rows(down, inter, nullptr, 0, nullptr, nullptr, experts * hidden, inter, s.down_bf16,
-               stream);
+    if (!shape.weights_bf16) {
+      ToBf16Rows(gate_up, hidden, nullptr, 0, nullptr, nullptr, experts * 2 * inter, hidden,
+                 s.gate_up_bf16, stream);
+      ToBf16Rows(down, inter, nullptr, 0, nullptr, nullptr, experts * hidden, inter,
+                 s.down_bf16, stream);
+    }
   }
   if (inter == 0) return;
   RunRowsProduct(shape, GateUpProduct(shape, s, x, gate_up), s, stream);
@@ -1309,12 +1315,31 @@ size_t MoeExpertsScratchBytes(const MoeExpertsShape& shape) {
   return LayOutScratch(shape, /*backward=*/true, nullptr, &unused);
 }
 
+// The weights as the products read them: bf16 ones through `s`, f32 ones
+// directly (the f32 GEMMs) and through s's rounded copies.
+struct ExpertWeights {
+  const float* gate_up = nullptr;
+  const float* down = nullptr;
+};
+ExpertWeights PointWeights(const MoeExpertsShape& shape, const void* gate_up, const void* down,
+                           ExpertsScratch& s) {
+  if (!shape.weights_bf16) {
+    return {static_cast<const float*>(gate_up), static_cast<const float*>(down)};
+  }
+  s.gate_up_bf16 = static_cast<__nv_bfloat16*>(const_cast<void*>(gate_up));
+  s.down_bf16 = static_cast<__nv_bfloat16*>(const_cast<void*>(down));
+  return {};
+}
+
 void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* expert_ids,
-                      bool ids_are_i64, const float* weights, const float* gate_up,
-                      const float* down, float* y, void* scratch, unsigned* error_flags,
+                      bool ids_are_i64, const float* weights, const void* gate_up_weights,
+                      const void* down_weights, float* y, void* scratch, unsigned* error_flags,
                       cudaStream_t stream) {
   ExpertsScratch s;
   LayOutScratch(shape, false, static_cast<char*>(scratch), &s);
+  const ExpertWeights w = PointWeights(shape, gate_up_weights, down_weights, s);
+  const float* gate_up = w.gate_up;
+  const float* down = w.down;
   RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, down, error_flags, stream);
   const int rows = static_cast<int>(shape.tokens * shape.slots);
   if (rows > 0 && shape.hidden > 0) {
@@ -1328,12 +1353,15 @@ void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* 
 }
 
 void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const void* expert_ids,
-                          bool ids_are_i64, const float* weights, const float* gate_up,
-                          const float* down, const float* y_grad, float* x_grad,
+                          bool ids_are_i64, const float* weights, const void* gate_up_weights,
+                          const void* down_weights, const float* y_grad, float* x_grad,
                           float* weights_grad, float* gate_up_grad, float* down_grad,
                           void* scratch, unsigned* error_flags, cudaStream_t stream) {
   ExpertsScratch s;
   LayOutScratch(shape, true, static_cast<char*>(scratch), &s);
+  const ExpertWeights w = PointWeights(shape, gate_up_weights, down_weights, s);
+  const float* gate_up = w.gate_up;
+  const float* down = w.down;
   RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, down, error_flags, stream);
   const int rows = static_cast<int>(shape.tokens * shape.slots);
   const int experts = static_cast<int>(shape.experts);

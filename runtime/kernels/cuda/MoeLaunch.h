@@ -41,6 +41,9 @@ struct MoeExpertsShape {
   // GEMM operands rounded to bf16 for the tensor cores (fp32 accumulation),
   // as matmul does at bf16 precision; fp32 FMAs otherwise.
   bool bf16 = false;
+  // gate_up and down arrive as bf16 (vo-bf16-matmuls rounded them), rows
+  // unpadded: then bf16 is set too, and H and I are multiples of 8.
+  bool weights_bf16 = false;
 };
 
 // Whether the device code takes this shape: it numbers the T * k rows as int
@@ -54,17 +57,17 @@ bool MoeExpertsLaunchable(const MoeExpertsShape& shape);
 size_t MoeExpertsScratchBytes(const MoeExpertsShape& shape);
 
 // moe_experts: y [T, H] from x [T, H], expert_ids and weights [T, k],
-// gate_up [E, 2I, H], down [E, H, I].
+// gate_up [E, 2I, H], down [E, H, I] (f32, or bf16 with shape.weights_bf16).
 void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* expert_ids,
-                      bool ids_are_i64, const float* weights, const float* gate_up,
-                      const float* down, float* y, void* scratch, unsigned* error_flags,
+                      bool ids_are_i64, const float* weights, const void* gate_up,
+                      const void* down, float* y, void* scratch, unsigned* error_flags,
                       cudaStream_t stream);
 
 // moe_experts_grad: overwrites x_grad [T, H], weights_grad [T, k],
 // gate_up_grad [E, 2I, H] and down_grad [E, H, I].
 void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const void* expert_ids,
-                          bool ids_are_i64, const float* weights, const float* gate_up,
-                          const float* down, const float* y_grad, float* x_grad,
+                          bool ids_are_i64, const float* weights, const void* gate_up,
+                          const void* down, const float* y_grad, float* x_grad,
                           float* weights_grad, float* gate_up_grad, float* down_grad,
                           void* scratch, unsigned* error_flags, cudaStream_t stream);
 

@@ -30,8 +30,10 @@ absl::Status AdamW(const KernelAttrs& attrs, absl::Span<const TensorView> inputs
       param.As<float>(), inputs[1].As<float>(), inputs[2].As<float>(), inputs[3].As<float>(),
       hyper.As<float>(), grad_scale.As<float>(), outputs[0].As<float>(),
       outputs[1].As<float>(), outputs[2].As<float>(),
-      outputs.size() == 4 ? outputs[3].As<float>() : nullptr, param.NumElements(), constants,
-      context->stream);
+      settings.sum_squares_output >= 0 ? outputs[settings.sum_squares_output].As<float>()
+                                       : nullptr,
+      settings.bf16_param_output >= 0 ? outputs[settings.bf16_param_output].data : nullptr,
+      param.NumElements(), constants, context->stream);
   VEOMNI_RETURN_IF_ERROR(CudaStatus(launched, "adamw"));
   return LaunchStatus(kKernel);
 }

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include <cuda_bf16.h>
+
 #include <cub/block/block_reduce.cuh>
 
 namespace veomni::runtime::cuda {
@@ -67,8 +69,8 @@ __global__ void __launch_bounds__(kThreads)
     AdamWKernel(const float* param, const float* grad, const float* exp_avg,
                 const float* exp_avg_sq, const float* hyper, const float* grad_scale,
                 float* param_out, float* exp_avg_out, float* exp_avg_sq_out,
-                double* partials, int64_t elements, int64_t vectors,
-                AdamWConstants constants) {
+                __nv_bfloat16* param_bf16, double* partials, int64_t elements,
+                int64_t vectors, AdamWConstants constants) {
   const AdamWStep s = MakeStep(hyper, grad_scale, constants);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -89,6 +91,11 @@ __global__ void __launch_bounds__(kThreads)
     reinterpret_cast<float4*>(param_out)[i] = p;
     reinterpret_cast<float4*>(exp_avg_out)[i] = m;
     reinterpret_cast<float4*>(exp_avg_sq_out)[i] = v;
+    if (param_bf16) {  // 8-byte aligned: 4 elements of a 16-byte aligned param
+      __nv_bfloat162* copy = reinterpret_cast<__nv_bfloat162*>(param_bf16 + 4 * i);
+      copy[0] = __floats2bfloat162_rn(p.x, p.y);
+      copy[1] = __floats2bfloat162_rn(p.z, p.w);
+    }
   }
   for (int64_t i = vectors * 4 + first; i < elements; i += stride) {
     float p = param[i];
@@ -100,6 +107,7 @@ __global__ void __launch_bounds__(kThreads)
     param_out[i] = p;
     exp_avg_out[i] = m;
     exp_avg_sq_out[i] = v;
+    if (param_bf16) param_bf16[i] = __float2bfloat16_rn(p);
   }
   if (!partials) return;
   using BlockReduce = cub::BlockReduce<double, kThreads>;
@@ -126,7 +134,7 @@ bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 cudaError_t LaunchAdamW(const float* param, const float* grad, const float* exp_avg,
                         const float* exp_avg_sq, const float* hyper, const float* grad_scale,
                         float* param_out, float* exp_avg_out, float* exp_avg_sq_out,
-                        float* grad_sum_squares, int64_t elements,
+                        float* grad_sum_squares, void* param_bf16, int64_t elements,
                         const AdamWConstants& constants, cudaStream_t stream) {
   if (elements == 0) {
     return grad_sum_squares ? cudaMemsetAsync(grad_sum_squares, 0, sizeof(float), stream)
@@ -134,7 +142,8 @@ cudaError_t LaunchAdamW(const float* param, const float* grad, const float* exp_
   }
   const bool aligned = Aligned16(param) && Aligned16(grad) && Aligned16(exp_avg) &&
                        Aligned16(exp_avg_sq) && Aligned16(param_out) &&
-                       Aligned16(exp_avg_out) && Aligned16(exp_avg_sq_out);
+                       Aligned16(exp_avg_out) && Aligned16(exp_avg_sq_out) &&
+                       (!param_bf16 || reinterpret_cast<uintptr_t>(param_bf16) % 8 == 0);
   const int64_t vectors = aligned ? elements / 4 : 0;
   const int64_t threads = vectors + (elements - vectors * 4);
   int64_t blocks = (threads + kThreads - 1) / kThreads;
@@ -149,7 +158,8 @@ cudaError_t LaunchAdamW(const float* param, const float* grad, const float* exp_
   }
   AdamWKernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
       param, grad, exp_avg, exp_avg_sq, hyper, grad_scale, param_out, exp_avg_out,
-      exp_avg_sq_out, partials, elements, vectors, constants);
+      exp_avg_sq_out, static_cast<__nv_bfloat16*>(param_bf16), partials, elements, vectors,
+      constants);
   if (partials) {
     SumPartialsKernel<<<1, kThreads, 0, stream>>>(partials, blocks, grad_sum_squares);
     cudaFreeAsync(partials, stream);

@@ -25,12 +25,13 @@ struct AdamWConstants {
 // bias_correction2} and grad_scale are device scalars. The outputs may alias
 // param, exp_avg and exp_avg_sq. A non-null grad_sum_squares receives the sum
 // of grad^2 (unscaled): per-block partials in double, summed in block order
-// by a second kernel, so the result does not vary between runs. Fails only
+// by a second kernel, so the result does not vary between runs. A non-null
+// param_bf16 receives param_out rounded to bf16 (nearest even). Fails only
 // when the partials' stream-ordered scratch cannot be had.
 cudaError_t LaunchAdamW(const float* param, const float* grad, const float* exp_avg,
                         const float* exp_avg_sq, const float* hyper, const float* grad_scale,
                         float* param_out, float* exp_avg_out, float* exp_avg_sq_out,
-                        float* grad_sum_squares, int64_t elements,
+                        float* grad_sum_squares, void* param_bf16, int64_t elements,
                         const AdamWConstants& constants, cudaStream_t stream);
 
 }  // namespace veomni::runtime::cuda

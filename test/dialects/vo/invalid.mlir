@@ -396,3 +396,12 @@ func.func @moe_experts_shapes(%x: tensor<4x6xf32>, %e: tensor<4x2xi64>, %w: tens
   %y = vo.moe_experts %x, %e, %w, %gu, %down : tensor<4x6xf32>, tensor<4x2xi64>, tensor<4x2xf32>, tensor<5x6x6xf32>, tensor<5x6x4xf32>
   return
 }
+
+// -----
+
+func.func @cross_entropy_grad_bf16_of_bf16(%logits: tensor<4x8xbf16>, %labels: tensor<4xi64>,
+                                           %dloss: tensor<f32>) -> tensor<4x8xbf16> {
+  // expected-error @+1 {{'vo.cross_entropy_grad' op bf16_result needs f32 logits}}
+  %0 = vo.cross_entropy_grad %logits, %labels, %dloss bf16_result : tensor<4x8xbf16>, tensor<4xi64>, tensor<f32>
+  return %0 : tensor<4x8xbf16>
+}

@@ -136,5 +136,10 @@ func.func @model_ops(%table: tensor<16x8xf32>, %ids: tensor<2x4xi64>, %w: tensor
   %6 = vo.cross_entropy %logits, %ids : tensor<2x4x16xf32>, tensor<2x4xi64>
   // CHECK: vo.cross_entropy {{.*}} ignore_index = 0 reduction = none : tensor<2x4x16xf32>, tensor<2x4xi64>
   %7 = vo.cross_entropy %logits, %ids ignore_index = 0 reduction = none : tensor<2x4x16xf32>, tensor<2x4xi64>
+  %dloss = vo.exp %6 : tensor<f32>
+  // CHECK: vo.cross_entropy_grad {{.*}} : tensor<2x4x16xf32>, tensor<2x4xi64>, tensor<f32>
+  %8 = vo.cross_entropy_grad %logits, %ids, %dloss : tensor<2x4x16xf32>, tensor<2x4xi64>, tensor<f32>
+  // CHECK: vo.cross_entropy_grad {{.*}} bf16_result : tensor<2x4x16xf32>, tensor<2x4xi64>, tensor<f32>
+  %9 = vo.cross_entropy_grad %logits, %ids, %dloss bf16_result : tensor<2x4x16xf32>, tensor<2x4xi64>, tensor<f32>
   return
 }

@@ -139,3 +139,78 @@ func.func @separate(%x: tensor<4x4xbf16>, %y: tensor<4x4xbf16>) -> (tensor<4x4xf
   %b = vo.matmul %y, %wb f32_result : tensor<4x4xbf16>, tensor<4x4xbf16>
   return %e, %b : tensor<4x4xf32>, tensor<4x4xf32>
 }
+
+// -----
+
+// An f32 parameter's embedding lookup reads the table's bf16 rounding, made
+// right before it, and widens the rows back to f32.
+vo.parameter @table : tensor<16x8xf32> init #vo.init<zeros>
+// CHECK-LABEL: func.func @embedding_table
+// CHECK:       %[[T:.*]] = vo.param @table
+// CHECK-NEXT:  %[[TB:.*]] = vo.cast %[[T]] : tensor<16x8xf32> to bf16
+// CHECK-NEXT:  %[[R:.*]] = vo.embedding %[[TB]], %arg0 : tensor<16x8xbf16>, tensor<2x4xi64>
+// CHECK-NEXT:  %[[RF:.*]] = vo.cast %[[R]] : tensor<2x4x8xbf16> to f32
+// CHECK-NEXT:  vo.exp %[[RF]]
+// An activation table stays as it is.
+// CHECK-NEXT:  %[[A:.*]] = vo.exp %arg1
+// CHECK-NEXT:  vo.embedding %[[A]], %arg0 : tensor<16x8xf32>, tensor<2x4xi64>
+func.func @embedding_table(%ids: tensor<2x4xi64>, %t: tensor<16x8xf32>)
+    -> (tensor<2x4x8xf32>, tensor<2x4x8xf32>) {
+  %w = vo.param @table : tensor<16x8xf32>
+  %x = vo.embedding %w, %ids : tensor<16x8xf32>, tensor<2x4xi64>
+  %y = vo.exp %x : tensor<2x4x8xf32>
+  %a = vo.exp %t : tensor<16x8xf32>
+  %z = vo.embedding %a, %ids : tensor<16x8xf32>, tensor<2x4xi64>
+  return %y, %z : tensor<2x4x8xf32>, tensor<2x4x8xf32>
+}
+
+// -----
+
+// The loss gradient over the vocabulary, past max-operand-bytes but read
+// only by matmuls (through a reshape): it returns its bf16 rounding itself,
+// and both the input gradient and the weight gradient multiply bf16.
+vo.parameter @head : tensor<32x8xf32> init #vo.init<zeros>
+// CHECK-LABEL: func.func @loss_gradient
+// CHECK:       %[[G:.*]] = vo.cross_entropy_grad %arg0, %arg1, %arg2 bf16_result
+// CHECK-NOT:   vo.cross_entropy_grad
+// CHECK:       %[[W:.*]] = vo.param @head
+// CHECK-NEXT:  %[[WB:.*]] = vo.cast %[[W]] : tensor<32x8xf32> to bf16
+// CHECK-NEXT:  vo.matmul %[[G]], %[[WB]] f32_result : tensor<8x32xbf16>, tensor<32x8xbf16>
+// CHECK:       %[[GR:.*]] = vo.reshape %[[G]] to [2, 4, 32] : tensor<8x32xbf16>
+// CHECK:       vo.matmul %[[GR]], %{{.*}} transpose_lhs f32_result : tensor<2x4x32xbf16>, tensor<2x4x8xbf16>
+func.func @loss_gradient(%logits: tensor<8x32xf32>, %labels: tensor<8xi64>, %dloss: tensor<f32>,
+                         %x: tensor<2x4x8xf32>) -> (tensor<8x8xf32>, tensor<2x32x8xf32>) {
+  %g = vo.cross_entropy_grad %logits, %labels, %dloss : tensor<8x32xf32>, tensor<8xi64>, tensor<f32>
+  %w = vo.param @head : tensor<32x8xf32>
+  %dx = vo.matmul %g, %w : tensor<8x32xf32>, tensor<32x8xf32>
+  %gr = vo.reshape %g to [2, 4, 32] : tensor<8x32xf32>
+  %dw = vo.matmul %gr, %x transpose_lhs : tensor<2x4x32xf32>, tensor<2x4x8xf32>
+  return %dx, %dw : tensor<8x8xf32>, tensor<2x32x8xf32>
+}
+
+// -----
+
+// Another reader of the loss gradient (or a matmul kept f32 by its other
+// operand) keeps it f32, and its large matmuls with it.
+vo.parameter @head2 : tensor<32x8xf32> init #vo.init<zeros>
+// CHECK-LABEL: func.func @loss_gradient_kept
+// CHECK:       %[[G:.*]] = vo.cross_entropy_grad %arg0, %arg1, %arg2 :
+// CHECK:       vo.matmul %[[G]], %{{.*}} : tensor<8x32xf32>, tensor<32x8xf32>
+// CHECK:       vo.exp %[[G]]
+// CHECK:       %[[H:.*]] = vo.cross_entropy_grad %arg0, %arg1, %arg2 :
+// CHECK:       vo.matmul %[[H]], %{{.*}} : tensor<8x32xf32>, tensor<32x8xf32>
+// CHECK:       vo.matmul %[[H]], %{{.*}} transpose_lhs : tensor<8x32xf32>, tensor<8x64xf32>
+// CHECK-NOT:   bf16_result
+func.func @loss_gradient_kept(%logits: tensor<8x32xf32>, %labels: tensor<8xi64>,
+                              %dloss: tensor<f32>, %big: tensor<8x64xf32>)
+    -> (tensor<8x8xf32>, tensor<8x32xf32>, tensor<8x8xf32>, tensor<32x64xf32>) {
+  %g = vo.cross_entropy_grad %logits, %labels, %dloss : tensor<8x32xf32>, tensor<8xi64>, tensor<f32>
+  %w = vo.param @head2 : tensor<32x8xf32>
+  %dx = vo.matmul %g, %w : tensor<8x32xf32>, tensor<32x8xf32>
+  %e = vo.exp %g : tensor<8x32xf32>
+  %h = vo.cross_entropy_grad %logits, %labels, %dloss : tensor<8x32xf32>, tensor<8xi64>, tensor<f32>
+  %dx2 = vo.matmul %h, %w : tensor<8x32xf32>, tensor<32x8xf32>
+  %b = vo.exp %big : tensor<8x64xf32>
+  %dw2 = vo.matmul %h, %b transpose_lhs : tensor<8x32xf32>, tensor<8x64xf32>
+  return %dx, %e, %dx2, %dw2 : tensor<8x8xf32>, tensor<8x32xf32>, tensor<8x8xf32>, tensor<32x64xf32>
+}

@@ -279,6 +279,30 @@ TEST(CpuModelGrad, CrossEntropyGradForEveryReduction) {
   }
 }
 
+TEST(CpuModelGrad, CrossEntropyGradBf16OutputIsTheF32GradientRounded) {
+  // vo-bf16-matmuls asks for the gradient in bf16: each element is the f32
+  // one rounded to nearest even, ignored rows zero.
+  std::mt19937 rng(26);
+  const int64_t vocab = 37;
+  OwnedTensor logits = testing::RandomF32({4, vocab}, rng, -4, 4);
+  OwnedTensor labels = I64({4}, {3, -100, 36, 0});
+  OwnedTensor dloss = F32({}, {0.9f});
+  OwnedTensor f32(DType::kF32, {4, vocab});
+  OwnedTensor bf16(DType::kBF16, {4, vocab});
+  ASSERT_TRUE(RunKernel("cross_entropy_grad", {}, {&logits, &labels, &dloss}, {&f32}).ok());
+  ASSERT_TRUE(RunKernel("cross_entropy_grad", {}, {&logits, &labels, &dloss}, {&bf16}).ok());
+  EXPECT_EQ(testing::WidenedBf16(bf16), testing::WidenedBf16(testing::RoundedToBf16(f32)));
+  // And the rounding is of the right gradient (not only of this kernel's).
+  std::vector<double> row_scale = {0.9 / 3, 0.0, 0.9 / 3, 0.9 / 3};
+  EXPECT_TRUE(testing::AllClose(testing::WidenedBf16(bf16),
+                                NaiveCrossEntropyGrad(logits.Values<float>(), {3, 0, 36, 0},
+                                                      vocab, row_scale),
+                                1e-7, 1.0 / 128));
+  OwnedTensor i64_out(DType::kI64, {4, vocab});
+  EXPECT_EQ(RunKernel("cross_entropy_grad", {}, {&logits, &labels, &dloss}, {&i64_out}).message(),
+            "cross_entropy_grad: output has dtype i64, expected f32");
+}
+
 TEST(CpuModelGrad, CrossEntropyGradAllIgnoredIsZero) {
   OwnedTensor logits = F32({2, 2}, {1, 2, 3, 4});
   OwnedTensor labels = I32({2}, {-100, -100});
