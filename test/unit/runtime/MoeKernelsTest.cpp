@@ -572,6 +572,42 @@ TEST(CpuMoe, MoeExpertsMatchesNaiveLoops) {
       1e-6, 1e-5));
 }
 
+// bf16 expert weights (vo-bf16-matmuls rounded them) are their widened
+// values: both kernels equal the f32 ones on the widened weights, bit for
+// bit; mixed weight types are refused.
+TEST(CpuMoe, MoeExpertsTakeBf16WeightsAsTheirValues) {
+  std::mt19937 rng(45);
+  ExpertsCase wide = {3, 3, 8, 16, 5};
+  std::vector<int64_t> wide_ids = {7, 0, 4, 2, 2, 2, 5, 1, 6};
+  ExpertsOperands ops(wide, rng);
+  OwnedTensor ids = I64({3, 3}, wide_ids);
+  OwnedTensor gate_up16 = testing::RoundedToBf16(ops.gate_up);
+  OwnedTensor down16 = testing::RoundedToBf16(ops.down);
+  OwnedTensor gate_up32 = F32(ops.gate_up.shape(), testing::WidenedBf16(gate_up16));
+  OwnedTensor down32 = F32(ops.down.shape(), testing::WidenedBf16(down16));
+  OwnedTensor dy = testing::RandomF32({3, 16}, rng);
+  std::vector<std::vector<float>> results[2];
+  for (int rounded = 0; rounded < 2; ++rounded) {
+    const OwnedTensor* gate_up = rounded ? &gate_up16 : &gate_up32;
+    const OwnedTensor* down = rounded ? &down16 : &down32;
+    OwnedTensor y(DType::kF32, {3, 16}), dx(DType::kF32, {3, 16}), dw(DType::kF32, {3, 3});
+    OwnedTensor dgu(DType::kF32, ops.gate_up.shape()), dd(DType::kF32, ops.down.shape());
+    ASSERT_TRUE(RunKernel("moe_experts", {}, {&ops.x, &ids, &ops.weights, gate_up, down}, {&y})
+                    .ok());
+    absl::Status status = RunKernel("moe_experts_grad", {},
+                                    {&ops.x, &ids, &ops.weights, gate_up, down, &dy},
+                                    {&dx, &dw, &dgu, &dd});
+    ASSERT_TRUE(status.ok()) << status;
+    for (const OwnedTensor* t : {&y, &dx, &dw, &dgu, &dd}) results[rounded].push_back(t->Values<float>());
+  }
+  EXPECT_EQ(results[1], results[0]);
+  OwnedTensor y(DType::kF32, {3, 16});
+  EXPECT_EQ(
+      RunKernel("moe_experts", {}, {&ops.x, &ids, &ops.weights, &gate_up16, &down32}, {&y})
+          .message(),
+      "moe_experts: down has dtype f32, expected bf16");
+}
+
 TEST(CpuMoe, MoeExpertsRepeatedExpertAddsBothSlots) {
   // Choosing expert e in two slots with weights a and b equals choosing it
   // once with weight a + b.

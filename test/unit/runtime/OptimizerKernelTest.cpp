@@ -235,5 +235,41 @@ TEST(AdamWKernel, AFourthOutputTakesTheGradientsSumOfSquares) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// A last bf16 output takes the updated parameter rounded to nearest even
+// (vo-keep-bf16-params), with or without the sum of squares before it; the
+// update is the three-output kernel's.
+TEST(AdamWKernel, ABf16OutputTakesTheUpdatedParameterRounded) {
+  AdamWConfig config{1e-3, 0.9, 0.95, 1e-8, 0.1};
+  int64_t n = static_cast<int64_t>(kParams.size());
+  OwnedTensor param = F32({n}, kParams), grad = F32({n}, kGrads[0]);
+  OwnedTensor m(DType::kF32, {n}), v(DType::kF32, {n});
+  OwnedTensor hyper = Hyper(config, 1), grad_scale = F32({}, {kGradScale});
+  std::vector<OwnedTensor> three(3, OwnedTensor(DType::kF32, {n}));
+  ASSERT_TRUE(RunKernel("adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale},
+                        {&three[0], &three[1], &three[2]})
+                  .ok());
+  std::vector<float> rounded;
+  for (float p : three[0].Values<float>()) rounded.push_back(BFloat16BitsToFloat(FloatToBFloat16Bits(p)));
+  for (bool with_sum : {false, true}) {
+    std::vector<OwnedTensor> out(3, OwnedTensor(DType::kF32, {n}));
+    OwnedTensor sum(DType::kF32, {}), copy(DType::kBF16, {n});
+    std::vector<OwnedTensor*> outputs = {&out[0], &out[1], &out[2]};
+    if (with_sum) outputs.push_back(&sum);
+    outputs.push_back(&copy);
+    absl::Status status = RunKernel(
+        "adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale}, outputs);
+    ASSERT_TRUE(status.ok()) << status;
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(out[i].Values<float>(), three[i].Values<float>());
+    EXPECT_EQ(testing::WidenedBf16(copy), rounded) << "with sum " << with_sum;
+  }
+  // The copy has the parameter's shape.
+  OwnedTensor short_copy(DType::kBF16, {n - 1});
+  std::vector<OwnedTensor> out(3, OwnedTensor(DType::kF32, {n}));
+  EXPECT_EQ(RunKernel("adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale},
+                      {&out[0], &out[1], &out[2], &short_copy})
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace veomni::runtime

@@ -396,6 +396,7 @@ TEST_F(GpuTest, AdamWMatchesCpuOverThreeSteps) {
     std::vector<std::vector<OwnedTensor>> state(2, {param, zeros, zeros});
     OwnedTensor grad_scale = F32({}, {0.5f});
     std::vector<OwnedTensor> sums(2, OwnedTensor(DType::kF32, {}));
+    std::vector<OwnedTensor> copies(2, OwnedTensor(DType::kBF16, {n}));
     for (int step = 1; step <= 3; ++step) {
       OwnedTensor grad = RandomF32({n}, rng, -2.0f, 2.0f);
       OwnedTensor hyper = F32({3}, {static_cast<float>(config.lr),
@@ -407,8 +408,10 @@ TEST_F(GpuTest, AdamWMatchesCpuOverThreeSteps) {
         std::vector<const OwnedTensor*> inputs = {&s[0], &grad, &s[1], &s[2], &hyper,
                                                   &grad_scale};
         std::vector<OwnedTensor*> outputs = {&next[0], &next[1], &next[2]};
-        // Steps 2 and 3 also sum grad^2 (vo.adamw sum_squares).
+        // Steps 2 and 3 also sum grad^2 (vo.adamw sum_squares); step 3 also
+        // writes the bf16 copy of the parameter (vo-keep-bf16-params).
         if (step > 1) outputs.push_back(&sums[backend]);
+        if (step == 3) outputs.push_back(&copies[backend]);
         absl::Status status = backend == 0
                                   ? testing::RunKernel("adamw", attrs, inputs, outputs)
                                   : testing::RunCudaKernel("adamw", attrs, inputs, outputs);
@@ -426,6 +429,12 @@ TEST_F(GpuTest, AdamWMatchesCpuOverThreeSteps) {
       EXPECT_TRUE(testing::AllClose(state[1][i].Values<float>(), state[0][i].Values<float>(),
                                     1e-12, 1e-6))
           << names[i];
+    }
+    // Each backend's copy is its own updated parameter, rounded.
+    for (int backend = 0; backend < 2; ++backend) {
+      EXPECT_EQ(testing::WidenedBf16(copies[backend]),
+                testing::WidenedBf16(testing::RoundedToBf16(state[backend][0])))
+          << (backend == 0 ? "CPU" : "GPU") << " bf16 copy";
     }
   }
 }

@@ -366,6 +366,59 @@ TEST_F(GpuTest, MoeExpertsAndGradInBf16MatchCpu) {
   }
 }
 
+// Expert weights the compiler rounded (vo-bf16-matmuls) are read in place:
+// the products equal, bit for bit, the kernel's own rounding of the f32
+// weights at bf16 precision, and the weight gradients stay f32.
+TEST_F(GpuTest, MoeExpertsWithBf16WeightsEqualTheKernelsOwnRounding) {
+  std::mt19937 rng(37);
+  for (const ExpertsCase& c : {ExpertsCase{37, 64, 8, 3, 48, false},
+                               ExpertsCase{520, 200, 6, 2, 136, true}}) {
+    SCOPED_TRACE(::testing::Message() << "T " << c.tokens << " H " << c.hidden);
+    ExpertsOperands in(c, DType::kI64, rng);
+    OwnedTensor gate_up16 = testing::RoundedToBf16(in.gate_up);
+    OwnedTensor down16 = testing::RoundedToBf16(in.down);
+    auto fresh = [](const OwnedTensor& like) { return OwnedTensor(DType::kF32, like.shape()); };
+    std::vector<OwnedTensor> by_kernel, by_compiler;
+    for (bool rounded : {false, true}) {
+      // f32 weights rounded by the kernel at bf16 precision; bf16 weights at
+      // the default (f32) precision, which they override.
+      testing::ScopedPrecision precision(rounded ? cuda::MatmulPrecision::kF32
+                                                 : cuda::MatmulPrecision::kBF16);
+      const OwnedTensor* gate_up = rounded ? &gate_up16 : &in.gate_up;
+      const OwnedTensor* down = rounded ? &down16 : &in.down;
+      std::vector<OwnedTensor>& out = rounded ? by_compiler : by_kernel;
+      out = {fresh(in.x), fresh(in.x), fresh(in.weights), fresh(in.gate_up), fresh(in.down)};
+      ASSERT_TRUE(RunCudaKernel("moe_experts", {},
+                                {&in.x, &in.experts, &in.weights, gate_up, down}, {&out[0]})
+                      .ok());
+      ASSERT_TRUE(RunCudaKernel("moe_experts_grad", {},
+                                {&in.x, &in.experts, &in.weights, gate_up, down, &in.y_grad},
+                                {&out[1], &out[2], &out[3], &out[4]})
+                      .ok());
+    }
+    const char* names[] = {"y", "x_grad", "weights_grad", "gate_up_grad", "down_grad"};
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_EQ(by_compiler[i].Values<float>(), by_kernel[i].Values<float>()) << names[i];
+    }
+    // The CPU widens bf16 weights and computes in double.
+    OwnedTensor y = fresh(in.x);
+    TwinResult twins = RunTwins("moe_experts", {},
+                                {&in.x, &in.experts, &in.weights, &gate_up16, &down16}, {&y});
+    EXPECT_LE(ScaledError(twins.gpu[0].Values<float>(), twins.cpu[0].Values<float>()),
+              kBf16ExpertsTolerance);
+  }
+  // Rows of bf16 weights must be 16-byte chunks.
+  ExpertsOperands odd(ExpertsCase{5, 24, 4, 2, 20, false}, DType::kI64, rng);
+  OwnedTensor gate_up16 = testing::RoundedToBf16(odd.gate_up);
+  OwnedTensor down16 = testing::RoundedToBf16(odd.down);
+  OwnedTensor y(DType::kF32, odd.x.shape());
+  EXPECT_EQ(RunCudaKernel("moe_experts", {},
+                          {&odd.x, &odd.experts, &odd.weights, &gate_up16, &down16}, {&y})
+                .message(),
+            "moe_experts: bf16 expert weights need hidden and intermediate sizes divisible by "
+            "8, got 24 and 20");
+}
+
 TEST_F(GpuTest, MoeExpertsFlagOutOfRangeExperts) {
   std::mt19937 rng(29);
   const ExpertsCase c = {3, 16, 4, 2, 8, false};
