@@ -24,7 +24,7 @@ EXAMPLES = os.path.join(HERE, "..", "..", "examples")
 sys.path.insert(0, HERE)
 from train_qwen3_tiny import run, write_token_file  # noqa: E402
 
-COMPILE = ["--lr=1e-3", "--beta2=0.95", "--weight-decay=0.1", "--max-grad-norm=1.0"]
+COMPILE = ["--lr=1e-3", "--beta2=0.95", "--weight-decay=0.1"]
 
 
 def degrees(recipe):
@@ -52,11 +52,12 @@ def prepare(args):
         one = f"one-accum{data_ranks}.vob"
         if not os.path.exists(os.path.join(args.workdir, one)):
             run([os.path.join(args.bin, "veomni-compile"), mlir, "-o",
-                 os.path.join(args.workdir, one), f"--grad-accum={data_ranks}"]
-                + COMPILE + args.compile_flag)
+                 os.path.join(args.workdir, one), f"--grad-accum={data_ranks}",
+                 f"--max-grad-norm={args.max_grad_norm}"] + COMPILE + args.compile_flag)
         vob = recipe.replace(",", "_").replace("=", "") + ".vob"
         run([os.path.join(args.bin, "veomni-compile"), mlir, "-o", os.path.join(args.workdir, vob),
-             f"--recipe={recipe}"] + COMPILE + args.compile_flag)
+             f"--recipe={recipe}", f"--max-grad-norm={args.max_grad_norm}"]
+            + COMPILE + args.compile_flag)
         bf16 = any(flag.replace(" ", "=") == "--matmul-operands=bf16"
                    for flag in args.compile_flag)
         plan.append({"recipe": recipe, "world": world, "one": one, "vob": vob, "bf16": bf16})
@@ -119,13 +120,19 @@ def run_stage(args):
         # artifact land with 12% of a projection's elements past 1e-4 (worst
         # 9.1e-4; --repeat-reference, 2 H200s). There a tensor may have up to
         # half its elements past rtol: a wrong gradient moves nearly all of
-        # them (a norm weight's by about lr a step, 10 rtol).
+        # them (a norm weight's by about lr a step, 10 rtol). No bound on the
+        # worst element then: an element whose gradient's sign flips moves up
+        # to 2 lr a step, 1e-2 in 5 steps, about 1e-1 of a projection's scale,
+        # and two one-GPU runs of the unclipped bf16 artifact land 1.9e-3
+        # apart with 32% of a tensor past rtol and 1.7e-2 apart at worst, as
+        # far as fsdp=2 lands from either (2 H200s, session 8).
         rows = compare(got_params, ref_params, args.rtol)
         worst_param = max((w for _, w, _ in rows), default=0.0) if rows is not None else float("inf")
         worst_share = max((sh for _, _, sh in rows), default=0.0) if rows is not None else float("inf")
         share_limit = 0.5 if item.get("bf16") else 1e-3
         ok = (len(got) == len(ref) == args.steps and worst <= args.rtol and rows is not None
-              and worst_share <= share_limit and worst_param <= 100 * args.rtol)
+              and worst_share <= share_limit
+              and (item.get("bf16") or worst_param <= 100 * args.rtol))
         print(f"{item['recipe']:>12} on {item['world']} GPUs vs 1 GPU: losses "
               f"{' '.join(f'{x:.6f}' for x in got)}; worst rel {worst:.1e}; saved "
               f"{len(got_params)} parameters{'' if rows is not None else ' (names or shapes differ)'}, "
@@ -139,8 +146,12 @@ def run_stage(args):
             again, again_params = losses(args, item["one"], 1, item["one"] + "-1gpu-again")
             floor = compare(again_params, ref_params, args.rtol)
             spread = max(abs(a - b) / abs(b) for a, b in zip(again, ref))
-            spread_of[item["one"]] = (f"losses worst rel {spread:.1e}; "
-                                      f"{describe(floor) if floor else 'names differ'}")
+            overall = max((w for _, w, _ in floor), default=0.0) if floor else float("inf")
+            same = again_params.keys() == got_params.keys() and all(
+                np.array_equal(again_params[n], got_params[n]) for n in got_params)
+            spread_of[item["one"]] = (f"losses worst rel {spread:.1e}; worst {overall:.1e}; "
+                                      f"{describe(floor) if floor else 'names differ'}"
+                                      f"{'; the second run equals the recipe bit for bit' if same else ''}")
             print(f"             1 GPU twice: {spread_of[item['one']]}")
         if not ok:
             failures.append(item["recipe"])
@@ -158,6 +169,9 @@ def main():
     ap.add_argument("--example", default="qwen3-tiny")
     ap.add_argument("--compile-flag", action="append", default=[],
                     help="prepare: an extra veomni-compile flag for every artifact (repeatable)")
+    ap.add_argument("--max-grad-norm", type=float, default=1.0,
+                    help="clipping (prepare): 0 leaves out the norm, which the recipe sums "
+                         "per shard and one GPU per tensor")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rtol", type=float, default=1e-4)
     ap.add_argument("--repeat-reference", action="store_true",

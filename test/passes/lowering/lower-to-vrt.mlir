@@ -76,3 +76,27 @@ func.func @update() -> (tensor<4xf32> {vo.name = "sum"}, tensor<4xf32> {vo.state
   %sum = vo.add %b, %b2 : tensor<4xf32>, tensor<4xf32>
   return %sum, %a2, %b2 : tensor<4xf32>, tensor<4xf32>, tensor<4xf32>
 }
+
+// -----
+
+// A bf16 copy reads its own state; the bf16 rounding of an adamw's new
+// parameter comes out of the adamw launch as one more output.
+vo.parameter @e : tensor<4x8xf32> init #vo.init<zeros>
+// CHECK-LABEL: func.func @copies
+// CHECK:      %[[C:[0-9]+]] = vrt.state "param_bf16:e" : tensor<4x8xbf16>
+// CHECK:      %[[W:[0-9]+]] = vrt.launch "cast"(%[[C]])
+// CHECK:      %[[U:[0-9]+]]:4 = vrt.launch "adamw"
+// CHECK-SAME: -> (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xbf16>)
+// CHECK-NOT:  vrt.launch "cast"
+// CHECK:      vrt.store "param_bf16:e", %[[U]]#3 : tensor<4x8xbf16>
+// CHECK:      return %[[W]]
+func.func @copies(%g: tensor<4x8xf32>, %hyper: tensor<3xf32>, %scale: tensor<f32>)
+    -> (tensor<4x8xf32>, tensor<4x8xf32> {vo.state = "param:e"},
+        tensor<4x8xbf16> {vo.state = "param_bf16:e"}) {
+  %copy = vo.param_bf16 @e : tensor<4x8xbf16>
+  %wide = vo.cast %copy : tensor<4x8xbf16> to f32
+  %p = vo.param @e : tensor<4x8xf32>
+  %u:3 = vo.adamw %p, %g, %g, %g, %hyper, %scale beta1 = 0.9 beta2 = 0.999 eps = 1.0e-8 weight_decay = 0.0 : tensor<4x8xf32>, tensor<3xf32>, tensor<f32>
+  %r = vo.cast %u#0 : tensor<4x8xf32> to bf16
+  return %wide, %u#0, %r : tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xbf16>
+}
