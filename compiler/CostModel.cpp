@@ -131,6 +131,12 @@ LaunchWork veomni::launchWork(Operation *op) {
       work.flops = kernel == "moe_experts" ? forward : 3.0 * forward;
       work.tensorCores = true;
       work.engine = LaunchWork::Engine::kGroupedGemm;
+      // f32 weights are rounded into bf16 copies by every launch (4 bytes
+      // read, 2 written per element); bf16 ones (vo-bf16-matmuls) are read
+      // as they are.
+      if (typeOf(launch.getInputs()[3]).getElementType().isF32())
+        work.prepareBytes = 6.0 * (typeOf(launch.getInputs()[3]).getNumElements() +
+                                   typeOf(launch.getInputs()[4]).getNumElements());
     }
   } else {
     // Elementwise, reductions, norms: about one operation per element of

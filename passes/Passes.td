@@ -78,12 +78,21 @@ def VoBf16Matmuls : Pass<"vo-bf16-matmuls", "mlir::ModuleOp"> {
     operands without `f32_result`), and the swiglu reads and returns bf16: the
     backward keeps both projections at half the bytes, and `vo.swiglu_grad`
     reads them beside the f32 output gradient.
+    A `vo.cross_entropy_grad` that only matmuls read (through reshapes)
+    returns its bf16 rounding itself (`bf16_result`), whatever its size, so
+    the output projection's gradients multiply it with no copy. An embedding
+    of an f32 parameter looks rows up in the table's rounding (made right
+    before it) and widens them to f32: the rows the output projection's
+    rounding multiplies with, and FSDP gathers a tied table in bf16. The
+    expert weights of `vo.moe_experts(_grad)` that are parameters are
+    rounded right before each of them, like a matmul's weights.
     A matmul with an activation whose bf16 rounding would pass
     `max-operand-bytes` (the output projection's [tokens, vocab] gradient)
     stays f32: the GPU kernel rounds such operands in bounded pieces. A
     persistent operand (a weight) is rounded whatever its size: the copy is
     no larger than the parameter, and FSDP then gathers it in bf16. Runs after autodiff (the
-    new matmuls have no gradient rule) and before recomputation, which then
+    new matmuls have no gradient rule) and vo-shard-experts (whose expert
+    weights are parameter reads), and before recomputation, which then
     weighs the bf16 activations; the sharding passes after it gather and
     slice what the roundings read. Only a function's top-level blocks are
     rewritten (vo has no ops with regions).
