@@ -204,24 +204,32 @@ TEST(CpuOptimizer, AdamWRejectsBadOperands) {
             absl::StatusCode::kUnimplemented);
 }
 
+// The first step of the tests below: its operands, and the kernel run on
+// them with the given outputs.
+struct FirstStep {
+  AdamWConfig config{1e-3, 0.9, 0.95, 1e-8, 0.1};
+  int64_t n = static_cast<int64_t>(kParams.size());
+  OwnedTensor param = F32({n}, kParams), grad = F32({n}, kGrads[0]);
+  OwnedTensor m{DType::kF32, {n}}, v{DType::kF32, {n}};
+  OwnedTensor hyper = Hyper(config, 1), grad_scale = F32({}, {kGradScale});
+
+  absl::Status Run(const std::vector<OwnedTensor*>& outputs) {
+    return RunKernel("adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale},
+                     outputs);
+  }
+};
+
 // A fourth output takes the sum of grad^2 (unscaled), summed in double by a
 // plain loop here; the update itself is the three-output kernel's, bit for
 // bit.
 TEST(AdamWKernel, AFourthOutputTakesTheGradientsSumOfSquares) {
-  AdamWConfig config{1e-3, 0.9, 0.95, 1e-8, 0.1};
-  int64_t n = static_cast<int64_t>(kParams.size());
-  OwnedTensor param = F32({n}, kParams), grad = F32({n}, kGrads[0]);
-  OwnedTensor m(DType::kF32, {n}), v(DType::kF32, {n});
-  OwnedTensor hyper = Hyper(config, 1), grad_scale = F32({}, {kGradScale});
+  FirstStep step;
+  const int64_t n = step.n;
   std::vector<OwnedTensor> three(3, OwnedTensor(DType::kF32, {n}));
   std::vector<OwnedTensor> four(3, OwnedTensor(DType::kF32, {n}));
   OwnedTensor sum(DType::kF32, {});
-  ASSERT_TRUE(RunKernel("adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale},
-                        {&three[0], &three[1], &three[2]})
-                  .ok());
-  absl::Status status =
-      RunKernel("adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale},
-                {&four[0], &four[1], &four[2], &sum});
+  ASSERT_TRUE(step.Run({&three[0], &three[1], &three[2]}).ok());
+  absl::Status status = step.Run({&four[0], &four[1], &four[2], &sum});
   ASSERT_TRUE(status.ok()) << status;
   double expected = 0.0;
   for (float g : kGrads[0]) expected += static_cast<double>(g) * g;
@@ -229,9 +237,7 @@ TEST(AdamWKernel, AFourthOutputTakesTheGradientsSumOfSquares) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(four[i].Values<float>(), three[i].Values<float>());
   // The sum is a scalar f32.
   OwnedTensor wide(DType::kF32, {1});
-  EXPECT_EQ(RunKernel("adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale},
-                      {&four[0], &four[1], &four[2], &wide})
-                .code(),
+  EXPECT_EQ(step.Run({&four[0], &four[1], &four[2], &wide}).code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -239,25 +245,21 @@ TEST(AdamWKernel, AFourthOutputTakesTheGradientsSumOfSquares) {
 // (vo-keep-bf16-params), with or without the sum of squares before it; the
 // update is the three-output kernel's.
 TEST(AdamWKernel, ABf16OutputTakesTheUpdatedParameterRounded) {
-  AdamWConfig config{1e-3, 0.9, 0.95, 1e-8, 0.1};
-  int64_t n = static_cast<int64_t>(kParams.size());
-  OwnedTensor param = F32({n}, kParams), grad = F32({n}, kGrads[0]);
-  OwnedTensor m(DType::kF32, {n}), v(DType::kF32, {n});
-  OwnedTensor hyper = Hyper(config, 1), grad_scale = F32({}, {kGradScale});
+  FirstStep step;
+  const int64_t n = step.n;
   std::vector<OwnedTensor> three(3, OwnedTensor(DType::kF32, {n}));
-  ASSERT_TRUE(RunKernel("adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale},
-                        {&three[0], &three[1], &three[2]})
-                  .ok());
+  ASSERT_TRUE(step.Run({&three[0], &three[1], &three[2]}).ok());
   std::vector<float> rounded;
-  for (float p : three[0].Values<float>()) rounded.push_back(BFloat16BitsToFloat(FloatToBFloat16Bits(p)));
+  for (float p : three[0].Values<float>()) {
+    rounded.push_back(BFloat16BitsToFloat(FloatToBFloat16Bits(p)));
+  }
   for (bool with_sum : {false, true}) {
     std::vector<OwnedTensor> out(3, OwnedTensor(DType::kF32, {n}));
     OwnedTensor sum(DType::kF32, {}), copy(DType::kBF16, {n});
     std::vector<OwnedTensor*> outputs = {&out[0], &out[1], &out[2]};
     if (with_sum) outputs.push_back(&sum);
     outputs.push_back(&copy);
-    absl::Status status = RunKernel(
-        "adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale}, outputs);
+    absl::Status status = step.Run(outputs);
     ASSERT_TRUE(status.ok()) << status;
     for (int i = 0; i < 3; ++i) EXPECT_EQ(out[i].Values<float>(), three[i].Values<float>());
     EXPECT_EQ(testing::WidenedBf16(copy), rounded) << "with sum " << with_sum;
@@ -265,9 +267,7 @@ TEST(AdamWKernel, ABf16OutputTakesTheUpdatedParameterRounded) {
   // The copy has the parameter's shape.
   OwnedTensor short_copy(DType::kBF16, {n - 1});
   std::vector<OwnedTensor> out(3, OwnedTensor(DType::kF32, {n}));
-  EXPECT_EQ(RunKernel("adamw", AdamWAttrs(config), {&param, &grad, &m, &v, &hyper, &grad_scale},
-                      {&out[0], &out[1], &out[2], &short_copy})
-                .code(),
+  EXPECT_EQ(step.Run({&out[0], &out[1], &out[2], &short_copy}).code(),
             absl::StatusCode::kInvalidArgument);
 }
 
