@@ -405,8 +405,10 @@ llvm::Expected<MemoryReport> veomni::measureArtifact(ModuleOp module) {
   MemoryReport report;
   for (auto &[key, type] : *state) {
     int64_t bytes = tensorBytes(type);
-    if (key.starts_with("param:") || key.starts_with("param_bf16:"))
+    if (key.starts_with("param:"))
       report.parameters += bytes;
+    else if (key.starts_with("param_bf16:"))
+      report.parameterCopies += bytes;
     else if (key.starts_with("grad:"))
       report.gradients += bytes;
     else

@@ -29,6 +29,8 @@ struct ArtifactMetadata {
 /// Byte counts of a planned module, for --explain.
 struct MemoryReport {
   int64_t parameters = 0, gradients = 0, optimizerState = 0, constants = 0;
+  /// The bf16 copies of parameters (--bf16-weight-copies).
+  int64_t parameterCopies = 0;
   /// Arena bytes per function, in module order.
   std::vector<std::pair<std::string, int64_t>> arenas;
   /// Collectives per call of each function, grouped by kind and mesh axes.

@@ -422,7 +422,8 @@ int main(int argc, char **argv) {
     int64_t arena = 0;
     for (auto &[name, bytes] : report.arenas)
       arena = std::max(arena, bytes);
-    return report.parameters + report.gradients + report.optimizerState +
+    return report.parameters + report.parameterCopies + report.gradients +
+           report.optimizerState +
            report.constants + arena;
   };
 
@@ -520,7 +521,11 @@ int main(int argc, char **argv) {
            << " rank" << (meta.dp * meta.fsdp * meta.sp > 1 ? "s" : "")
            << "):\n"
            << "  parameters (fp32 master)   " << formatBytes(report->parameters)
-           << "\n"
+           << "\n";
+    if (report->parameterCopies)
+      outs() << "  bf16 weight copies         " << formatBytes(report->parameterCopies)
+             << "\n";
+    outs()
            << "  gradient accumulators      " << formatBytes(report->gradients)
            << "\n"
            << "  optimizer state (m, v)     "
@@ -534,7 +539,7 @@ int main(int argc, char **argv) {
       outs() << formatBytes(bytes) << "\n";
       peakArena = std::max(peakArena, bytes);
     }
-    int64_t total = report->parameters + report->gradients +
+    int64_t total = report->parameters + report->parameterCopies + report->gradients +
                     report->optimizerState + report->constants + peakArena;
     GpuExtras extras = gpuExtras(*module);
     outs() << "  peak activations (largest arena) " << formatBytes(peakArena)

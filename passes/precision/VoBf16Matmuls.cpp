@@ -120,7 +120,7 @@ struct VoBf16MatmulsPass
     for (Operation &op : block)
       if (auto lookup = dyn_cast<EmbeddingOp>(&op);
           lookup && typeOf(lookup.getTable()).getElementType().isF32() &&
-          persistent(reshapeRoot(lookup.getTable())))
+          parameter(reshapeRoot(lookup.getTable())))
         lookups.push_back(lookup);
     OpBuilder b(block.getParentOp()->getContext());
     for (EmbeddingOp lookup : lookups) {
@@ -134,23 +134,32 @@ struct VoBf16MatmulsPass
     }
   }
 
+  /// Whether `value` is a parameter read (whole, or this rank's shard).
+  static bool parameter(Value value) {
+    return isa_and_nonnull<ParamOp, ParamShardOp>(value.getDefiningOp());
+  }
+
   /// The MoE kernels multiply bf16 roundings of their expert weights
-  /// (gate_up, down): each read of an f32 parameter for them is rounded
-  /// right before its reader, like a matmul's weight, and FSDP then gathers
-  /// the rounding.
+  /// (gate_up, down): when both are f32 parameters, each read for them is
+  /// rounded right before its reader, like a matmul's weight, and FSDP then
+  /// gathers the rounding. The GPU kernel reads bf16 weights in place, in
+  /// 16-byte row chunks: hidden and intermediate sizes not divisible by 8
+  /// keep f32 weights, which it rounds into padded copies itself.
   static void roundExpertWeights(Block &block) {
     OpBuilder b(block.getParentOp()->getContext());
     for (Operation &op : block) {
       if (!isa<MoeExpertsOp, MoeExpertsGradOp>(op))
         continue;
-      for (unsigned index : {3u, 4u}) {
-        Value weight = op.getOperand(index);
-        if (!typeOf(weight).getElementType().isF32() || !persistent(reshapeRoot(weight)))
-          continue;
-        b.setInsertionPoint(&op);
-        op.setOperand(index, CastOp::create(b, op.getLoc(), weight,
+      Value gateUp = op.getOperand(3), down = op.getOperand(4);
+      ArrayRef<int64_t> shape = typeOf(down).getShape(); // [E, H, I]
+      if (!typeOf(gateUp).getElementType().isF32() || !typeOf(down).getElementType().isF32() ||
+          !parameter(reshapeRoot(gateUp)) || !parameter(reshapeRoot(down)) ||
+          shape.size() != 3 || shape[1] % 8 != 0 || shape[2] % 8 != 0)
+        continue;
+      b.setInsertionPoint(&op);
+      for (unsigned index : {3u, 4u})
+        op.setOperand(index, CastOp::create(b, op.getLoc(), op.getOperand(index),
                                             TypeAttr::get(b.getBF16Type())));
-      }
     }
   }
 

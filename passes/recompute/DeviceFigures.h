@@ -24,7 +24,8 @@ struct DeviceFigures {
   // What the runtime's own tensor-core kernels reach, FLOP/s as the cost
   // model counts their work (--explain's step time; the recompute pass
   // compares costs with matmulFlops alone): cuDNN's fused attention forward
-  // and backward, and the MoE grouped GEMMs with their bf16 operand copies.
+  // and backward, and the MoE grouped GEMMs (their rounding of f32
+  // weights is costed apart, as bytes).
   double attentionFlops;
   double attentionGradFlops;
   double groupedGemmFlops;

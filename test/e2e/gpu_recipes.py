@@ -120,19 +120,20 @@ def run_stage(args):
         # artifact land with 12% of a projection's elements past 1e-4 (worst
         # 9.1e-4; --repeat-reference, 2 H200s). There a tensor may have up to
         # half its elements past rtol: a wrong gradient moves nearly all of
-        # them (a norm weight's by about lr a step, 10 rtol). No bound on the
-        # worst element then: an element whose gradient's sign flips moves up
-        # to 2 lr a step, 1e-2 in 5 steps, about 1e-1 of a projection's scale,
-        # and two one-GPU runs of the unclipped bf16 artifact land 1.9e-3
-        # apart with 32% of a tensor past rtol and 1.7e-2 apart at worst, as
-        # far as fsdp=2 lands from either (2 H200s, session 8).
+        # them (a norm weight's by about lr a step, 10 rtol). The worst
+        # element may then pass 100 rtol: an element whose gradient's sign
+        # flips moves up to 2 lr a step, 1e-2 in 5 steps, about 1e-1 of a
+        # projection's scale, and two one-GPU runs of the unclipped bf16
+        # artifact land 1.9e-3 apart with 32% of a tensor past rtol and
+        # 1.7e-2 apart at worst, as far as fsdp=2 lands from either (2 H200s,
+        # session 8); but not 2 lr per step of the largest scale (1e-1 here).
         rows = compare(got_params, ref_params, args.rtol)
         worst_param = max((w for _, w, _ in rows), default=0.0) if rows is not None else float("inf")
         worst_share = max((sh for _, _, sh in rows), default=0.0) if rows is not None else float("inf")
         share_limit = 0.5 if item.get("bf16") else 1e-3
         ok = (len(got) == len(ref) == args.steps and worst <= args.rtol and rows is not None
               and worst_share <= share_limit
-              and (item.get("bf16") or worst_param <= 100 * args.rtol))
+              and worst_param <= (0.1 if item.get("bf16") else 100 * args.rtol))
         print(f"{item['recipe']:>12} on {item['world']} GPUs vs 1 GPU: losses "
               f"{' '.join(f'{x:.6f}' for x in got)}; worst rel {worst:.1e}; saved "
               f"{len(got_params)} parameters{'' if rows is not None else ' (names or shapes differ)'}, "

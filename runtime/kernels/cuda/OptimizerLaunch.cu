@@ -91,7 +91,7 @@ __global__ void __launch_bounds__(kThreads)
     reinterpret_cast<float4*>(param_out)[i] = p;
     reinterpret_cast<float4*>(exp_avg_out)[i] = m;
     reinterpret_cast<float4*>(exp_avg_sq_out)[i] = v;
-    if (param_bf16) {  // 8-byte aligned: 4 elements of a 16-byte aligned param
+    if (param_bf16) {  // 8-byte aligned (LaunchAdamW checks it for this path)
       __nv_bfloat162* copy = reinterpret_cast<__nv_bfloat162*>(param_bf16 + 4 * i);
       copy[0] = __floats2bfloat162_rn(p.x, p.y);
       copy[1] = __floats2bfloat162_rn(p.z, p.w);

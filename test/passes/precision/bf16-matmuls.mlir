@@ -214,3 +214,28 @@ func.func @loss_gradient_kept(%logits: tensor<8x32xf32>, %labels: tensor<8xi64>,
   %dw2 = vo.matmul %h, %b transpose_lhs : tensor<8x32xf32>, tensor<8x64xf32>
   return %dx, %e, %dx2, %dw2 : tensor<8x8xf32>, tensor<8x32xf32>, tensor<8x8xf32>, tensor<32x64xf32>
 }
+
+// -----
+
+// Expert weights that are f32 parameters are rounded right before each MoE
+// kernel; sizes the GPU kernel cannot read in place (not multiples of 8)
+// keep f32 weights, which the kernel rounds into padded copies itself.
+vo.parameter @gate_up : tensor<4x32x8xf32> init #vo.init<zeros>
+vo.parameter @down : tensor<4x8x16xf32> init #vo.init<zeros>
+vo.parameter @odd_gate_up : tensor<4x12x8xf32> init #vo.init<zeros>
+vo.parameter @odd_down : tensor<4x8x6xf32> init #vo.init<zeros>
+// CHECK-LABEL: func.func @experts
+// CHECK:       %[[GU:.*]] = vo.cast %{{.*}} : tensor<4x32x8xf32> to bf16
+// CHECK-NEXT:  %[[D:.*]] = vo.cast %{{.*}} : tensor<4x8x16xf32> to bf16
+// CHECK-NEXT:  vo.moe_experts %arg0, %arg1, %arg2, %[[GU]], %[[D]] : {{.*}}, tensor<4x32x8xbf16>, tensor<4x8x16xbf16>
+// CHECK:       vo.moe_experts %arg0, %arg1, %arg2, %{{.*}}, %{{.*}} : {{.*}}, tensor<4x12x8xf32>, tensor<4x8x6xf32>
+func.func @experts(%x: tensor<3x8xf32>, %ids: tensor<3x2xi64>, %p: tensor<3x2xf32>)
+    -> (tensor<3x8xf32>, tensor<3x8xf32>) {
+  %gu = vo.param @gate_up : tensor<4x32x8xf32>
+  %d = vo.param @down : tensor<4x8x16xf32>
+  %y = vo.moe_experts %x, %ids, %p, %gu, %d : tensor<3x8xf32>, tensor<3x2xi64>, tensor<3x2xf32>, tensor<4x32x8xf32>, tensor<4x8x16xf32>
+  %ogu = vo.param @odd_gate_up : tensor<4x12x8xf32>
+  %od = vo.param @odd_down : tensor<4x8x6xf32>
+  %z = vo.moe_experts %x, %ids, %p, %ogu, %od : tensor<3x8xf32>, tensor<3x2xi64>, tensor<3x2xf32>, tensor<4x12x8xf32>, tensor<4x8x6xf32>
+  return %y, %z : tensor<3x8xf32>, tensor<3x8xf32>
+}
