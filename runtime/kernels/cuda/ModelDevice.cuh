@@ -91,15 +91,26 @@ __device__ float BlockMax(float value) {
 
 // log(sum(exp(row))) shifted by the row's max, as the CPU's LogSumExp: an
 // infinite max is returned as is (no inf - inf), a NaN propagates.
+// One read of the row (a vocabulary row is far larger than the caches):
+// each thread keeps its running max m and its sum of exp(x - m), rescaled
+// when m grows; the block then rescales every thread's sum to the row's max.
 template <int kBlock>
 __device__ float RowLogSumExp(const float* row, int64_t count) {
-  float row_max = -INFINITY;
-  for (int64_t j = threadIdx.x; j < count; j += kBlock) row_max = NanMax()(row[j], row_max);
-  row_max = BlockMax<kBlock>(row_max);
-  if (isinf(row_max)) return row_max;
-  float sum = 0.0f;
-  for (int64_t j = threadIdx.x; j < count; j += kBlock) sum += expf(row[j] - row_max);
-  return row_max + logf(BlockSum<kBlock>(sum));
+  float m = -INFINITY, sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < count; j += kBlock) {
+    const float x = row[j];
+    if (isnan(x) || isnan(m)) {
+      m = NAN;  // the block's max then propagates it
+    } else if (x > m) {
+      sum = (m == -INFINITY ? 0.0f : sum * expf(m - x)) + 1.0f;
+      m = x;
+    } else if (x > -INFINITY) {
+      sum += expf(x - m);  // m = +inf: the max is returned below, sum unused
+    }
+  }
+  const float row_max = BlockMax<kBlock>(m);
+  if (isnan(row_max) || isinf(row_max)) return row_max;
+  return row_max + logf(BlockSum<kBlock>(m == -INFINITY ? 0.0f : sum * expf(m - row_max)));
 }
 
 // Number of labels other than ignore_index, returned to every thread.

@@ -337,6 +337,28 @@ TEST_F(GpuTest, CrossEntropyMatchesCpu) {
   }
 }
 
+// Rows with special values, against the CPU's LogSumExp: -inf entries add
+// nothing, a row of them or with a +inf has that max as its log-sum-exp, a
+// NaN propagates; and rows long enough (2000) that each thread's running max
+// rises several times.
+TEST_F(GpuTest, CrossEntropySpecialValuesMatchCpu) {
+  std::mt19937 rng(41);
+  const int64_t vocab = 2000;
+  OwnedTensor logits = RandomF32({5, vocab}, rng, -30.0f, 30.0f);
+  float* x = logits.Data<float>();
+  for (int64_t c = 0; c < vocab; c += 3) x[0 * vocab + c] = -INFINITY;  // some -inf
+  for (int64_t c = 0; c < vocab; ++c) x[1 * vocab + c] = -INFINITY;     // all -inf
+  x[2 * vocab + 77] = INFINITY;                                         // a +inf
+  x[3 * vocab + 1500] = NAN;                                            // a NaN
+  for (int64_t c = 0; c < vocab; ++c) x[4 * vocab + c] = 0.01f * c;    // rising max
+  OwnedTensor labels = I64({5}, {1, 2, 3, 4, 1999});
+  KernelAttrs attrs;
+  attrs.SetInt("reduction", 2);  // per row
+  ExpectMatchesCpu("cross_entropy", attrs, {&logits, &labels}, {{5}}, rng);
+  OwnedTensor dloss = F32({5}, {1.0f, 1.0f, 1.0f, 1.0f, 1.0f});
+  ExpectMatchesCpu("cross_entropy_grad", attrs, {&logits, &labels, &dloss}, {{5, vocab}}, rng);
+}
+
 // Data the CPU kernels reject on the host is flagged on the device and
 // reported by the synchronization that follows; the flag is then clear.
 TEST_F(GpuTest, BadDataIsReportedAtSynchronization) {
