@@ -110,11 +110,12 @@ int main(int argc, char** argv) {
 
   auto forward = [&] {
     veomni::runtime::cuda::LaunchMoeExperts(shape, x, ids, true, weights, gate_up, down, y,
-                                            scratch, flags, stream);
+                                            /*projected=*/nullptr, scratch, flags, stream);
   };
   auto backward = [&] {
     veomni::runtime::cuda::LaunchMoeExpertsGrad(shape, x, ids, true, weights, gate_up, down,
-                                                y_grad, x_grad, weights_grad, gate_up_grad,
+                                                y_grad, /*projected=*/nullptr, x_grad,
+                                                weights_grad, gate_up_grad,
                                                 down_grad, scratch, flags, stream);
   };
   cudaEvent_t start, stop;

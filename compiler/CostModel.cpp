@@ -127,8 +127,10 @@ LaunchWork veomni::launchWork(Operation *op) {
     if (x.size() == 2 && indices.size() == 2 && gateUp.size() == 3) {
       double rows = static_cast<double>(x[0]) * indices[1];
       double forward = 2.0 * rows * x[1] * (gateUp[1] + gateUp[1] / 2);
-      // The backward recomputes the forward and takes two products per one.
-      work.flops = kernel == "moe_experts" ? forward : 3.0 * forward;
+      // The backward recomputes the forward and takes two products per one;
+      // given the forward's gate/up projection (a 7th operand), all but it.
+      double kept = launch.getInputs().size() == 7 ? 2.0 * rows * x[1] * gateUp[1] : 0.0;
+      work.flops = kernel == "moe_experts" ? forward : 3.0 * forward - kept;
       work.tensorCores = true;
       work.engine = LaunchWork::Engine::kGroupedGemm;
       // f32 weights are rounded into bf16 copies by every launch (4 bytes

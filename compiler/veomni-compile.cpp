@@ -133,6 +133,14 @@ cl::opt<std::string> bf16WeightCopies(
              "kernels read) or all; 2 bytes per copied parameter element "
              "(vo-keep-bf16-params)"),
     cl::init("none"), cl::cat(compileCategory));
+cl::opt<std::string> moeProjections(
+    "moe-projections",
+    cl::desc("keep (the MoE backward reads the routed rows' gate/up projections "
+             "the forward made: [tokens*k, 2*intermediate] f32 a layer, from the "
+             "forward to the backward) or recompute (the backward redoes that "
+             "GEMM, a third of the forward's FLOPs); expert-parallel layers "
+             "always recompute (vo-keep-moe-projections)"),
+    cl::init("keep"), cl::cat(compileCategory));
 cl::opt<int64_t> gatherPrefetch(
     "gather-prefetch",
     cl::desc("How many gathers ahead each FSDP all-gather is issued, so the "
@@ -380,6 +388,8 @@ int main(int argc, char **argv) {
     pm.addPass(createVoAutodiff());
     // Before the roundings, which it would otherwise have to see through.
     pm.addPass(createVoShardExperts(VoShardExpertsOptions{meta.ep}));
+    if (moeProjections == "keep")
+      pm.addPass(createVoKeepMoeProjections());
     // Before recomputation, which then weighs the bf16 activations.
     if (matmulOperands == "bf16")
       pm.addPass(createVoBf16Matmuls());
@@ -429,6 +439,8 @@ int main(int argc, char **argv) {
 
   if (matmulOperands != "f32" && matmulOperands != "bf16")
     return fail("--matmul-operands must be f32 or bf16, got '" + matmulOperands + "'");
+  if (moeProjections != "keep" && moeProjections != "recompute")
+    return fail("--moe-projections must be keep or recompute, got '" + moeProjections + "'");
   if (bf16WeightCopies != "none" && bf16WeightCopies != "experts" && bf16WeightCopies != "all")
     return fail("--bf16-weight-copies must be none, experts or all, got '" +
                 bf16WeightCopies + "'");

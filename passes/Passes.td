@@ -232,6 +232,22 @@ def VoKeepBf16Params : Pass<"vo-keep-bf16-params", "mlir::ModuleOp"> {
   ];
 }
 
+def VoKeepMoeProjections : Pass<"vo-keep-moe-projections", "mlir::ModuleOp"> {
+  let summary = "MoE backward reads the forward's gate/up projections";
+  let description = [{
+    `vo.moe_experts_grad` recomputes the routed rows' gate/up projection
+    (a third of the forward's FLOPs) unless given it. For each gradient
+    whose forward (`vo.moe_experts` of the same five operands, earlier in
+    the same block) is not expert parallel, the forward keeps the
+    projection (`keep_projected`: a second result, [T*k, 2I] in x's type)
+    and the gradient reads it (`projected`): its bytes live from the
+    forward to the backward. Expert-parallel layers recompute: their rows
+    are exchanged by routing, so no static tensor holds them. Runs after
+    vo-shard-experts (which marks expert parallelism) and before
+    vo-recompute (which then weighs the kept projection).
+  }];
+}
+
 def VoPrefetchGathers : Pass<"vo-prefetch-gathers", "mlir::ModuleOp"> {
   let summary = "Issue each all-gather ahead of the reader of an earlier one";
   let description = [{

@@ -622,7 +622,8 @@ LogicalResult MoeExpertsOp::emitGradients(OpBuilder &b, Value dy,
                                           SmallVectorImpl<Value> &grads) {
   auto grad = MoeExpertsGradOp::create(b, getLoc(), getInput(), getExperts(),
                                        getWeights(), getGateUp(), getDown(), dy,
-                                       getMeshAxesAttr(), getGroupSizeAttr());
+                                       /*projected=*/Value(), getMeshAxesAttr(),
+                                       getGroupSizeAttr());
   // Operands: input, experts (none), weights, gate_up, down.
   grads[0] = needed[0] ? grad.getInputGrad() : Value();
   grads[2] = needed[2] ? grad.getWeightsGrad() : Value();

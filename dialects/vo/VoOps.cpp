@@ -1194,6 +1194,11 @@ LogicalResult MoeExpertsOp::inferReturnTypes(MLIRContext *,
                    "expects x, weights and expert weights of one type (or f32 with bf16 "
                    "expert weights)");
   types.push_back(x);
+  if (adaptor.getKeepProjected()) {
+    if (adaptor.getGroupSize() && *adaptor.getGroupSize() > 1)
+      return opError(loc, name, "keeps no projections under expert parallelism");
+    types.push_back(x.clone({tokens * experts.getDimSize(1), 2 * inter}));
+  }
   return success();
 }
 
@@ -1205,12 +1210,26 @@ LogicalResult MoeGateGradOp::inferReturnTypes(MLIRContext *,
 }
 
 LogicalResult MoeExpertsGradOp::inferReturnTypes(MLIRContext *,
-                                                 std::optional<Location>,
+                                                 std::optional<Location> loc,
                                                  Adaptor adaptor,
                                                  SmallVectorImpl<Type> &types) {
   // Gradients of bf16-rounded expert weights are in x's type, as the
   // weights they reach.
-  Type element = tensorType(adaptor.getInput()).getElementType();
+  RankedTensorType x = tensorType(adaptor.getInput());
+  Type element = x.getElementType();
+  if (Value projected = adaptor.getProjected()) {
+    RankedTensorType gateUp = tensorType(adaptor.getGateUp());
+    auto expected = x.clone({x.getRank() == 2 ? x.getDimSize(0) *
+                                                    tensorType(adaptor.getExperts()).getDimSize(1)
+                                              : 0,
+                             gateUp.getRank() == 3 ? gateUp.getDimSize(1) : 0});
+    if (projected.getType() != expected)
+      return opError(loc, getOperationName(), "expects projected of type ", expected, ", got ",
+                     projected.getType());
+    if (adaptor.getGroupSize() && *adaptor.getGroupSize() > 1)
+      return opError(loc, getOperationName(),
+                     "reads no projections under expert parallelism");
+  }
   types.append({adaptor.getInput().getType(), adaptor.getWeights().getType(),
                 tensorType(adaptor.getGateUp()).clone(element),
                 tensorType(adaptor.getDown()).clone(element)});

@@ -666,14 +666,22 @@ def Vo_MoeExpertsOp : Vo_Op<"moe_experts", [Pure, InferTypeOpAdaptor,
     `group_size` = G, gate_up and down hold only this member's E/G experts
     (member g owns g*E/G ..); expert ids stay global, and each (token, slot)
     is computed by its expert's owner in the group.
+
+    With `keep_projected` (not expert parallel), a second result holds the
+    routed rows' [g; u] = gate_up[e] x_t, [T*k, 2I] in x's type, row r the
+    r-th (token, slot) in expert order (stable: by expert, then by position
+    t*k + j); vo.moe_experts_grad reads it instead of recomputing it
+    (vo-keep-moe-projections).
   }];
   let arguments = (ins Vo_FloatTensor:$input, Vo_IntTensor:$experts,
                        Vo_FloatTensor:$weights, Vo_FloatTensor:$gate_up,
                        Vo_FloatTensor:$down,
                        OptionalAttr<StrArrayAttr>:$mesh_axes,
-                       OptionalAttr<I64Attr>:$group_size);
-  let results = (outs Vo_FloatTensor:$result);
+                       OptionalAttr<I64Attr>:$group_size,
+                       UnitAttr:$keep_projected);
+  let results = (outs Vo_FloatTensor:$result, Optional<Vo_FloatTensor>:$projected);
   let assemblyFormat = "$input `,` $experts `,` $weights `,` $gate_up `,` $down "
+                       "(`keep_projected` $keep_projected^)? "
                        "attr-dict `:` type($input) `,` type($experts) `,` "
                        "type($weights) `,` type($gate_up) `,` type($down)";
 }
@@ -694,17 +702,21 @@ def Vo_MoeExpertsGradOp : Vo_Op<"moe_experts_grad", [Pure, InferTypeOpAdaptor,
   let description = [{
     Expert parallel like vo.moe_experts when `mesh_axes` and `group_size`
     are set: gate_up_grad and down_grad are this member's experts' sums over
-    every (token, slot) of the group routed to them.
+    every (token, slot) of the group routed to them. `projected`, when
+    given, is the forward's second result (not expert parallel): the GPU
+    kernel reads it instead of recomputing the gate/up projection.
   }];
   let arguments = (ins Vo_FloatTensor:$input, Vo_IntTensor:$experts,
                        Vo_FloatTensor:$weights, Vo_FloatTensor:$gate_up,
                        Vo_FloatTensor:$down, Vo_FloatTensor:$result_grad,
+                       Optional<Vo_FloatTensor>:$projected,
                        OptionalAttr<StrArrayAttr>:$mesh_axes,
                        OptionalAttr<I64Attr>:$group_size);
   let results = (outs Vo_FloatTensor:$input_grad, Vo_FloatTensor:$weights_grad,
                       Vo_FloatTensor:$gate_up_grad, Vo_FloatTensor:$down_grad);
   let assemblyFormat = "$input `,` $experts `,` $weights `,` $gate_up `,` $down "
-                       "`,` $result_grad attr-dict `:` type($input) `,` "
+                       "`,` $result_grad (`projected` `(` $projected^ `:` type($projected) `)`)? "
+                       "attr-dict `:` type($input) `,` "
                        "type($experts) `,` type($weights) `,` type($gate_up) `,` "
                        "type($down)";
 }

@@ -600,11 +600,11 @@ struct RaiseMoeExperts : OpRewritePattern<ReduceSumOp> {
     auto experts = MoeExpertsOp::create(rewriter, loc, x, flat.getInput(), weights,
                                         guTake.getTable(), downTake.getTable(),
                                         /*mesh_axes=*/nullptr, /*group_size=*/nullptr);
-    if (experts.getType() != root.getType()) {
+    if (experts.getResult().getType() != root.getType()) {
       rewriter.eraseOp(experts);
       return fail("shapes do not match");
     }
-    rewriter.replaceOp(root, experts);
+    rewriter.replaceOp(root, experts.getResult());
     return success();
   }
 };

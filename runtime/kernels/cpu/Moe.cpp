@@ -191,6 +191,13 @@ absl::StatusOr<MoeExpertsPlan> PlanMoeExperts(absl::string_view kernel,
   return plan;
 }
 
+absl::Status CheckMoeProjected(absl::string_view kernel, const MoeExpertsPlan& plan,
+                               const TensorView& projected) {
+  VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "projected", projected, DType::kF32));
+  return CheckShape(kernel, "projected", projected,
+                    {plan.tokens * plan.slots, 2 * plan.intermediate});
+}
+
 absl::Status CheckMoeExpertsOutput(absl::string_view kernel, const MoeExpertsPlan& plan,
                                    absl::Span<const TensorView> outputs) {
   VEOMNI_RETURN_IF_ERROR(CheckDType(kernel, "output", outputs[0], DType::kF32));
@@ -325,20 +332,6 @@ absl::Status MoeGateGrad(const KernelAttrs& attrs, absl::Span<const TensorView> 
 // weights[t, j] * down[e] (silu(g) * u), e = experts[t, j],
 // [g; u] = gate_up[e] x_t (g the first I rows). A token choosing an expert in
 // two slots gets both terms.
-absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
-                        absl::Span<const TensorView> outputs) {
-  constexpr absl::string_view kKernel = "moe_experts";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 5, 5, outputs, 1));
-  VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
-  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, inputs[1], plan.experts));
-  VEOMNI_RETURN_IF_ERROR(CheckMoeExpertsOutput(kKernel, plan, outputs));
-  std::vector<double> sums(plan.tokens * plan.hidden);
-  VEOMNI_RETURN_IF_ERROR(MoeExpertsInDouble(inputs, sums.data()));
-  std::transform(sums.begin(), sums.end(), outputs[0].As<float>(),
-                 [](double v) { return static_cast<float>(v); });
-  return absl::OkStatus();
-}
-
 namespace {
 
 // `inputs` with bf16 expert weights (inputs 3 and 4) widened into f32 copies
@@ -358,6 +351,48 @@ std::vector<TensorView> WithF32ExpertWeights(absl::Span<const TensorView> inputs
 }
 
 }  // namespace
+
+// With a second output (keep_projected): the routed rows' [g; u] =
+// gate_up[e] x_t, row r the r-th (token, slot) by expert, then by t k + j
+// (the GPU kernel's order), computed in double and rounded.
+absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
+                        absl::Span<const TensorView> outputs) {
+  constexpr absl::string_view kKernel = "moe_experts";
+  VEOMNI_RETURN_IF_ERROR(
+      CheckArity(kKernel, inputs, 5, 5, outputs, outputs.size() == 2 ? 2 : 1));
+  VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
+  VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, inputs[1], plan.experts));
+  VEOMNI_RETURN_IF_ERROR(CheckMoeExpertsOutput(kKernel, plan, outputs.first(1)));
+  if (outputs.size() == 2) {
+    VEOMNI_RETURN_IF_ERROR(CheckMoeProjected(kKernel, plan, outputs[1]));
+  }
+  std::vector<double> sums(plan.tokens * plan.hidden);
+  VEOMNI_RETURN_IF_ERROR(MoeExpertsInDouble(inputs, sums.data()));
+  std::transform(sums.begin(), sums.end(), outputs[0].As<float>(),
+                 [](double v) { return static_cast<float>(v); });
+  if (outputs.size() == 2) {
+    std::vector<std::vector<float>> storage;
+    const std::vector<TensorView> f32 = WithF32ExpertWeights(inputs, storage);
+    const int64_t h = plan.hidden, rows = plan.tokens * plan.slots, width = 2 * plan.intermediate;
+    std::vector<int64_t> order(rows);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return ReadIndex(inputs[1], a) < ReadIndex(inputs[1], b);
+    });
+    const float* xs = f32[0].As<float>();
+    const float* gate_up = f32[3].As<float>();
+    float* projected = outputs[1].As<float>();
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t slot = order[r];
+      const float* gu = gate_up + ReadIndex(inputs[1], slot) * width * h;
+      for (int64_t c = 0; c < width; ++c) {
+        projected[r * width + c] = static_cast<float>(Dot(gu + c * h, xs + slot / plan.slots * h, h));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 
 absl::Status MoeExpertsInDouble(absl::Span<const TensorView> given, double* ys) {
   constexpr absl::string_view kKernel = "moe_experts";
@@ -412,13 +447,17 @@ absl::Status MoeExpertsInDouble(absl::Span<const TensorView> given, double* ys) 
 absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
                             absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "moe_experts_grad";
-  VEOMNI_RETURN_IF_ERROR(CheckArity(kKernel, inputs, 6, 6, outputs, 4));
+  VEOMNI_RETURN_IF_ERROR(
+      CheckArity(kKernel, inputs, 6, 7, outputs, 4));
   VEOMNI_ASSIGN_OR_RETURN(MoeExpertsPlan plan, PlanMoeExperts(kKernel, inputs));
   VEOMNI_RETURN_IF_ERROR(CheckExpertIdRange(kKernel, inputs[1], plan.experts));
   VEOMNI_RETURN_IF_ERROR(CheckDType(kKernel, "x_grad", outputs[0], DType::kF32));
   VEOMNI_RETURN_IF_ERROR(CheckShape(kKernel, "x_grad", outputs[0], inputs[0].shape));
+  // The forward's projections, when given, are checked; the CPU computes
+  // them again in double, as all its arithmetic.
+  if (inputs.size() == 7) VEOMNI_RETURN_IF_ERROR(CheckMoeProjected(kKernel, plan, inputs[6]));
   std::vector<double> dx(plan.tokens * plan.hidden);
-  VEOMNI_RETURN_IF_ERROR(MoeExpertsGradInDouble(inputs, outputs, dx.data()));
+  VEOMNI_RETURN_IF_ERROR(MoeExpertsGradInDouble(inputs.first(6), outputs, dx.data()));
   std::transform(dx.begin(), dx.end(), outputs[0].As<float>(),
                  [](double v) { return static_cast<float>(v); });
   return absl::OkStatus();

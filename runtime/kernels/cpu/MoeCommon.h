@@ -75,6 +75,11 @@ struct MoeExpertsPlan {
 absl::StatusOr<MoeExpertsPlan> PlanMoeExperts(absl::string_view kernel,
                                               absl::Span<const TensorView> inputs);
 
+// The routed rows' gate/up projections that moe_experts keeps and
+// moe_experts_grad reads (vo-keep-moe-projections): [T*k, 2I] f32.
+absl::Status CheckMoeProjected(absl::string_view kernel, const MoeExpertsPlan& plan,
+                               const TensorView& projected);
+
 // The moe_experts output y [T, H] f32.
 absl::Status CheckMoeExpertsOutput(absl::string_view kernel, const MoeExpertsPlan& plan,
                                    absl::Span<const TensorView> outputs);

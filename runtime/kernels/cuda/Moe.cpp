@@ -95,9 +95,13 @@ absl::Status MoeGateGrad(const KernelAttrs& attrs, absl::Span<const TensorView> 
 absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
                         absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "moe_experts";
-  VEOMNI_RETURN_IF_ERROR(cpu::CheckArity(kKernel, inputs, 5, 5, outputs, 1));
+  VEOMNI_RETURN_IF_ERROR(
+      cpu::CheckArity(kKernel, inputs, 5, 5, outputs, outputs.size() == 2 ? 2 : 1));
   VEOMNI_ASSIGN_OR_RETURN(cpu::MoeExpertsPlan plan, cpu::PlanMoeExperts(kKernel, inputs));
-  VEOMNI_RETURN_IF_ERROR(cpu::CheckMoeExpertsOutput(kKernel, plan, outputs));
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckMoeExpertsOutput(kKernel, plan, outputs.first(1)));
+  if (outputs.size() == 2) {
+    VEOMNI_RETURN_IF_ERROR(cpu::CheckMoeProjected(kKernel, plan, outputs[1]));
+  }
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
   MoeExpertsShape shape = ShapeOf(plan, *ctx, inputs);
   VEOMNI_RETURN_IF_ERROR(CheckLaunchable(kKernel, shape));
@@ -107,6 +111,7 @@ absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
                                         inputs[1].dtype == DType::kI64,
                                         inputs[2].As<const float>(),
                                         inputs[3].data, inputs[4].data, outputs[0].As<float>(),
+                                        outputs.size() == 2 ? outputs[1].As<float>() : nullptr,
                                         scratch, ctx->error_flags, ctx->stream);
                      });
 }
@@ -114,9 +119,11 @@ absl::Status MoeExperts(const KernelAttrs&, absl::Span<const TensorView> inputs,
 absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inputs,
                             absl::Span<const TensorView> outputs) {
   constexpr absl::string_view kKernel = "moe_experts_grad";
-  VEOMNI_RETURN_IF_ERROR(cpu::CheckArity(kKernel, inputs, 6, 6, outputs, 4));
+  VEOMNI_RETURN_IF_ERROR(cpu::CheckArity(kKernel, inputs, 6, 7, outputs, 4));
   VEOMNI_ASSIGN_OR_RETURN(cpu::MoeExpertsPlan plan, cpu::PlanMoeExperts(kKernel, inputs));
   VEOMNI_RETURN_IF_ERROR(cpu::CheckMoeExpertsGradOperands(kKernel, plan, inputs, outputs));
+  const bool kept = inputs.size() == 7;
+  if (kept) VEOMNI_RETURN_IF_ERROR(cpu::CheckMoeProjected(kKernel, plan, inputs[6]));
   VEOMNI_ASSIGN_OR_RETURN(CudaContext * ctx, RequireContext(kKernel));
   MoeExpertsShape shape = ShapeOf(plan, *ctx, inputs);
   VEOMNI_RETURN_IF_ERROR(CheckLaunchable(kKernel, shape));
@@ -126,7 +133,7 @@ absl::Status MoeExpertsGrad(const KernelAttrs&, absl::Span<const TensorView> inp
                            shape, inputs[0].As<const float>(), inputs[1].data,
                            inputs[1].dtype == DType::kI64, inputs[2].As<const float>(),
                            inputs[3].data, inputs[4].data, inputs[5].As<const float>(),
-                           outputs[0].As<float>(),
+                           kept ? inputs[6].As<const float>() : nullptr, outputs[0].As<float>(),
                            outputs[1].As<float>(), outputs[2].As<float>(),
                            outputs[3].As<float>(), scratch, ctx->error_flags, ctx->stream);
                      });

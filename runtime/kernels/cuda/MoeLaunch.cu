@@ -1239,7 +1239,8 @@ OuterProduct GateUpGradProduct(const MoeExpertsShape& shape, const ExpertsScratc
 // both weights, and the activation.
 void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, const float* x,
                       const void* ids, bool ids_are_i64, const float* gate_up,
-                      const float* down, unsigned* error_flags, cudaStream_t stream) {
+                      const float* down, const float* kept_projected, unsigned* error_flags,
+                      cudaStream_t stream) {
   // bf16 weights are read where they are (s points at them); f32 ones are
   // rounded into s's copies below.
   const int rows = static_cast<int>(shape.tokens * shape.slots);
@@ -1270,7 +1271,12 @@ void RouteAndActivate(const MoeExpertsShape& shape, const ExpertsScratch& s, con
     }
   }
   if (inter == 0) return;
-  RunRowsProduct(shape, GateUpProduct(shape, s, x, gate_up), s, stream);
+  if (kept_projected) {  // the forward's, in the same routed order
+    cudaMemcpyAsync(s.projected, kept_projected, sizeof(float) * rows * 2 * inter,
+                    cudaMemcpyDeviceToDevice, stream);
+  } else {
+    RunRowsProduct(shape, GateUpProduct(shape, s, x, gate_up), s, stream);
+  }
   SwigluKernel<<<BlocksFor(rows * inter, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
       s.projected, rows, inter, s.offsets, experts, s.activation);
   if (shape.bf16) {
@@ -1333,14 +1339,16 @@ ExpertWeights PointWeights(const MoeExpertsShape& shape, const void* gate_up, co
 
 void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* expert_ids,
                       bool ids_are_i64, const float* weights, const void* gate_up_weights,
-                      const void* down_weights, float* y, void* scratch, unsigned* error_flags,
-                      cudaStream_t stream) {
+                      const void* down_weights, float* y, float* projected, void* scratch,
+                      unsigned* error_flags, cudaStream_t stream) {
   ExpertsScratch s;
   LayOutScratch(shape, false, static_cast<char*>(scratch), &s);
+  if (projected) s.projected = projected;  // the GEMM writes the kept rows in place
   const ExpertWeights w = PointWeights(shape, gate_up_weights, down_weights, s);
   const float* gate_up = w.gate_up;
   const float* down = w.down;
-  RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, down, error_flags, stream);
+  RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, down, nullptr, error_flags,
+                   stream);
   const int rows = static_cast<int>(shape.tokens * shape.slots);
   if (rows > 0 && shape.hidden > 0) {
     RunRowsProduct(shape, DownProduct(shape, s, down), s, stream);
@@ -1354,7 +1362,8 @@ void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* 
 
 void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const void* expert_ids,
                           bool ids_are_i64, const float* weights, const void* gate_up_weights,
-                          const void* down_weights, const float* y_grad, float* x_grad,
+                          const void* down_weights, const float* y_grad,
+                          const float* projected, float* x_grad,
                           float* weights_grad, float* gate_up_grad, float* down_grad,
                           void* scratch, unsigned* error_flags, cudaStream_t stream) {
   ExpertsScratch s;
@@ -1362,7 +1371,8 @@ void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const vo
   const ExpertWeights w = PointWeights(shape, gate_up_weights, down_weights, s);
   const float* gate_up = w.gate_up;
   const float* down = w.down;
-  RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, down, error_flags, stream);
+  RouteAndActivate(shape, s, x, expert_ids, ids_are_i64, gate_up, down, projected, error_flags,
+                   stream);
   const int rows = static_cast<int>(shape.tokens * shape.slots);
   const int experts = static_cast<int>(shape.experts);
   const int slots = static_cast<int>(shape.slots);

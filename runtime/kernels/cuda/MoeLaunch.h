@@ -58,16 +58,20 @@ size_t MoeExpertsScratchBytes(const MoeExpertsShape& shape);
 
 // moe_experts: y [T, H] from x [T, H], expert_ids and weights [T, k],
 // gate_up [E, 2I, H], down [E, H, I] (f32, or bf16 with shape.weights_bf16).
+// A non-null `projected` [T k, 2I] receives the routed rows' gate/up
+// projections in routed order (keep_projected); moe_experts_grad reads them
+// back from a non-null `projected` instead of recomputing them.
 void LaunchMoeExperts(const MoeExpertsShape& shape, const float* x, const void* expert_ids,
                       bool ids_are_i64, const float* weights, const void* gate_up,
-                      const void* down, float* y, void* scratch, unsigned* error_flags,
-                      cudaStream_t stream);
+                      const void* down, float* y, float* projected, void* scratch,
+                      unsigned* error_flags, cudaStream_t stream);
 
 // moe_experts_grad: overwrites x_grad [T, H], weights_grad [T, k],
 // gate_up_grad [E, 2I, H] and down_grad [E, H, I].
 void LaunchMoeExpertsGrad(const MoeExpertsShape& shape, const float* x, const void* expert_ids,
                           bool ids_are_i64, const float* weights, const void* gate_up,
-                          const void* down, const float* y_grad, float* x_grad,
+                          const void* down, const float* y_grad, const float* projected,
+                          float* x_grad,
                           float* weights_grad, float* gate_up_grad, float* down_grad,
                           void* scratch, unsigned* error_flags, cudaStream_t stream);
 

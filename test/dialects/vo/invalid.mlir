@@ -405,3 +405,23 @@ func.func @cross_entropy_grad_bf16_of_bf16(%logits: tensor<4x8xbf16>, %labels: t
   %0 = vo.cross_entropy_grad %logits, %labels, %dloss bf16_result : tensor<4x8xbf16>, tensor<4xi64>, tensor<f32>
   return %0 : tensor<4x8xbf16>
 }
+
+// -----
+
+func.func @moe_keep_projected_ep(%x: tensor<3x8xf32>, %ids: tensor<3x2xi64>, %w: tensor<3x2xf32>,
+                                 %gu: tensor<2x32x8xf32>, %d: tensor<2x8x16xf32>) -> tensor<3x8xf32> {
+  // expected-error @+2 {{'vo.moe_experts' op keeps no projections under expert parallelism}}
+  // expected-error @+1 {{'vo.moe_experts' op failed to infer returned types}}
+  %y, %p = vo.moe_experts %x, %ids, %w, %gu, %d keep_projected {group_size = 2 : i64, mesh_axes = ["ep"]} : tensor<3x8xf32>, tensor<3x2xi64>, tensor<3x2xf32>, tensor<2x32x8xf32>, tensor<2x8x16xf32>
+  return %y : tensor<3x8xf32>
+}
+
+// -----
+
+func.func @moe_grad_projected_shape(%x: tensor<3x8xf32>, %ids: tensor<3x2xi64>, %w: tensor<3x2xf32>,
+                                    %gu: tensor<4x32x8xf32>, %d: tensor<4x8x16xf32>, %dy: tensor<3x8xf32>,
+                                    %p: tensor<3x32xf32>) -> tensor<3x8xf32> {
+  // expected-error @+1 {{'vo.moe_experts_grad' op expects projected of type 'tensor<6x32xf32>', got 'tensor<3x32xf32>'}}
+  %g:4 = vo.moe_experts_grad %x, %ids, %w, %gu, %d, %dy projected(%p : tensor<3x32xf32>) : tensor<3x8xf32>, tensor<3x2xi64>, tensor<3x2xf32>, tensor<4x32x8xf32>, tensor<4x8x16xf32>
+  return %g#0 : tensor<3x8xf32>
+}

@@ -608,6 +608,53 @@ TEST(CpuMoe, MoeExpertsTakeBf16WeightsAsTheirValues) {
       "moe_experts: down has dtype f32, expected bf16");
 }
 
+// keep_projected: the routed rows' [g; u] = gate_up[e] x_t, by expert and
+// then by slot position; the gradient given them checks them and computes
+// as without (in double, from x).
+TEST(CpuMoe, MoeExpertsKeepsTheRoutedProjectionsInExpertOrder) {
+  std::mt19937 rng(46);
+  ExpertsCase wide = {3, 3, 8, 16, 5};
+  std::vector<int64_t> ids_values = {7, 0, 4, 2, 2, 2, 5, 1, 6};
+  ExpertsOperands ops(wide, rng);
+  OwnedTensor ids = I64({3, 3}, ids_values);
+  OwnedTensor y(DType::kF32, {3, 16}), projected(DType::kF32, {9, 10});
+  ASSERT_TRUE(RunKernel("moe_experts", {}, {&ops.x, &ids, &ops.weights, &ops.gate_up, &ops.down},
+                        {&y, &projected})
+                  .ok());
+  // Expert order, ties by slot position: slots 1 (e0), 7 (e1), 3, 4, 5 (e2),
+  // 2 (e4), 6 (e5), 8 (e6), 0 (e7).
+  const std::vector<int64_t> order = {1, 7, 3, 4, 5, 2, 6, 8, 0};
+  std::vector<double> expected;
+  const std::vector<float> x = ops.x.Values<float>(), gu = ops.gate_up.Values<float>();
+  for (int64_t slot : order) {
+    for (int64_t c = 0; c < 10; ++c) {
+      double sum = 0;
+      for (int64_t i = 0; i < 16; ++i) {
+        sum += double(gu[(ids_values[slot] * 10 + c) * 16 + i]) * x[slot / 3 * 16 + i];
+      }
+      expected.push_back(sum);
+    }
+  }
+  EXPECT_TRUE(testing::AllClose(projected.Values<float>(), expected, 1e-6, 1e-5));
+  OwnedTensor dy = testing::RandomF32({3, 16}, rng);
+  std::vector<std::vector<float>> results[2];
+  for (bool given : {false, true}) {
+    OwnedTensor dx(DType::kF32, {3, 16}), dw(DType::kF32, {3, 3});
+    OwnedTensor dgu(DType::kF32, ops.gate_up.shape()), dd(DType::kF32, ops.down.shape());
+    std::vector<const OwnedTensor*> inputs = {&ops.x, &ids, &ops.weights, &ops.gate_up, &ops.down,
+                                              &dy};
+    if (given) inputs.push_back(&projected);
+    ASSERT_TRUE(RunKernel("moe_experts_grad", {}, inputs, {&dx, &dw, &dgu, &dd}).ok());
+    for (const OwnedTensor* t : {&dx, &dw, &dgu, &dd}) results[given].push_back(t->Values<float>());
+  }
+  EXPECT_EQ(results[1], results[0]);
+  OwnedTensor narrow(DType::kF32, {9, 5});
+  EXPECT_EQ(RunKernel("moe_experts", {}, {&ops.x, &ids, &ops.weights, &ops.gate_up, &ops.down},
+                      {&y, &narrow})
+                .message(),
+            "moe_experts: projected has shape [9, 5], expected [9, 10]");
+}
+
 TEST(CpuMoe, MoeExpertsRepeatedExpertAddsBothSlots) {
   // Choosing expert e in two slots with weights a and b equals choosing it
   // once with weight a + b.

@@ -419,6 +419,45 @@ TEST_F(GpuTest, MoeExpertsWithBf16WeightsEqualTheKernelsOwnRounding) {
             "8, got 24 and 20");
 }
 
+// keep_projected: the forward's routed projections match the CPU's (same
+// order), and the gradient given them equals, bit for bit, the gradient
+// that recomputes them.
+TEST_F(GpuTest, MoeExpertsKeptProjectionsReplaceTheRecompute) {
+  std::mt19937 rng(43);
+  for (bool bf16 : {false, true}) {
+    testing::ScopedPrecision precision(bf16 ? cuda::MatmulPrecision::kBF16
+                                            : cuda::MatmulPrecision::kF32);
+    for (const ExpertsCase& c : {ExpertsCase{37, 64, 8, 3, 48, false},
+                                 ExpertsCase{520, 200, 6, 2, 136, true}}) {
+      SCOPED_TRACE(::testing::Message() << "bf16 " << bf16 << " T " << c.tokens);
+      ExpertsOperands in(c, DType::kI64, rng);
+      OwnedTensor y(DType::kF32, in.x.shape());
+      OwnedTensor projected(DType::kF32, {c.tokens * c.slots, 2 * c.intermediate});
+      TwinResult forward = RunTwins("moe_experts", {},
+                                    {&in.x, &in.experts, &in.weights, &in.gate_up, &in.down},
+                                    {&y, &projected});
+      EXPECT_LE(ScaledError(forward.gpu[1].Values<float>(), forward.cpu[1].Values<float>()),
+                bf16 ? kBf16ExpertsTolerance : 1e-5)
+          << "projected";
+      std::vector<std::vector<float>> grads[2];
+      for (bool given : {false, true}) {
+        std::vector<OwnedTensor> out = {OwnedTensor(DType::kF32, in.x.shape()),
+                                        OwnedTensor(DType::kF32, in.weights.shape()),
+                                        OwnedTensor(DType::kF32, in.gate_up.shape()),
+                                        OwnedTensor(DType::kF32, in.down.shape())};
+        std::vector<const OwnedTensor*> inputs = {&in.x,       &in.experts, &in.weights,
+                                                  &in.gate_up, &in.down,    &in.y_grad};
+        if (given) inputs.push_back(&forward.gpu[1]);
+        ASSERT_TRUE(
+            RunCudaKernel("moe_experts_grad", {}, inputs, {&out[0], &out[1], &out[2], &out[3]})
+                .ok());
+        for (const OwnedTensor& t : out) grads[given].push_back(t.Values<float>());
+      }
+      EXPECT_EQ(grads[1], grads[0]);
+    }
+  }
+}
+
 TEST_F(GpuTest, MoeExpertsFlagOutOfRangeExperts) {
   std::mt19937 rng(29);
   const ExpertsCase c = {3, 16, 4, 2, 8, false};
