@@ -138,7 +138,7 @@ cl::opt<std::string> moeProjections(
     cl::desc("keep (the MoE backward reads the routed rows' gate/up projections "
              "the forward made: [tokens*k, 2*intermediate] f32 a layer, from the "
              "forward to the backward) or recompute (the backward redoes that "
-             "GEMM, a third of the forward's FLOPs); expert-parallel layers "
+             "GEMM, two thirds of the forward's FLOPs); expert-parallel layers "
              "always recompute (vo-keep-moe-projections)"),
     cl::init("keep"), cl::cat(compileCategory));
 cl::opt<int64_t> gatherPrefetch(
@@ -482,7 +482,8 @@ int main(int argc, char **argv) {
                   " bytes cannot be met: the lowest peak recomputation reaches is " +
                   Twine(lowest) + " bytes per GPU (" + formatBytes(lowest) +
                   ", whole-layer checkpointing; without recomputation " +
-                  formatBytes(noneTotal) + ")");
+                  formatBytes(noneTotal) + ")" +
+                  (moeProjections == "keep" ? "; --moe-projections recompute keeps less" : ""));
     activationBudget = noneTotal <= memoryBudget
                            ? noneSimulated
                            : noneSimulated - (noneTotal - memoryBudget);
@@ -515,7 +516,8 @@ int main(int argc, char **argv) {
                   " bytes per GPU, over --memory-budget " + Twine(memoryBudget) +
                   " (the recompute pass estimated activations at " +
                   Twine(simulatedPeak(*module, "peak_after")) +
-                  " bytes); lower the budget passed to it or use --recompute full");
+                  " bytes); lower the budget passed to it or use --recompute full" +
+                  (moeProjections == "keep" ? " (or --moe-projections recompute)" : ""));
   }
 
   if (!emitMlir.empty()) {

@@ -236,7 +236,7 @@ def VoKeepMoeProjections : Pass<"vo-keep-moe-projections", "mlir::ModuleOp"> {
   let summary = "MoE backward reads the forward's gate/up projections";
   let description = [{
     `vo.moe_experts_grad` recomputes the routed rows' gate/up projection
-    (a third of the forward's FLOPs) unless given it. For each gradient
+    (two thirds of the forward's FLOPs) unless given it. For each gradient
     whose forward (`vo.moe_experts` of the same five operands, earlier in
     the same block) is not expert parallel, the forward keeps the
     projection (`keep_projected`: a second result, [T*k, 2I] in x's type)

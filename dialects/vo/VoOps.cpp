@@ -1219,10 +1219,11 @@ LogicalResult MoeExpertsGradOp::inferReturnTypes(MLIRContext *,
   Type element = x.getElementType();
   if (Value projected = adaptor.getProjected()) {
     RankedTensorType gateUp = tensorType(adaptor.getGateUp());
-    auto expected = x.clone({x.getRank() == 2 ? x.getDimSize(0) *
-                                                    tensorType(adaptor.getExperts()).getDimSize(1)
-                                              : 0,
-                             gateUp.getRank() == 3 ? gateUp.getDimSize(1) : 0});
+    RankedTensorType experts = tensorType(adaptor.getExperts());
+    if (x.getRank() != 2 || experts.getRank() != 2 || gateUp.getRank() != 3)
+      return opError(loc, getOperationName(),
+                     "expects x [T, H], experts [T, k] and gate_up [E, 2I, H] with projected");
+    auto expected = x.clone({x.getDimSize(0) * experts.getDimSize(1), gateUp.getDimSize(1)});
     if (projected.getType() != expected)
       return opError(loc, getOperationName(), "expects projected of type ", expected, ", got ",
                      projected.getType());

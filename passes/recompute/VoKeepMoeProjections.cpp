@@ -1,7 +1,7 @@
 //===- VoKeepMoeProjections.cpp - keep MoE gate/up projections for backward ===//
 //
 // vo.moe_experts_grad recomputes the forward's first half: the routing and
-// the gate/up projection of every routed row, a third of the forward's
+// the gate/up projection of every routed row, two thirds of the forward's
 // FLOPs. Keeping that projection from the forward costs its bytes
 // ([T*k, 2I] f32) from the forward to the backward, and saves the GEMM.
 //

@@ -425,3 +425,14 @@ func.func @moe_grad_projected_shape(%x: tensor<3x8xf32>, %ids: tensor<3x2xi64>, 
   %g:4 = vo.moe_experts_grad %x, %ids, %w, %gu, %d, %dy projected(%p : tensor<3x32xf32>) : tensor<3x8xf32>, tensor<3x2xi64>, tensor<3x2xf32>, tensor<4x32x8xf32>, tensor<4x8x16xf32>
   return %g#0 : tensor<3x8xf32>
 }
+
+// -----
+
+func.func @moe_grad_projected_ep(%x: tensor<3x8xf32>, %ids: tensor<3x2xi64>, %w: tensor<3x2xf32>,
+                                 %gu: tensor<2x32x8xf32>, %d: tensor<2x8x16xf32>, %dy: tensor<3x8xf32>,
+                                 %p: tensor<6x32xf32>) -> tensor<3x8xf32> {
+  // expected-error @+2 {{'vo.moe_experts_grad' op reads no projections under expert parallelism}}
+  // expected-error @+1 {{'vo.moe_experts_grad' op failed to infer returned types}}
+  %g:4 = vo.moe_experts_grad %x, %ids, %w, %gu, %d, %dy projected(%p : tensor<6x32xf32>) {group_size = 2 : i64, mesh_axes = ["ep"]} : tensor<3x8xf32>, tensor<3x2xi64>, tensor<3x2xf32>, tensor<2x32x8xf32>, tensor<2x8x16xf32>
+  return %g#0 : tensor<3x8xf32>
+}

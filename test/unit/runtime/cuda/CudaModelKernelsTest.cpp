@@ -357,6 +357,14 @@ TEST_F(GpuTest, CrossEntropySpecialValuesMatchCpu) {
   ExpectMatchesCpu("cross_entropy", attrs, {&logits, &labels}, {{5}}, rng);
   OwnedTensor dloss = F32({5}, {1.0f, 1.0f, 1.0f, 1.0f, 1.0f});
   ExpectMatchesCpu("cross_entropy_grad", attrs, {&logits, &labels, &dloss}, {{5, vocab}}, rng);
+  // Rows shorter than the block: most threads see no element.
+  OwnedTensor short_rows = RandomF32({3, 100}, rng, -30.0f, 30.0f);
+  short_rows.Data<float>()[1 * 100 + 7] = -INFINITY;
+  OwnedTensor short_labels = I64({3}, {0, 50, 99});
+  ExpectMatchesCpu("cross_entropy", attrs, {&short_rows, &short_labels}, {{3}}, rng);
+  OwnedTensor short_dloss = F32({3}, {1.0f, 0.5f, 2.0f});
+  ExpectMatchesCpu("cross_entropy_grad", attrs, {&short_rows, &short_labels, &short_dloss},
+                   {{3, 100}}, rng);
 }
 
 // Data the CPU kernels reject on the host is flagged on the device and

@@ -454,6 +454,18 @@ TEST_F(GpuTest, MoeExpertsKeptProjectionsReplaceTheRecompute) {
         for (const OwnedTensor& t : out) grads[given].push_back(t.Values<float>());
       }
       EXPECT_EQ(grads[1], grads[0]);
+      // The kernel reads what it is given: doubled projections change the
+      // input gradient.
+      OwnedTensor doubled = F32(forward.gpu[1].shape(), forward.gpu[1].Values<float>());
+      for (int64_t i = 0; i < doubled.NumElements(); ++i) doubled.Data<float>()[i] *= 2.0f;
+      OwnedTensor dx(DType::kF32, in.x.shape()), dw(DType::kF32, in.weights.shape());
+      OwnedTensor dgu(DType::kF32, in.gate_up.shape()), dd(DType::kF32, in.down.shape());
+      ASSERT_TRUE(RunCudaKernel("moe_experts_grad", {},
+                                {&in.x, &in.experts, &in.weights, &in.gate_up, &in.down,
+                                 &in.y_grad, &doubled},
+                                {&dx, &dw, &dgu, &dd})
+                      .ok());
+      EXPECT_NE(dx.Values<float>(), grads[0][0]);
     }
   }
 }
