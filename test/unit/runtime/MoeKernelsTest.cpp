@@ -536,6 +536,11 @@ struct ExpertsOperands {
 constexpr ExpertsCase kExpertsCase = {5, 2, 4, 6, 3};
 const std::vector<int64_t> kExpertIds = {0, 3, 3, 3, 1, 0, 0, 3, 1, 0};
 
+// Three slots per token, eight experts, wider layers; expert 2 chosen by
+// three slots, expert 3 by none.
+constexpr ExpertsCase kWideCase = {3, 3, 8, 16, 5};
+const std::vector<int64_t> kWideIds = {7, 0, 4, 2, 2, 2, 5, 1, 6};
+
 TEST(CpuMoe, MoeExpertsMatchesNaiveLoops) {
   std::mt19937 rng(44);
   const ExpertsCase& c = kExpertsCase;
@@ -554,9 +559,9 @@ TEST(CpuMoe, MoeExpertsMatchesNaiveLoops) {
     EXPECT_TRUE(testing::AllClose(y.Values<float>(), expected, 1e-6, 1e-5));
   }
 
-  // Three slots per token, eight experts, wider layers.
-  ExpertsCase wide = {3, 3, 8, 16, 5};
-  std::vector<int64_t> wide_ids = {7, 0, 4, 2, 2, 2, 5, 1, 6};
+  // The wide case.
+  const ExpertsCase& wide = kWideCase;
+  const std::vector<int64_t>& wide_ids = kWideIds;
   ExpertsOperands wide_ops(wide, rng);
   OwnedTensor wide_ids64 = I64({3, 3}, wide_ids);
   OwnedTensor wide_y(DType::kF32, {3, 16});
@@ -577,8 +582,8 @@ TEST(CpuMoe, MoeExpertsMatchesNaiveLoops) {
 // bit; mixed weight types are refused.
 TEST(CpuMoe, MoeExpertsTakeBf16WeightsAsTheirValues) {
   std::mt19937 rng(45);
-  ExpertsCase wide = {3, 3, 8, 16, 5};
-  std::vector<int64_t> wide_ids = {7, 0, 4, 2, 2, 2, 5, 1, 6};
+  const ExpertsCase& wide = kWideCase;
+  const std::vector<int64_t>& wide_ids = kWideIds;
   ExpertsOperands ops(wide, rng);
   OwnedTensor ids = I64({3, 3}, wide_ids);
   OwnedTensor gate_up16 = testing::RoundedToBf16(ops.gate_up);
@@ -613,8 +618,8 @@ TEST(CpuMoe, MoeExpertsTakeBf16WeightsAsTheirValues) {
 // as without (in double, from x).
 TEST(CpuMoe, MoeExpertsKeepsTheRoutedProjectionsInExpertOrder) {
   std::mt19937 rng(46);
-  ExpertsCase wide = {3, 3, 8, 16, 5};
-  std::vector<int64_t> ids_values = {7, 0, 4, 2, 2, 2, 5, 1, 6};
+  const ExpertsCase& wide = kWideCase;
+  const std::vector<int64_t>& ids_values = kWideIds;
   ExpertsOperands ops(wide, rng);
   OwnedTensor ids = I64({3, 3}, ids_values);
   OwnedTensor y(DType::kF32, {3, 16}), projected(DType::kF32, {9, 10});
